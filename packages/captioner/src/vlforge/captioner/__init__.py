@@ -1,0 +1,3 @@
+"""vlforge.captioner."""
+
+__version__ = "0.1.0"

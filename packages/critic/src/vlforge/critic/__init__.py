@@ -1,0 +1,3 @@
+"""vlforge.critic."""
+
+__version__ = "0.1.0"

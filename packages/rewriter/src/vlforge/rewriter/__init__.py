@@ -1,0 +1,3 @@
+"""vlforge.rewriter."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+"""vlforge.vlm."""
+
+__version__ = "0.1.0"
