@@ -1,0 +1,68 @@
+"""Conceptual Captions (CC3M / CC12M) TSV, ``caption<TAB>url`` per row, with --images the img2dataset output folder
+(``00000/000000000.jpg`` beside ``.txt`` / ``.json``), where the image's key is the row number.
+
+Rows are numbered from 0, blank lines not counted (as img2dataset reads them). A first row whose second field is
+not a URL is a header: it names the ``caption`` and ``url`` columns and is not numbered. Rows whose download failed
+have no image file and are skipped as missing_image. Image id: the row number as 9 digits ("000000042"), i.e. the
+img2dataset key. The URL is kept in ``meta["url"]``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from vlforge.common.errors import VLForgeError
+from vlforge.common.ingest.files import iter_lines
+from vlforge.common.ingest.items import SourceItem, Skipped
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
+
+
+def index_downloaded_images(images: Path) -> dict[int, str]:
+    """{key: path relative to ``images``} for every ``<shard>/<key>.<image ext>`` img2dataset wrote."""
+    found: dict[int, str] = {}
+    try:
+        shards = sorted(e for e in os.scandir(images) if e.is_dir())
+    except OSError as err:
+        raise VLForgeError(f"images folder {str(images)!r} cannot be read: {err.strerror or err}") from None
+    for shard in shards:
+        for entry in os.scandir(shard.path):
+            stem, ext = os.path.splitext(entry.name)
+            if ext.lower() in IMAGE_EXTENSIONS and stem.isdigit():
+                found.setdefault(int(stem), f"{shard.name}/{entry.name}")
+    return found
+
+
+def read_cc3m(annotations: str, images: Path | None) -> Iterator[SourceItem | Skipped]:
+    if images is None:
+        raise VLForgeError("format cc3m needs --images (the img2dataset output folder)")
+    downloaded = index_downloaded_images(images)
+    file_name = Path(annotations).name
+    caption_col, url_col = 0, 1
+    row = 0
+    first = True
+    for line_number, line in iter_lines(annotations):
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        is_header = first and len(fields) >= 2 and "://" not in fields[1]
+        first = False
+        if is_header:
+            header = [f.strip().lower() for f in fields]
+            if "caption" not in header or "url" not in header:
+                raise VLForgeError(f"annotation file {annotations!r} is not a cc3m TSV: the first row is neither "
+                                   "caption<TAB>url nor a header naming 'caption' and 'url'")
+            caption_col, url_col = header.index("caption"), header.index("url")
+            continue
+        key, row = row, row + 1
+        name = f"row {key} (line {line_number}) of {file_name}"
+        if len(fields) <= max(caption_col, url_col):
+            yield Skipped(name, "malformed_row", "expected caption<TAB>url")
+            continue
+        if key not in downloaded:
+            yield Skipped(name, "missing_image", "no downloaded image for this row")
+            continue
+        yield SourceItem(image_id=f"{key:09d}", name=name, captions=[fields[caption_col]],
+                         image_path=downloaded[key], meta={"url": fields[url_col]})

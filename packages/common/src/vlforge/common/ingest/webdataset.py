@@ -1,0 +1,80 @@
+"""WebDataset tar shards: the files of one sample are adjacent members ``<key>.<ext>``, an image (jpg, jpeg, png,
+webp) with ``<key>.txt`` (the caption) or ``<key>.json`` (its ``caption`` field), as img2dataset writes them.
+--annotations is one shard or a glob ("shards/*.tar"); images are always stored embedded (the tar holds no files
+to point at).
+
+Image id: the sample key, i.e. the member name up to the first dot of its base name ("000000042" or
+"part1/000000042"). A shard that ends early (truncated) keeps the samples read before the damage and counts one
+truncated_shard; a file that is not a tar archive is an error naming it.
+"""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from vlforge.common.errors import VLForgeError
+from vlforge.common.ingest.checks import decode_text
+from vlforge.common.ingest.files import expand_paths
+from vlforge.common.ingest.items import SourceItem, Skipped
+
+IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
+
+
+def split_member_name(name: str) -> tuple[str, str]:
+    """(key, extension) of a member: "a/b/000042.seg.png" -> ("a/b/000042", "seg.png")."""
+    head, _, base = name.rpartition("/")
+    stem, _, ext = base.partition(".")
+    return (f"{head}/{stem}" if head else stem), ext.lower()
+
+
+def read_webdataset(annotations: str, images: Path | None) -> Iterator[SourceItem | Skipped]:
+    for shard in expand_paths(annotations):
+        yield from _read_shard(shard)
+
+
+def _read_shard(shard: str) -> Iterator[SourceItem | Skipped]:
+    shard_name = Path(shard).name
+    try:
+        archive = tarfile.open(shard, mode="r|*")
+    except (tarfile.TarError, OSError) as err:
+        raise VLForgeError(f"annotation file {shard!r} is not a readable tar shard: {err}") from None
+    key, files = None, {}
+    try:
+        with archive:
+            for member in archive:
+                if not member.isfile():
+                    continue
+                member_key, ext = split_member_name(member.name)
+                if member_key != key and key is not None:
+                    yield _sample(key, files, shard_name)
+                    files = {}
+                key = member_key
+                files[ext] = archive.extractfile(member).read()
+    except (tarfile.TarError, OSError, EOFError) as err:
+        yield Skipped(f"shard {shard_name}", "truncated_shard", f"read stopped at sample {key!r}: {err}")
+        return
+    if key is not None:
+        yield _sample(key, files, shard_name)
+
+
+def _sample(key: str, files: dict[str, bytes], shard_name: str) -> SourceItem | Skipped:
+    name = f"sample {key} of {shard_name}"
+    image = next((files[ext] for ext in IMAGE_EXTENSIONS if ext in files), None)
+    if image is None:
+        return Skipped(name, "missing_image", f"no image member (has {', '.join(sorted(files)) or 'nothing'})")
+    if "txt" in files:
+        captions: list[object] = [decode_text(files["txt"])]
+    elif "json" in files:
+        try:
+            obj = json.loads(decode_text(files["json"]))
+        except json.JSONDecodeError as err:
+            return Skipped(name, "malformed_json", f"{key}.json is not JSON ({err.msg})")
+        if not isinstance(obj, dict):
+            return Skipped(name, "malformed_json", f"{key}.json is not a JSON object")
+        captions = [obj["caption"]] if "caption" in obj else []
+    else:
+        captions = []
+    return SourceItem(image_id=key, name=name, captions=captions, image_bytes=image)
