@@ -1,0 +1,103 @@
+"""One LMDB environment per store directory per process, shared by every CaptionStore object on that directory.
+
+Why: LMDB forbids opening the same environment twice in one process (its fcntl locks belong to the process), and
+py-lmdb refuses a second open. An environment must also never be used across ``fork()``: a child that uses or
+closes its parent's handle corrupts the parent's reader slots, and py-lmdb's guard stops the child from opening its
+own while the inherited handle exists. So this registry
+
+- opens each environment lazily, read-only unless some store in the process writes to it (then read-write);
+- closes every environment in the parent just before any fork (``os.register_at_fork``); parent and child then
+  reopen on their next access. No transaction of ours outlives a method call, so none is open at a fork.
+  Forking while another thread is inside a store call is not supported.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+
+import lmdb
+
+from vlforge.common.errors import VLForgeError
+
+
+@dataclass
+class _Shared:
+    writable: bool
+    lock: bool
+    map_size: int
+    users: int = 0
+    env: lmdb.Environment | None = None
+
+
+_SHARED: dict[str, _Shared] = {}
+_GUARD = threading.RLock()
+
+
+def acquire(path: str, writable: bool, lock: bool, map_size: int) -> str:
+    """Register one user of the store at ``path``; returns the registry key. Upgrades an open read-only (or
+    lock-free) environment when a writer (or a locking reader) joins."""
+    key = os.path.realpath(path)
+    with _GUARD:
+        shared = _SHARED.get(key)
+        if shared is None:
+            shared = _SHARED[key] = _Shared(writable=writable, lock=lock or writable, map_size=map_size)
+        elif (writable and not shared.writable) or (lock and not shared.lock):
+            _close(shared)
+            shared.writable = shared.writable or writable
+            shared.lock = shared.lock or lock or writable
+        shared.map_size = max(shared.map_size, map_size)
+        shared.users += 1
+        return key
+
+
+def release(key: str) -> None:
+    """Drop one user; the environment is closed when its last user is gone."""
+    with _GUARD:
+        shared = _SHARED.get(key)
+        if shared is None:
+            return
+        shared.users -= 1
+        if shared.users <= 0:
+            _close(shared)
+            del _SHARED[key]
+
+
+def environment(key: str) -> lmdb.Environment:
+    """The open environment for a registered store, opening it on first use in this process."""
+    shared = _SHARED.get(key)
+    if shared is not None and shared.env is not None:
+        return shared.env
+    with _GUARD:
+        shared = _SHARED.get(key)
+        if shared is None:
+            raise VLForgeError(f"store {key!r} is closed")
+        if shared.env is None:
+            shared.env = open_environment(key, readonly=not shared.writable, lock=shared.lock,
+                                          map_size=shared.map_size)
+        return shared.env
+
+
+def open_environment(path: str, readonly: bool, lock: bool, map_size: int, create: bool = False) -> lmdb.Environment:
+    try:
+        return lmdb.open(path, subdir=True, readonly=readonly, lock=lock, create=create, map_size=map_size,
+                         max_dbs=0, readahead=False, meminit=False, max_readers=1024)
+    except lmdb.Error as err:
+        hint = " (a read-only location needs lock=False)" if readonly and lock else ""
+        raise VLForgeError(f"cannot open store {path!r}: {err}{hint}") from None
+
+
+def _close(shared: _Shared) -> None:
+    if shared.env is not None:
+        shared.env.close()
+        shared.env = None
+
+
+def _close_all_before_fork() -> None:
+    with _GUARD:
+        for shared in _SHARED.values():
+            _close(shared)
+
+
+os.register_at_fork(before=_close_all_before_fork)

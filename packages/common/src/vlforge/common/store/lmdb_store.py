@@ -1,0 +1,440 @@
+"""CaptionStore: one LMDB environment per dataset, one msgpack record per image (DESIGN.md section 4).
+
+Concurrency model
+- One writer at a time: LMDB's own write lock serialises write transactions across processes (a second writer
+  waits for the first transaction to end). Every write is one transaction, so a killed writer loses only its open
+  transaction; the map size doubles by itself on ``MapFullError`` (the transaction is redone).
+- Readers open ``readonly=True``. The default ``lock=True`` keeps LMDB's reader table, which is what makes reading
+  safe beside a live writer (MVCC snapshots). ``lock=False`` skips it and is only safe for a store nobody writes to
+  (an immutable, finished store, or one on a read-only filesystem). When a writer has grown the map past a reader's
+  mapping, the reader adopts the new size (``MapResizedError`` -> ``set_mapsize(0)``) and retries.
+- The environment is opened lazily per process, shared by all store objects on the same directory, closed in the
+  parent before any fork and never pickled (see ``environments``), so a store can be handed to DataLoader workers
+  (fork or spawn).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from itertools import islice
+from typing import Any, TypeVar
+
+import lmdb
+from PIL import Image
+
+import vlforge.common as _common
+from vlforge.common.errors import VLForgeError
+from vlforge.common.records import Caption, ImageRecord
+from vlforge.common.store import codec, environments
+from vlforge.common.store.counts import StoreCounts, add_record, empty_counts
+from vlforge.common.store.images import check_relative_path, decode_image, read_image_file, resolve_image_path
+
+T = TypeVar("T")
+DEFAULT_MAP_SIZE = 64 << 20
+_READ_CHUNK = 512
+_SCAN_CHUNK = 4096
+_MAX_RESIZE_RETRIES = 64
+
+
+@dataclass
+class PutResult:
+    """What a bulk put did: new images, images merged into existing ones, captions actually added, and records
+    whose incoming split differed from the stored one (the stored split is kept)."""
+
+    added: int = 0
+    merged: int = 0
+    captions_added: int = 0
+    split_conflicts: int = 0
+
+    def __iadd__(self, other: PutResult) -> PutResult:
+        self.added += other.added
+        self.merged += other.merged
+        self.captions_added += other.captions_added
+        self.split_conflicts += other.split_conflicts
+        return self
+
+
+class CaptionStore:
+    """An LMDB caption store. ``CaptionStore(path)`` opens an existing store read-only; ``create`` makes one.
+
+    Records are keyed by image id and iterated in sorted id order. A record's image is either embedded bytes or a
+    path relative to the image root (the ``image_root`` argument, else the root recorded in ``info``).
+    """
+
+    def __init__(self, path: str | os.PathLike, readonly: bool = True, image_root: str | os.PathLike | None = None,
+                 lock: bool = True, map_size: int = DEFAULT_MAP_SIZE):
+        self.path = os.fspath(path)
+        self.readonly = readonly
+        self.lock = lock
+        self._map_size = int(map_size)
+        self._image_root_override = os.fspath(image_root) if image_root is not None else None
+        self._key: str | None = None
+        _require_store_dir(self.path)
+        if not readonly and not os.access(self.path, os.W_OK):
+            raise VLForgeError(f"store directory {self.path!r} is not writable")
+        self._key = environments.acquire(self.path, writable=not readonly, lock=lock, map_size=self._map_size)
+        try:
+            raw = self._read(lambda txn: txn.get(codec.INFO_KEY))
+            if raw is None:
+                raise VLForgeError(f"{self.path!r} is an LMDB environment but not a vlforge store "
+                                   f"(no {codec.INFO_KEY.decode()!r} key)")
+            self._info = codec.decode_json(raw, codec.INFO_KEY)
+            _check_schema(self.path, self._info)
+        except BaseException:
+            self.close()
+            raise
+
+    @classmethod
+    def create(cls, path: str | os.PathLike, image_root: str | os.PathLike | None = None,
+               info: dict[str, Any] | None = None, map_size: int = DEFAULT_MAP_SIZE) -> CaptionStore:
+        """Create a store directory (or open an existing store for writing) and record its metadata.
+
+        A new store records schema_version, created (UTC ISO time), created_by, image_root (absolute) and ``info``.
+        For an existing store, ``image_root`` and ``info`` (when given) update its metadata.
+        """
+        path = os.fspath(path)
+        if os.path.exists(path) and not os.path.isdir(path):
+            raise VLForgeError(f"store path {path!r} exists and is not a directory")
+        if os.path.isdir(path) and os.listdir(path) and not os.path.exists(os.path.join(path, "data.mdb")):
+            raise VLForgeError(f"{path!r} is a non-empty directory that is not a vlforge store")
+        try:
+            os.makedirs(path, exist_ok=True)
+        except OSError as err:
+            raise VLForgeError(f"cannot create store directory {path!r}: {err.strerror or err}") from None
+        if not os.access(path, os.W_OK):
+            raise VLForgeError(f"store directory {path!r} is not writable")
+        if not os.path.exists(os.path.join(path, "data.mdb")):
+            env = environments.open_environment(path, readonly=False, lock=True, map_size=map_size, create=True)
+            try:
+                with env.begin(write=True) as txn:
+                    meta = {"schema_version": codec.SCHEMA_VERSION,
+                            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                            "created_by": f"vlforge-common {_common.__version__}",
+                            "image_root": None}
+                    txn.put(codec.INFO_KEY, codec.encode_json(meta))
+                    txn.put(codec.COUNTS_KEY, codec.encode_json(empty_counts()))
+            finally:
+                env.close()
+        store = cls(path, readonly=False, map_size=map_size)
+        updates = dict(info or {})
+        if image_root is not None:
+            updates["image_root"] = os.path.abspath(os.fspath(image_root))
+        if updates:
+            store.set_info(**updates)
+        return store
+
+    # ----------------------------------------------------------------- environment
+    def _env_now(self) -> lmdb.Environment:
+        if self._key is None:
+            raise VLForgeError(f"store {self.path!r} is closed")
+        return environments.environment(self._key)
+
+    def _read(self, fn: Callable[[lmdb.Transaction], T]) -> T:
+        env = self._env_now()
+        for _ in range(_MAX_RESIZE_RETRIES):
+            try:
+                with env.begin() as txn:
+                    return fn(txn)
+            except lmdb.MapResizedError:
+                env.set_mapsize(0)
+        raise VLForgeError(f"store {self.path!r}: the map kept growing while reading; retry")
+
+    def _write(self, fn: Callable[[lmdb.Transaction], T]) -> T:
+        """Run ``fn`` in one write transaction; on a full map, abort, double the map and redo it."""
+        if self.readonly:
+            raise VLForgeError(f"store {self.path!r} is open read-only; open it with readonly=False to write")
+        env = self._env_now()
+        while True:
+            try:
+                with env.begin(write=True) as txn:
+                    return fn(txn)
+            except lmdb.MapFullError:
+                env.set_mapsize(env.info()["map_size"] * 2)
+            except lmdb.MapResizedError:
+                env.set_mapsize(0)
+
+    def close(self) -> None:
+        """Release this object's use of the environment (closed when no store object in the process uses it)."""
+        if self._key is not None:
+            environments.release(self._key)
+            self._key = None
+
+    def __enter__(self) -> CaptionStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_key"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._key = environments.acquire(self.path, writable=not self.readonly, lock=self.lock,
+                                         map_size=self._map_size)
+
+    def __del__(self) -> None:
+        if getattr(self, "_key", None) is not None and environments is not None:  # None at interpreter exit
+            try:
+                self.close()
+            except Exception:  # noqa: BLE001 - a finaliser must not raise; the OS reclaims the handle at exit
+                pass
+
+    # ----------------------------------------------------------------- metadata
+    @property
+    def info(self) -> dict[str, Any]:
+        """Store-level metadata as read at open (or after ``set_info``): schema_version, created, image_root, ..."""
+        return dict(self._info)
+
+    def set_info(self, **updates: Any) -> None:
+        """Update store-level metadata in one transaction; the schema version cannot be changed here."""
+        if "schema_version" in updates:
+            raise VLForgeError("set_info cannot change schema_version")
+
+        def txn_fn(txn: lmdb.Transaction) -> dict[str, Any]:
+            info = codec.decode_json(txn.get(codec.INFO_KEY), codec.INFO_KEY)
+            info.update(updates)
+            txn.put(codec.INFO_KEY, codec.encode_json(info))
+            return info
+
+        self._info = self._write(txn_fn)
+
+    @property
+    def image_root(self) -> str | None:
+        return self._image_root_override or self._info.get("image_root")
+
+    def counts(self) -> StoreCounts:
+        """{"images", "captions", "splits": {split: images}, "by_source": {source: captions}, "by_kind": {...}}."""
+        return codec.decode_json(self._read(lambda txn: txn.get(codec.COUNTS_KEY)), codec.COUNTS_KEY)
+
+    def __len__(self) -> int:
+        return self.counts()["images"]
+
+    def __contains__(self, image_id: object) -> bool:
+        if not isinstance(image_id, str):
+            return False
+        key = codec.record_key(image_id)
+        return self._read(lambda txn: txn.get(key)) is not None
+
+    # ----------------------------------------------------------------- reading
+    def get(self, image_id: str) -> ImageRecord:
+        key = codec.record_key(image_id)
+        raw = self._read(lambda txn: txn.get(key))
+        if raw is None:
+            raise VLForgeError(f"image id {image_id!r} is not in the store {self.path!r}")
+        return codec.decode_record(raw, key)
+
+    def get_at(self, split: str, ordinal: int) -> ImageRecord:
+        """The ordinal-th image added to ``split`` (0-based; dense; insertion order)."""
+        skey = codec.split_key(split, ordinal)
+
+        def txn_fn(txn: lmdb.Transaction) -> tuple[bytes | None, bytes | None]:
+            image_id = txn.get(skey)
+            return image_id, (txn.get(codec.RECORD_PREFIX + image_id) if image_id is not None else None)
+
+        image_id, raw = self._read(txn_fn)
+        if image_id is None:
+            raise VLForgeError(f"split {split!r} has no image number {ordinal} in the store {self.path!r}")
+        if raw is None:
+            raise VLForgeError(f"split index of {split!r} names image id {image_id!r} which is not in the store")
+        return codec.decode_record(raw, codec.RECORD_PREFIX + image_id)
+
+    def ids(self, split: str | None = None) -> list[str]:
+        """All image ids (or those of one split), sorted."""
+        if split is None:
+            keys = [k for k, _ in self.iter_raw(codec.RECORD_PREFIX, values=False)]
+            return [k[len(codec.RECORD_PREFIX):].decode("utf-8") for k in keys]
+        return sorted(v.decode("utf-8") for _, v in self.iter_raw(codec.split_prefix(split)))
+
+    def iter_records(self, split: str | None = None, source: str | None = None) -> Iterator[ImageRecord]:
+        """Records in sorted id order; ``source`` keeps only records having a caption of that source.
+
+        Reads in chunks, each in its own short read transaction, so a long iteration never pins an old snapshot.
+        """
+        if split is None:
+            pairs: Iterable[tuple[bytes, bytes]] = self.iter_raw(codec.RECORD_PREFIX)
+        else:
+            pairs = self._records_for_ids(self.ids(split))
+        for key, raw in pairs:
+            record = codec.decode_record(raw, key)
+            if source is None or any(c.source == source for c in record.captions):
+                yield record
+
+    def _records_for_ids(self, ids: list[str]) -> Iterator[tuple[bytes, bytes]]:
+        for start in range(0, len(ids), _READ_CHUNK):
+            keys = [codec.record_key(i) for i in ids[start:start + _READ_CHUNK]]
+            values = self._read(lambda txn, keys=keys: [txn.get(k) for k in keys])
+            for key, raw in zip(keys, values):
+                if raw is not None:
+                    yield key, raw
+
+    def iter_raw(self, prefix: bytes, values: bool = True) -> Iterator[tuple[bytes, bytes | None]]:
+        """(key, raw value) of every key starting with ``prefix``, byte-sorted, in chunked read transactions."""
+        start = prefix
+        while True:
+            def txn_fn(txn: lmdb.Transaction, start: bytes = start) -> list[tuple[bytes, bytes | None]]:
+                cursor = txn.cursor()
+                out: list[tuple[bytes, bytes | None]] = []
+                if not cursor.set_range(start):
+                    return out
+                for item in cursor.iternext(keys=True, values=values):
+                    key, value = item if values else (item, None)
+                    if not key.startswith(prefix) or len(out) >= _SCAN_CHUNK:
+                        break
+                    out.append((key, value))
+                return out
+
+            chunk = self._read(txn_fn)
+            yield from chunk
+            if len(chunk) < _SCAN_CHUNK:
+                return
+            start = chunk[-1][0] + b"\x00"
+
+    def load_image(self, record: ImageRecord) -> Image.Image:
+        """The record's image as RGB: decoded from its embedded bytes or read from image_root/image_path."""
+        what = f"record {record.image_id!r}"
+        if record.image_bytes is not None:
+            return decode_image(record.image_bytes, what)
+        if not record.image_path:
+            raise VLForgeError(f"{what} has neither image bytes nor an image path")
+        root = self.image_root
+        if root is None:
+            raise VLForgeError(f"{what} has image path {record.image_path!r} but the store {self.path!r} has no "
+                               "image root; pass image_root=")
+        full = resolve_image_path(root, record.image_path, what)
+        return decode_image(read_image_file(full, what), f"{what} ({full})")
+
+    # ----------------------------------------------------------------- writing
+    def put_records(self, records: Iterable[ImageRecord], batch_size: int = 1000) -> PutResult:
+        """Bulk ingest, one transaction per ``batch_size`` records. Idempotent: an image id already stored is merged
+        (captions deduplicated by ``Caption.key()``; size, image location and meta keys updated; the stored split
+        kept), never doubled. A structurally invalid record aborts only its own batch, with a VLForgeError."""
+        if batch_size < 1:
+            raise VLForgeError(f"batch_size must be >= 1, got {batch_size}")
+        total = PutResult()
+        iterator = iter(records)
+        while batch := list(islice(iterator, batch_size)):
+            for record in batch:
+                _validate(record)
+            total += self._write(lambda txn, batch=batch: _put_batch(txn, batch))
+        return total
+
+    def append_captions(self, captions_by_id: dict[str, list[Caption]]) -> int:
+        """Add captions to existing images in ONE transaction; returns the number actually added.
+
+        Idempotent (a caption whose ``key()`` is already on the image is skipped). An unknown image id aborts the
+        whole transaction with a VLForgeError naming it; nothing is written.
+        """
+        for image_id, captions in captions_by_id.items():
+            for caption in captions:
+                _validate_caption(caption, image_id)
+
+        def txn_fn(txn: lmdb.Transaction) -> int:
+            counts = codec.decode_json(txn.get(codec.COUNTS_KEY), codec.COUNTS_KEY)
+            added = 0
+            for image_id in sorted(captions_by_id):
+                key = codec.record_key(image_id)
+                raw = txn.get(key)
+                if raw is None:
+                    raise VLForgeError(f"append_captions: image id {image_id!r} is not in the store {self.path!r}")
+                record = codec.decode_record(raw, key)
+                add_record(counts, record, -1)
+                added += _add_new_captions(record, captions_by_id[image_id])
+                add_record(counts, record, +1)
+                txn.put(key, codec.encode_record(record))
+            txn.put(codec.COUNTS_KEY, codec.encode_json(counts))
+            return added
+
+        return self._write(txn_fn)
+
+
+# --------------------------------------------------------------------- helpers
+def _require_store_dir(path: str) -> None:
+    if not os.path.exists(path):
+        raise VLForgeError(f"store {path!r} does not exist")
+    if not os.path.isdir(path) or not os.path.isfile(os.path.join(path, "data.mdb")):
+        raise VLForgeError(f"{path!r} is not a vlforge store (no data.mdb directory)")
+
+
+def _check_schema(path: str, info: dict[str, Any]) -> None:
+    version = info.get("schema_version") if isinstance(info, dict) else None
+    if not isinstance(version, int):
+        raise VLForgeError(f"store {path!r} has no integer schema_version in its metadata")
+    if version > codec.SCHEMA_VERSION:
+        raise VLForgeError(f"store {path!r} has schema version {version}, this vlforge reads <= "
+                           f"{codec.SCHEMA_VERSION}; upgrade vlforge-common")
+
+
+def _validate_caption(caption: Any, image_id: str) -> None:
+    if not isinstance(caption, Caption):
+        raise VLForgeError(f"record {image_id!r}: a caption is {type(caption).__name__}, not Caption")
+    if not isinstance(caption.text, str) or not isinstance(caption.source, str) or not caption.source:
+        raise VLForgeError(f"record {image_id!r}: caption text must be str and source a non-empty str")
+
+
+def _validate(record: Any) -> None:
+    if not isinstance(record, ImageRecord):
+        raise VLForgeError(f"put_records expects ImageRecord, got {type(record).__name__}")
+    rid = record.image_id
+    if not isinstance(rid, str) or not rid:
+        raise VLForgeError(f"record {rid!r}: image_id must be a non-empty str")
+    codec.record_key(rid)
+    if not isinstance(record.split, str):
+        raise VLForgeError(f"record {rid!r}: split must be a str")
+    codec.split_prefix(record.split)
+    if not (isinstance(record.width, int) and isinstance(record.height, int)) or record.width < 0 or record.height < 0:
+        raise VLForgeError(f"record {rid!r}: width and height must be non-negative ints")
+    if (record.image_path is None) == (record.image_bytes is None):
+        raise VLForgeError(f"record {rid!r}: exactly one of image_path and image_bytes must be set")
+    if record.image_path is not None:
+        check_relative_path(record.image_path, f"record {rid!r}")
+    elif not isinstance(record.image_bytes, bytes):
+        raise VLForgeError(f"record {rid!r}: image_bytes must be bytes")
+    for caption in record.captions:
+        _validate_caption(caption, rid)
+
+
+def _add_new_captions(record: ImageRecord, captions: Iterable[Caption]) -> int:
+    seen = {c.key() for c in record.captions}
+    added = 0
+    for caption in captions:
+        if caption.key() not in seen:
+            seen.add(caption.key())
+            record.captions.append(caption)
+            added += 1
+    return added
+
+
+def _put_batch(txn: lmdb.Transaction, batch: list[ImageRecord]) -> PutResult:
+    result = PutResult()
+    counts = codec.decode_json(txn.get(codec.COUNTS_KEY), codec.COUNTS_KEY)
+    for incoming in batch:
+        key = codec.record_key(incoming.image_id)
+        raw = txn.get(key)
+        if raw is None:
+            record = ImageRecord(image_id=incoming.image_id, split=incoming.split, width=incoming.width,
+                                 height=incoming.height, captions=[], image_path=incoming.image_path,
+                                 image_bytes=incoming.image_bytes, meta=dict(incoming.meta))
+            result.captions_added += _add_new_captions(record, incoming.captions)
+            ordinal = counts["splits"].get(record.split, 0)
+            txn.put(codec.split_key(record.split, ordinal), incoming.image_id.encode("utf-8"))
+            result.added += 1
+        else:
+            record = codec.decode_record(raw, key)
+            add_record(counts, record, -1)
+            if incoming.split != record.split:
+                result.split_conflicts += 1
+            record.width, record.height = incoming.width, incoming.height
+            record.image_path, record.image_bytes = incoming.image_path, incoming.image_bytes
+            record.meta.update(incoming.meta)
+            result.captions_added += _add_new_captions(record, incoming.captions)
+            result.merged += 1
+        add_record(counts, record, +1)
+        txn.put(key, codec.encode_record(record))
+    txn.put(codec.COUNTS_KEY, codec.encode_json(counts))
+    return result
