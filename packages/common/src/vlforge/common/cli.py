@@ -1,0 +1,186 @@
+"""The LightningCLI base every vlforge console script runs on (`vlforge-vlm fit --config a.yaml --config b.yaml`).
+
+- subcommands fit / validate / test / predict; `--config` repeated composes files in order (omegaconf mode, so
+  `${...}` interpolation works within a file); dotted overrides win; `--print_config` prints the merged config;
+- `--config <package>:<path>` names a YAML shipped inside a package, e.g. `common:trainer/ddp.yaml`;
+- before any `--config`, the defaults are loaded: `common:trainer/cpu.yaml`, then `<package>:defaults.yaml` if the
+  package ships one;
+- the run directory is `<run_root>/<run_name>/version_<n>` and holds the merged config (config.yaml), the CSV (and with
+  `--tensorboard true` TensorBoard) logs, metrics_<stage>.json and checkpoints/ (last.ckpt always kept);
+  `fit --ckpt_path last` continues the newest version of the run in place;
+- a config mistake (unknown key, wrong type, missing value, missing file) is one line on stderr, exit code 2.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from jsonargparse import ArgumentError
+from lightning.pytorch import LightningDataModule, LightningModule, Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+from vlforge.common.errors import VLForgeError
+from vlforge.common.grad_checkpointing import enable_gradient_checkpointing
+from vlforge.common.rng_state import RNGStateCallback
+from vlforge.common.run_metrics import MetricsJSONCallback
+
+SUBCOMMANDS = ("fit", "validate", "test", "predict")
+_PACKAGE_CONFIG = re.compile(r"^(?P<package>[a-z_]+):(?P<path>[^:]+\.ya?ml)$")
+
+
+def package_config_dir(package: str) -> Path:
+    """The `configs/` folder shipped inside `vlforge.<package>` (it may not exist)."""
+    try:
+        return Path(str(resources.files(f"vlforge.{package}"))) / "configs"
+    except ModuleNotFoundError as err:
+        raise VLForgeError(f"unknown vlforge package {package!r}") from err
+
+
+def resolve_config(value: str) -> str:
+    """`common:trainer/ddp.yaml` -> that file inside the package; any other value is returned unchanged."""
+    match = _PACKAGE_CONFIG.match(value)
+    if match is None or Path(value).exists():
+        return value
+    root = package_config_dir(match["package"]).resolve()
+    path = (root / match["path"]).resolve()
+    if not path.is_relative_to(root):
+        raise VLForgeError(f"config {value}: path escapes the package's configs folder")
+    if not path.is_file():
+        raise VLForgeError(f"config {value}: no such file in vlforge.{match['package']} ({path})")
+    return str(path)
+
+
+def resolve_config_args(args: Sequence[str]) -> list[str]:
+    """Rewrite the package-config shorthand in every `--config X` / `--config=X` of a command line."""
+    resolved: list[str] = []
+    after_config = False
+    for arg in args:
+        if after_config:
+            resolved.append(resolve_config(arg))
+        elif arg.startswith("--config="):
+            resolved.append("--config=" + resolve_config(arg.split("=", 1)[1]))
+        else:
+            resolved.append(arg)
+        after_config = arg == "--config"
+    return resolved
+
+
+def default_config_files(package: str) -> list[str]:
+    """The configs loaded before any `--config`: the cpu trainer preset, then the package's defaults.yaml."""
+    files = [str(package_config_dir("common") / "trainer" / "cpu.yaml")]
+    package_defaults = package_config_dir(package) / "defaults.yaml"
+    if package != "common" and package_defaults.is_file():
+        files.append(str(package_defaults))
+    return files
+
+
+def latest_version(run_dir: Path) -> int | None:
+    """The highest n among `run_dir/version_<n>`, or None."""
+    versions = [int(p.name.split("_", 1)[1]) for p in run_dir.glob("version_*") if p.name.split("_", 1)[1].isdigit()]
+    return max(versions, default=None)
+
+
+class VLForgeCLI(LightningCLI):
+    """LightningCLI with vlforge's defaults: any LitModule / DataModule by class_path, stacked configs, run dirs,
+    exact resume (RNG state callback, resumable loaders) and the gradient-checkpointing switch.
+
+    `links` are (source, target) pairs passed to `parser.link_arguments` for derived values, e.g.
+    `("data.init_args.image_size", "model.init_args.image_size")`.
+    """
+
+    def __init__(self, package: str = "common", args: Sequence[str] | None = None, *, run: bool = True,
+                 links: Sequence[tuple[str, str]] = (), **kwargs: Any) -> None:
+        self.package = package
+        self.links = tuple(links)
+        per_parser = {"parser_mode": "omegaconf", "exit_on_error": False,
+                      "default_config_files": default_config_files(package)}
+        # With subcommands the defaults belong to each subcommand's parser, not to the main one.
+        main_parser = per_parser if not run else {"parser_mode": "omegaconf", "exit_on_error": False}
+        parser_kwargs = {**main_parser, **{name: dict(per_parser) for name in SUBCOMMANDS}}
+        super().__init__(
+            model_class=LightningModule, datamodule_class=LightningDataModule,
+            subclass_mode_model=True, subclass_mode_data=True,
+            save_config_kwargs={"overwrite": True},
+            parser_kwargs=parser_kwargs,
+            args=args, run=run, **kwargs)
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: Sequence[str] | None) -> None:
+        self.config = parser.parse_args(resolve_config_args(sys.argv[1:] if args is None else args))
+
+    def subcommands(self) -> dict[str, set[str]]:
+        return {name: spec for name, spec in super().subcommands().items() if name in SUBCOMMANDS}
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument("--run_name", type=str, default=self.package,
+                            help="runs are written to <run_root>/<run_name>/version_<n>")
+        parser.add_argument("--run_root", type=str, default="runs", help="folder holding all run directories")
+        parser.add_argument("--tensorboard", type=bool, default=False, help="also log to TensorBoard")
+        parser.add_argument("--gradient_checkpointing", type=bool, default=False,
+                            help="recompute activations in the backward pass (less memory, more compute)")
+        for source, target in self.links:
+            parser.link_arguments(source, target)
+
+    def after_instantiate_classes(self) -> None:
+        if self._get(self.config, "gradient_checkpointing"):
+            enable_gradient_checkpointing(self.model)
+        super().after_instantiate_classes()
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        trainer_config = self._get(self.config_init, "trainer", default={})
+        callbacks = list(trainer_config.get("callbacks") or [])
+        if trainer_config.get("logger") in (None, True):
+            kwargs["logger"] = self._run_loggers()
+        if trainer_config.get("enable_checkpointing") is not False and not any(
+                isinstance(c, ModelCheckpoint) for c in callbacks):
+            callbacks.append(ModelCheckpoint(save_last=True))
+        if trainer_config.get("enable_progress_bar") is not False:
+            callbacks.append(RichProgressBar())
+        kwargs["callbacks"] = [*callbacks, RNGStateCallback(), MetricsJSONCallback()]
+        return super().instantiate_trainer(**kwargs)
+
+    def _run_loggers(self) -> list[CSVLogger | TensorBoardLogger]:
+        root, name = self._get(self.config, "run_root"), self._get(self.config, "run_name")
+        version = None
+        if self.subcommand == "fit" and self._get(self.config, "ckpt_path") == "last":
+            version = latest_version(Path(root) / name)
+        csv = CSVLogger(save_dir=root, name=name, version=version)
+        loggers: list[CSVLogger | TensorBoardLogger] = [csv]
+        if self._get(self.config, "tensorboard"):
+            loggers.append(TensorBoardLogger(save_dir=root, name=name, version=csv.version, default_hp_metric=False))
+        return loggers
+
+
+def _one_line(err: BaseException) -> str:
+    """jsonargparse errors span several lines (nested causes); keep the informative ones joined on one line."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return " | ".join(lines)
+
+
+def run_cli(package: str, args: Sequence[str] | None = None, **cli_kwargs: Any) -> int:
+    """Run the `vlforge-<package>` console; returns the exit code (2 with a one-line message on a user mistake)."""
+    prog = f"vlforge-{package}"
+    try:
+        VLForgeCLI(package, args, **cli_kwargs)
+    except (VLForgeError, ArgumentError) as err:
+        print(f"{prog}: error: {_one_line(err)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+def main() -> None:
+    """`python -m vlforge.common.cli`: the framework's own console (any class_path, no package defaults)."""
+    sys.exit(run_cli("common"))
+
+
+if __name__ == "__main__":
+    main()
