@@ -312,8 +312,8 @@ class CaptionStore:
     # ----------------------------------------------------------------- writing
     def put_records(self, records: Iterable[ImageRecord], batch_size: int = 1000) -> PutResult:
         """Bulk ingest, one transaction per ``batch_size`` records. Idempotent: an image id already stored is merged
-        (captions deduplicated by ``Caption.key()``; size, image location and meta keys updated; the stored split
-        kept), never doubled. A structurally invalid record aborts only its own batch, with a VLForgeError."""
+        (captions deduplicated by ``Caption.key()``, meta keys updated; the stored split and image are kept, the
+        size too unless it was unknown (0)), never doubled. A structurally invalid record aborts only its own batch, with a VLForgeError."""
         if batch_size < 1:
             raise VLForgeError(f"batch_size must be >= 1, got {batch_size}")
         total = PutResult()
@@ -429,8 +429,8 @@ def _put_batch(txn: lmdb.Transaction, batch: list[ImageRecord]) -> PutResult:
             add_record(counts, record, -1)
             if incoming.split != record.split:
                 result.split_conflicts += 1
-            record.width, record.height = incoming.width, incoming.height
-            record.image_path, record.image_bytes = incoming.image_path, incoming.image_bytes
+            if not (record.width and record.height):
+                record.width, record.height = incoming.width, incoming.height
             record.meta.update(incoming.meta)
             result.captions_added += _add_new_captions(record, incoming.captions)
             result.merged += 1
