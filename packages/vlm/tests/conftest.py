@@ -20,3 +20,13 @@ def tiny_open_clip() -> dict:
 @pytest.fixture(scope="session")
 def minilm_dir() -> str:
     return str(get_model_path())
+
+
+@pytest.fixture(scope="session")
+def shapes_store(tmp_path_factory) -> str:
+    """A small ShapesWorld store (32 px images) shared by the data and training tests."""
+    from vlforge.common.shapes.build import build_shapes_store
+
+    path = tmp_path_factory.mktemp("shapes") / "store"
+    build_shapes_store(path, num_images=240, seed=0, image_size=32, workers=1)
+    return str(path)
