@@ -24,7 +24,7 @@ def index_downloaded_images(images: Path) -> dict[int, str]:
     """{key: path relative to ``images``} for every ``<shard>/<key>.<image ext>`` img2dataset wrote."""
     found: dict[int, str] = {}
     try:
-        shards = sorted(e for e in os.scandir(images) if e.is_dir())
+        shards = sorted((e for e in os.scandir(images) if e.is_dir()), key=lambda e: e.name)
     except OSError as err:
         raise VLForgeError(f"images folder {str(images)!r} cannot be read: {err.strerror or err}") from None
     for shard in shards:

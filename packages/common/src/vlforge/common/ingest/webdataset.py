@@ -4,13 +4,14 @@ webp) with ``<key>.txt`` (the caption) or ``<key>.json`` (its ``caption`` field)
 to point at).
 
 Image id: the sample key, i.e. the member name up to the first dot of its base name ("000000042" or
-"part1/000000042"). A shard that ends early (truncated) keeps the samples read before the damage and counts one
-truncated_shard; a file that is not a tar archive is an error naming it.
+"part1/000000042"). A shard that ends early (truncated) keeps the samples completed before the damage, loses the
+one in progress and counts one truncated_shard; a file that is not a tar archive is an error naming it.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from vlforge.common.ingest.files import expand_paths
 from vlforge.common.ingest.items import SourceItem, Skipped
 
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
+_COMPRESSED_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ")
 
 
 def split_member_name(name: str) -> tuple[str, str]:
@@ -41,7 +43,7 @@ def _read_shard(shard: str) -> Iterator[SourceItem | Skipped]:
         archive = tarfile.open(shard, mode="r|*")
     except (tarfile.TarError, OSError) as err:
         raise VLForgeError(f"annotation file {shard!r} is not a readable tar shard: {err}") from None
-    key, files = None, {}
+    key, files, damage = None, {}, None
     try:
         with archive:
             for member in archive:
@@ -53,11 +55,23 @@ def _read_shard(shard: str) -> Iterator[SourceItem | Skipped]:
                     files = {}
                 key = member_key
                 files[ext] = archive.extractfile(member).read()
+            if _end_marker_missing(shard, archive.offset):
+                damage = "the file ends before the tar end-of-archive marker"
     except (tarfile.TarError, OSError, EOFError) as err:
-        yield Skipped(f"shard {shard_name}", "truncated_shard", f"read stopped at sample {key!r}: {err}")
-        return
-    if key is not None:
+        damage = str(err)
+    if damage:
+        yield Skipped(f"shard {shard_name}", "truncated_shard", f"samples from {key!r} on are lost: {damage}")
+    elif key is not None:
         yield _sample(key, files, shard_name)
+
+
+def _end_marker_missing(shard: str, offset: int) -> bool:
+    """For an uncompressed tar: whether the file is too short to hold the two zero blocks that end every tar
+    (tarfile stops silently at a cut header; compressed shards report cuts as read errors instead)."""
+    with open(shard, "rb") as f:
+        if f.read(6).startswith(_COMPRESSED_MAGIC):
+            return False
+    return os.path.getsize(shard) < offset + 2 * tarfile.BLOCKSIZE
 
 
 def _sample(key: str, files: dict[str, bytes], shard_name: str) -> SourceItem | Skipped:
