@@ -1,0 +1,136 @@
+"""ContrastiveLitModule: CLIP / SigLIP training of a ContrastiveModel, retrieval and ARO-style evaluation.
+
+The module receives its network and loss (composition). A training batch comes from
+:class:`vlforge.vlm.data.ContrastiveDataModule`: images, texts, optional hard-negative captions (appended to the
+text side of the loss, NegCLIP style) and the count of skipped items by reason (logged cumulatively as
+``train/skipped_<reason>``). A non-finite loss stops the run with a VLForgeError naming the step. Validation and
+test log ``<stage>/t2i_r1`` ... (retrieval over every evaluation caption) and ``<stage>/aro_<perturbation>``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Any
+
+import torch
+from lightning.pytorch import LightningModule
+from torch import nn
+
+from vlforge.common.errors import VLForgeError
+from vlforge.vlm.evaluation import pairwise_accuracy, retrieval_from_features
+from vlforge.vlm.losses import ClipLoss, SigLipLoss
+from vlforge.vlm.models import ContrastiveModel
+
+
+class ContrastiveLitModule(LightningModule):
+    """Train ``model`` with ``loss`` (default CLIP InfoNCE); AdamW, linear warm-up then cosine decay to 0."""
+
+    def __init__(self, model: ContrastiveModel, loss: nn.Module | None = None, learning_rate: float = 5e-4,
+                 weight_decay: float = 0.1, warmup_steps: int = 0, betas: tuple[float, float] = (0.9, 0.98)) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["model", "loss"])
+        self.model = model
+        self.loss = loss if loss is not None else ClipLoss()
+        if isinstance(self.loss, SigLipLoss) and model.logit_bias is None:
+            raise VLForgeError("the SigLIP loss needs a model with a logit bias (model.init_logit_bias, e.g. -10)")
+        self.skipped: Counter[str] = Counter()
+        self._eval: dict[str, list] = {}
+
+    def _encode_texts(self, texts: list[str]) -> torch.Tensor:
+        tokens = {k: v.to(self.device) for k, v in self.model.tokenize(texts).items()}
+        return self.model.encode_text(tokens)
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
+        self.skipped.update(batch["skipped"])
+        for reason, count in self.skipped.items():
+            self.log(f"train/skipped_{reason}", float(count))
+        if len(batch["texts"]) == 0:
+            return None
+        n = len(batch["texts"])
+        image_features = self.model.encode_image(batch["images"])
+        text_features = self._encode_texts(batch["texts"] + batch["negatives"])
+        negatives = text_features[n:] if batch["negatives"] else None
+        loss = self.loss(image_features, text_features[:n], self.model.scale(), self.model.logit_bias,
+                         negative_text_features=negatives)
+        if not torch.isfinite(loss):
+            raise VLForgeError(f"training loss is {loss.item()} at step {self.global_step} (batch {batch_idx}); "
+                               "stopping (lower the learning rate or check the data)")
+        self.log("train/loss", loss, prog_bar=True, batch_size=n)
+        self.log("train/logit_scale", self.model.scale().detach(), batch_size=n)
+        return loss
+
+    # ------------------------------------------------------------------ evaluation
+    def _eval_step(self, batch: dict[str, Any]) -> None:
+        image_features = self.model.encode_image(batch["images"])
+        flat = [t for texts in batch["texts"] for t in texts]
+        text_features = self._encode_texts(flat)
+        offset = sum(f.shape[0] for f in self._eval["images"])
+        owners = [offset + i for i, texts in enumerate(batch["texts"]) for _ in texts]
+        self._eval["images"].append(image_features.float().cpu())
+        self._eval["texts"].append(text_features.float().cpu())
+        self._eval["owners"].extend(owners)
+        pairs = [(i, pos, neg, kind) for i, negs in enumerate(batch["negatives"]) for pos, neg, kind in negs]
+        if pairs:
+            features = self._encode_texts([p[1] for p in pairs] + [p[2] for p in pairs]).float()
+            index = torch.tensor([p[0] for p in pairs], device=features.device)
+            chosen = image_features.float()[index]
+            self._eval["pos"].append((chosen * features[:len(pairs)]).sum(-1).cpu())
+            self._eval["neg"].append((chosen * features[len(pairs):]).sum(-1).cpu())
+            self._eval["kinds"].extend(p[3] for p in pairs)
+
+    def _eval_start(self) -> None:
+        self._eval = {"images": [], "texts": [], "owners": [], "pos": [], "neg": [], "kinds": []}
+
+    def _eval_end(self, stage: str) -> dict[str, float]:
+        ev = self._eval
+        if not ev["images"]:
+            return {}
+        metrics = retrieval_from_features(torch.cat(ev["images"]), torch.cat(ev["texts"]),
+                                          torch.tensor(ev["owners"]))
+        if ev["kinds"]:
+            aro = pairwise_accuracy(torch.cat(ev["pos"]), torch.cat(ev["neg"]), ev["kinds"])
+            metrics.update({f"aro_{k}": v for k, v in aro.items()})
+        for name, value in metrics.items():
+            if math.isfinite(value):
+                self.log(f"{stage}/{name}", float(value), sync_dist=False)
+        self._eval = {}
+        return metrics
+
+    def on_validation_epoch_start(self) -> None:
+        self._eval_start()
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._eval_step(batch)
+
+    def on_validation_epoch_end(self) -> None:
+        self._eval_end("val")
+
+    def on_test_epoch_start(self) -> None:
+        self._eval_start()
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._eval_step(batch)
+
+    def on_test_epoch_end(self) -> None:
+        self._eval_end("test")
+
+    # ------------------------------------------------------------------ optimisation
+    def configure_optimizers(self) -> dict[str, Any]:
+        decay, no_decay = [], []
+        for name, param in self.named_parameters():
+            if param.requires_grad:
+                (no_decay if param.ndim < 2 or "logit_" in name else decay).append(param)
+        optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": self.hparams.weight_decay},
+                                       {"params": no_decay, "weight_decay": 0.0}],
+                                      lr=self.hparams.learning_rate, betas=tuple(self.hparams.betas))
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        warmup = self.hparams.warmup_steps
+
+        def schedule(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(total - warmup, 1))))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -1,0 +1,63 @@
+"""ContrastiveLitModule with real Lightning trainers on a ShapesWorld store: CLIP with hard negatives, SigLIP,
+evaluation metrics, a NaN loss stopping the run."""
+
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import pytest
+import torch
+
+from vlforge.common.errors import VLForgeError
+from vlforge.vlm.data import ContrastiveDataModule
+from vlforge.vlm.lit_contrastive import ContrastiveLitModule
+from vlforge.vlm.losses import SigLipLoss
+from vlforge.vlm.models import ContrastiveModel, OpenClipImageTower, OpenClipTextTower
+
+
+def _model(config: dict, bias: float | None = None) -> ContrastiveModel:
+    return ContrastiveModel(OpenClipImageTower(config), OpenClipTextTower(config), init_logit_bias=bias)
+
+
+def _trainer(tmp_path, steps: int) -> L.Trainer:
+    return L.Trainer(max_steps=steps, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                     enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path,
+                     num_sanity_val_steps=0, limit_val_batches=1, val_check_interval=steps)
+
+
+def _datamodule(store: str, **kwargs) -> ContrastiveDataModule:
+    return ContrastiveDataModule(store, **({"train_captions": [{"source": "gt", "kind": "short"}], "batch_size": 16,
+                                            "eval_batch_size": 32} | kwargs))
+
+
+def test_clip_with_hard_negatives_trains_and_evaluates(shapes_store, tiny_open_clip, tmp_path):
+    torch.manual_seed(0)
+    module = ContrastiveLitModule(_model(tiny_open_clip), learning_rate=1e-3)
+    before = {k: v.clone() for k, v in module.model.state_dict().items()}
+    trainer = _trainer(tmp_path, 3)
+    trainer.fit(module, _datamodule(shapes_store, negatives_per_image=1))
+    metrics = trainer.callback_metrics
+    assert math.isfinite(metrics["train/loss"].item())
+    for key in ("val/t2i_r1", "val/i2t_r1", "val/t2i_r10", "val/aro_all", "val/aro_attribute_swap"):
+        assert 0.0 <= metrics[key].item() <= 100.0, key
+    changed = [k for k, v in module.model.state_dict().items() if not torch.equal(v, before[k])]
+    assert "logit_scale" in changed and any(k.startswith("image_tower.") for k in changed)
+
+
+def test_siglip_trains_and_needs_a_bias(shapes_store, tiny_open_clip, tmp_path):
+    with pytest.raises(VLForgeError, match="logit bias"):
+        ContrastiveLitModule(_model(tiny_open_clip), loss=SigLipLoss())
+    module = ContrastiveLitModule(_model(tiny_open_clip, bias=-10.0), loss=SigLipLoss())
+    trainer = _trainer(tmp_path, 2)
+    trainer.fit(module, _datamodule(shapes_store))
+    assert math.isfinite(trainer.callback_metrics["train/loss"].item())
+    assert module.model.logit_bias.item() != -10.0
+
+
+def test_nan_loss_stops_the_run_naming_the_step(shapes_store, tiny_open_clip, tmp_path):
+    module = ContrastiveLitModule(_model(tiny_open_clip))
+    with torch.no_grad():
+        module.model.logit_scale.fill_(float("nan"))
+    with pytest.raises(VLForgeError, match=r"loss is nan at step 0"):
+        _trainer(tmp_path, 2).fit(module, _datamodule(shapes_store))
