@@ -89,11 +89,13 @@ def _jobs(num_images: int, seed: int, config: ShapesWorldConfig, start: int) -> 
 
 
 def _pool(workers: int | None, num_images: int):
-    """A process pool, or None when the job is small or one worker is asked for."""
-    workers = default_workers() if workers is None else workers
+    """A process pool, or None for one worker or one chunk. By default (``workers=None``) jobs under
+    ``SERIAL_BELOW`` images run in this process and larger ones use every available CPU."""
+    if workers is None:
+        workers = default_workers() if num_images >= SERIAL_BELOW else 1
     if workers < 1:
         raise VLForgeError(f"workers must be >= 1, got {workers}")
-    if workers == 1 or num_images < SERIAL_BELOW:
+    if workers == 1 or num_images <= CHUNK:
         return None
     methods = multiprocessing.get_all_start_methods()
     return multiprocessing.get_context("fork" if "fork" in methods else None).Pool(workers)
@@ -107,8 +109,8 @@ def _run(jobs: list, pool) -> Iterator[ImageRecord]:
 
 def generate_records(num_images: int, seed: int, config: ShapesWorldConfig | None = None,
                      workers: int | None = None, start: int = 0) -> Iterator[ImageRecord]:
-    """Records ``start .. start+num_images-1`` in index order, made by ``workers`` processes (default: the CPUs
-    this process may use; jobs under 2000 images run in this process). The output does not depend on ``workers``."""
+    """Records ``start .. start+num_images-1`` in index order, made by ``workers`` processes (see ``_pool`` for the
+    default). The output does not depend on ``workers``."""
     config = config or ShapesWorldConfig()
     jobs = _jobs(num_images, seed, config, start)
     pool = _pool(workers, num_images)
