@@ -1,13 +1,13 @@
-"""Bad input at ingest: each kind is skipped (or merged) with a count by reason and a log line naming the record;
-nothing already stored is lost; `vlforge-store ingest` exits 0 when at least one record went in, else non-zero
-with a one-line reason."""
+"""Bad input at ingest: each kind is skipped (or merged) with a count by reason and a log line naming the
+record; nothing already stored is lost; `vlforge-store ingest` exits 0 when at least one record went in, else
+non-zero with a one-line reason."""
 
 from __future__ import annotations
 
 import io
 import json
 import logging
-import os
+import random
 import tarfile
 from pathlib import Path
 
@@ -22,7 +22,7 @@ from vlforge.common.store_cli import main
 
 def jpeg(size=(24, 16)) -> bytes:
     buf = io.BytesIO()
-    Image.frombytes("RGB", size, os.urandom(size[0] * size[1] * 3)).save(buf, "JPEG")
+    Image.frombytes("RGB", size, random.Random(0).randbytes(size[0] * size[1] * 3)).save(buf, "JPEG")
     return buf.getvalue()
 
 
@@ -52,7 +52,7 @@ def images(tmp_path) -> Path:
 
 def test_every_bad_jsonl_record_is_counted_by_reason_and_logged(tmp_path, images, caplog):
     ann = write_lines(tmp_path / "bad.jsonl", [
-        line("good.jpg", ["a good caption", "   ", "a good caption"]),   # 1: one caption dropped, duplicate text folded
+        line("good.jpg", ["a good caption", "   ", "a good caption"]),   # 1: one dropped, the repeat folded
         line("missing.jpg", "a caption"),                                 # 2: missing_image
         line("empty.jpg", "a caption"),                                   # 3: empty_image
         line("truncated.jpg", "a caption"),                               # 4: bad_image
@@ -73,8 +73,8 @@ def test_every_bad_jsonl_record_is_counted_by_reason_and_logged(tmp_path, images
         summary = ingest(store, "jsonl", ann, images)
     assert summary.read == 15
     assert (summary.added, summary.merged, summary.duplicates) == (1, 1, 1)
-    assert dict(summary.skipped) == {"missing_image": 1, "empty_image": 1, "bad_image": 2, "path_outside_root": 2,
-                                     "no_caption": 5, "malformed_json": 2}
+    assert dict(summary.skipped) == {"missing_image": 1, "empty_image": 1, "bad_image": 2,
+                                     "path_outside_root": 2, "no_caption": 5, "malformed_json": 2}
     assert dict(summary.captions_dropped) == {"empty_caption": 2, "invalid_utf8": 1, "caption_too_long": 1,
                                               "not_text": 1}
     assert store.ids() == ["good.jpg"]
@@ -82,7 +82,8 @@ def test_every_bad_jsonl_record_is_counted_by_reason_and_logged(tmp_path, images
     assert store.counts()["captions"] == 2
     logged = caplog.text
     for n, reason in [(2, "missing_image"), (3, "empty_image"), (4, "bad_image"), (6, "path_outside_root"),
-                      (8, "no_caption"), (10, "invalid_utf8"), (11, "caption_too_long"), (12, "malformed_json")]:
+                      (8, "no_caption"), (10, "invalid_utf8"), (11, "caption_too_long"),
+                      (12, "malformed_json")]:
         assert f"line {n} of bad.jsonl" in logged and f"({reason})" in logged
 
 
@@ -109,6 +110,20 @@ def test_bad_input_never_loses_what_is_stored(tmp_path, images):
     assert store.get("good.jpg") == before and store.counts()["images"] == 1
 
 
+def test_coco_json_with_invalid_utf8_and_broken_entries(tmp_path, images):
+    raw = (b'{"images": [{"id": 1, "file_name": "good.jpg"}, {"id": 2, "file_name": "../outside.jpg"}, '
+           b'{"file_name": "no-id.jpg"}, {"id": 3, "file_name": "good2.jpg"}], '
+           b'"annotations": [{"image_id": 1, "caption": "fine"}, {"image_id": 1, "caption": "na\xefve caf\xe9"}, '
+           b'{"image_id": 2, "caption": "x"}, {"image_id": 9, "caption": "orphan"}, {"caption": "no image id"}]}')
+    ann = tmp_path / "captions_train2014.json"
+    ann.write_bytes(raw)
+    store = CaptionStore.create(tmp_path / "store")
+    summary = ingest(store, "coco", ann, images)
+    assert store.ids() == ["1"] and [c.text for c in store.get("1").captions] == ["fine"]
+    assert dict(summary.captions_dropped) == {"invalid_utf8": 1}
+    assert dict(summary.skipped) == {"path_outside_root": 1, "malformed_entry": 3, "no_caption": 1}
+
+
 def test_cc3m_bad_rows(tmp_path):
     images = tmp_path / "cc3m" / "00000"
     images.mkdir(parents=True)
@@ -125,7 +140,8 @@ def test_cc3m_bad_rows(tmp_path):
     store = CaptionStore.create(tmp_path / "store")
     summary = ingest(store, "cc3m", tsv, tmp_path / "cc3m")
     assert summary.added == 1 and store.ids() == ["000000000"]
-    assert dict(summary.skipped) == {"malformed_row": 1, "no_caption": 2, "empty_image": 1, "missing_image": 1}
+    assert dict(summary.skipped) == {"malformed_row": 1, "no_caption": 2, "empty_image": 1,
+                                     "missing_image": 1}
     assert dict(summary.captions_dropped) == {"invalid_utf8": 1, "empty_caption": 1}
 
 
@@ -156,7 +172,8 @@ def test_webdataset_bad_samples_and_truncated_shard(tmp_path):
 def test_cli_exit_codes_and_summary(tmp_path, images, capsys):
     good = write_lines(tmp_path / "good.jsonl", [line("good.jpg", "a caption"), line("missing.jpg", "x")])
     store = str(tmp_path / "store")
-    assert main(["ingest", store, "--format", "jsonl", "--annotations", str(good), "--images", str(images)]) == 0
+    assert main(["ingest", store, "--format", "jsonl", "--annotations", str(good),
+                 "--images", str(images)]) == 0
     out = capsys.readouterr().out
     assert "images added:      1" in out and "missing_image: 1" in out
     assert main(["ingest", store, "--format", "jsonl", "--annotations", str(good), "--images", str(images),

@@ -1,5 +1,5 @@
-"""Crash safety of ingest: an ingest killed with SIGKILL mid-run leaves a store that opens, verifies and holds only
-whole committed batches; running the same ingest again completes it without duplicating anything."""
+"""Crash safety of ingest: an ingest killed with SIGKILL mid-run leaves a store that opens, verifies and holds
+only whole committed batches; running the same ingest again completes it without duplicating anything."""
 
 from __future__ import annotations
 
@@ -30,7 +30,8 @@ def write_dataset(root: Path) -> Path:
         buf = io.BytesIO()
         Image.new("RGB", (8, 8), (i % 256, 0, 0)).save(buf, "PNG")
         (root / "imgs" / f"{i:04d}.png").write_bytes(buf.getvalue())
-        lines.append(json.dumps({"image": f"imgs/{i:04d}.png", "caption": [f"image {i}", f"picture number {i}"]}))
+        captions = [f"image {i}", f"picture number {i}"]
+        lines.append(json.dumps({"image": f"imgs/{i:04d}.png", "caption": captions}))
     ann = root / "pairs.jsonl"
     ann.write_text("\n".join(lines) + "\n")
     return ann

@@ -1,11 +1,10 @@
-"""Conceptual Captions (CC3M / CC12M) TSV, ``caption<TAB>url`` per row, with --images the img2dataset output folder
-(``00000/000000000.jpg`` beside ``.txt`` / ``.json``), where the image's key is the row number.
+"""Conceptual Captions (CC3M / CC12M) TSV, ``caption<TAB>url`` per row, with --images the img2dataset output
+folder (``00000/000000000.jpg`` beside ``.txt`` / ``.json``), where the image's key is the row number.
 
-Rows are numbered from 0, blank lines not counted (as img2dataset reads them). A first row whose second field is
-not a URL is a header: it names the ``caption`` and ``url`` columns and is not numbered. Rows whose download failed
-have no image file and are skipped as missing_image. Image id: the row number as 9 digits ("000000042"), i.e. the
-img2dataset key. The URL is kept in ``meta["url"]``.
-"""
+Rows are numbered from 0, blank lines not counted (as img2dataset reads them). A first row whose second field
+is not a URL is a header: it names the ``caption`` and ``url`` columns and is not numbered. Rows whose
+download failed have no image file and are skipped as missing_image. Image id: the row number as 9 digits
+("000000042"), i.e. the img2dataset key. The URL is kept in ``meta["url"]``."""
 
 from __future__ import annotations
 
@@ -15,7 +14,7 @@ from pathlib import Path
 
 from vlforge.common.errors import VLForgeError
 from vlforge.common.ingest.files import iter_lines
-from vlforge.common.ingest.items import SourceItem, Skipped
+from vlforge.common.ingest.items import Skipped, SourceItem
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
 
@@ -52,8 +51,8 @@ def read_cc3m(annotations: str, images: Path | None) -> Iterator[SourceItem | Sk
         if is_header:
             header = [f.strip().lower() for f in fields]
             if "caption" not in header or "url" not in header:
-                raise VLForgeError(f"annotation file {annotations!r} is not a cc3m TSV: the first row is neither "
-                                   "caption<TAB>url nor a header naming 'caption' and 'url'")
+                raise VLForgeError(f"annotation file {annotations!r} is not a cc3m TSV: the first row is "
+                                   "neither caption<TAB>url nor a header naming 'caption' and 'url'")
             caption_col, url_col = header.index("caption"), header.index("url")
             continue
         key, row = row, row + 1

@@ -1,8 +1,7 @@
 """The checks every ingested record passes: caption validity, image path safety, image validity.
 
 A failed check raises :class:`Rejection` with a reason from :data:`RECORD_REASONS` or :data:`CAPTION_REASONS`;
-the ingest driver counts it by reason and logs it with the record's name. Nothing here touches the store.
-"""
+the ingest driver counts it by reason and logs it with the record's name. Nothing here touches the store."""
 
 from __future__ import annotations
 
@@ -48,12 +47,13 @@ class Rejection(Exception):
 
 
 def decode_text(raw: bytes) -> str:
-    """Decode UTF-8 keeping invalid bytes as lone surrogates, so that :func:`check_caption` can reject them."""
+    """Decode UTF-8 keeping invalid bytes as lone surrogates, so :func:`check_caption` can reject them."""
     return raw.decode("utf-8", "surrogateescape")
 
 
 def check_caption(text: object) -> str:
-    """The caption stripped of surrounding whitespace, or a Rejection (not_text, invalid_utf8, empty, too long)."""
+    """The caption stripped of surrounding whitespace, or a Rejection (not_text, invalid_utf8, empty, too
+    long)."""
     if not isinstance(text, str):
         raise Rejection("not_text", f"caption is a {type(text).__name__}, not a string")
     try:
@@ -69,7 +69,8 @@ def check_caption(text: object) -> str:
 
 
 def safe_image_file(root: str | os.PathLike, path: object) -> str:
-    """The real file of ``path`` under ``root``; a Rejection if it is absolute, leaves the root or is not a path."""
+    """The real file of ``path`` under ``root``; a Rejection if it is absolute, leaves the root or is not a
+    path."""
     if not isinstance(path, str) or not path:
         raise Rejection("missing_image", f"record names no image (got {path!r})")
     try:
@@ -86,13 +87,15 @@ def read_image(full_path: str) -> bytes:
     except FileNotFoundError:
         raise Rejection("missing_image", f"image file {full_path!r} does not exist") from None
     except OSError as err:
-        raise Rejection("missing_image", f"image file {full_path!r} cannot be read: {err.strerror or err}") from None
+        raise Rejection("missing_image",
+                        f"image file {full_path!r} cannot be read: {err.strerror or err}") from None
 
 
 def image_size(data: bytes) -> tuple[int, int]:
     """(width, height) of encoded image bytes after decoding them completely; a Rejection if empty or broken.
 
-    JPEGs are decoded at reduced scale (``draft``), which still reads every byte, so truncation is caught cheaply.
+    JPEGs are decoded at reduced scale (``draft``), which still reads every byte, so truncation is caught
+    cheaply.
     """
     if not data:
         raise Rejection("empty_image", "image file has zero bytes")

@@ -1,10 +1,9 @@
 """COCO captions JSON (``captions_train2017.json``): ``images`` [{id, file_name, ...}] and ``annotations``
 [{image_id, caption, ...}], images under ``--images/<file_name>``.
 
-Image id: the COCO image id as a decimal string ("391895"); the same id as the karpathy reader gives COCO images,
-so both files merge into one record per image. Split: "val" when the file name holds "val", "test" when it holds
-"test", else "train".
-"""
+Image id: the COCO image id as a decimal string ("391895"); the same id as the karpathy reader gives COCO
+images, so both files merge into one record per image. Split: "val" when the file name holds "val", "test"
+when it holds "test", else "train"."""
 
 from __future__ import annotations
 
@@ -13,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from vlforge.common.ingest.files import load_json, require_keys
-from vlforge.common.ingest.items import SourceItem, Skipped
+from vlforge.common.ingest.items import Skipped, SourceItem
 
 
 def split_from_file_name(path: str | Path) -> str:
@@ -35,7 +34,8 @@ def read_coco(annotations: str, images: Path | None) -> Iterator[SourceItem | Sk
     known: set[str] = set()
     for number, image in enumerate(data["images"]):
         if not isinstance(image, dict) or "id" not in image or "file_name" not in image:
-            yield Skipped(f"image #{number} of {file_name}", "malformed_entry", "an image needs 'id' and 'file_name'")
+            yield Skipped(f"image #{number} of {file_name}", "malformed_entry",
+                          "an image needs 'id' and 'file_name'")
             continue
         image_id = str(image["id"])
         known.add(image_id)

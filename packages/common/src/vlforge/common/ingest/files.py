@@ -1,4 +1,5 @@
-"""Reading annotation files: whole JSON documents, JSON lines and TSV rows, with one-line errors naming the file."""
+"""Reading annotation files: whole JSON documents, JSON lines and TSV rows, with one-line errors naming the
+file."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ def read_bytes(path: str | Path) -> bytes:
 
 
 def load_json(path: str | Path) -> Any:
-    """The parsed JSON document; invalid UTF-8 inside strings survives as lone surrogates (rejected per caption)."""
+    """The parsed JSON document; invalid UTF-8 in strings stays as lone surrogates (rejected per caption)."""
     text = decode_text(read_bytes(path)).removeprefix("\ufeff")
     try:
         return json.loads(text)
@@ -50,7 +51,8 @@ def require_keys(obj: Any, keys: tuple[str, ...], path: str | Path, fmt: str) ->
                            f"{type(obj).__name__}, expected an object")
     missing = [k for k in keys if k not in obj]
     if missing:
-        raise VLForgeError(f"annotation file {str(path)!r} is not a {fmt} file: missing key(s) {', '.join(missing)}")
+        raise VLForgeError(f"annotation file {str(path)!r} is not a {fmt} file: "
+                           f"missing key(s) {', '.join(missing)}")
     return obj
 
 

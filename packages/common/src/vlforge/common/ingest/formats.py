@@ -8,7 +8,7 @@ from pathlib import Path
 
 from vlforge.common.ingest.cc3m import read_cc3m
 from vlforge.common.ingest.coco import read_coco
-from vlforge.common.ingest.items import SourceItem, Skipped
+from vlforge.common.ingest.items import Skipped, SourceItem
 from vlforge.common.ingest.jsonl import read_jsonl
 from vlforge.common.ingest.karpathy import read_karpathy
 from vlforge.common.ingest.llava import read_llava
@@ -19,8 +19,9 @@ Reader = Callable[[str, Path | None], Iterator[SourceItem | Skipped]]
 
 @dataclass(frozen=True)
 class IngestFormat:
-    """name; read(annotations, images_root); default caption source; whether --images defaults to the annotation
-    file's folder (else it is required); whether images are always embedded (webdataset: no files to point at)."""
+    """name; read(annotations, images_root); default caption source; whether --images defaults to the
+    annotation file's folder (else it is required); whether images are always embedded (webdataset: the tar
+    holds no files to point at)."""
 
     name: str
     read: Reader

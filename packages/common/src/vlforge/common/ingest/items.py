@@ -1,7 +1,7 @@
-"""What a format reader yields: a :class:`SourceItem` (an image with its raw captions) or a :class:`Skipped` entry.
+"""What a format reader yields: a :class:`SourceItem` (an image with its raw captions) or a :class:`Skipped`
+entry.
 
-Readers only parse; every validity check (captions, paths, pixels) happens once, in the driver.
-"""
+Readers only parse; every validity check (captions, paths, pixels) happens once, in the driver."""
 
 from __future__ import annotations
 

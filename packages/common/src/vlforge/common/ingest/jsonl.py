@@ -1,9 +1,8 @@
-"""JSON lines: one object per line, {"image": path, "caption": str or [str], "id"?: str}, image paths relative to
---images (default: the file's folder).
+"""JSON lines: one object per line, {"image": path, "caption": str or [str], "id"?: str}, image paths
+relative to --images (default: the file's folder).
 
-Image id: ``id`` when the line gives one, else the image path as written. Blank lines are ignored; a line that is
-not a JSON object is skipped as malformed_json.
-"""
+Image id: ``id`` when the line gives one, else the image path as written. Blank lines are ignored; a line that
+is not a JSON object is skipped as malformed_json."""
 
 from __future__ import annotations
 
@@ -12,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from vlforge.common.ingest.files import iter_lines
-from vlforge.common.ingest.items import SourceItem, Skipped
+from vlforge.common.ingest.items import Skipped, SourceItem
 
 
 def read_jsonl(annotations: str, images: Path | None) -> Iterator[SourceItem | Skipped]:

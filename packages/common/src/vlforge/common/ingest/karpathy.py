@@ -2,10 +2,9 @@
 ``images`` [{filepath?, filename, split, sentences: [{raw, ...}], cocoid?}], images under
 ``--images/<filepath>/<filename>`` (flickr files have no filepath: ``--images/<filename>``).
 
-Image id: ``cocoid`` as a decimal string when present (the COCO image id, so it merges with a COCO captions ingest),
-else the file name without its extension (the Flickr photo id). Split: the entry's ``split`` (train, val, test,
-restval) unless --split overrides it.
-"""
+Image id: ``cocoid`` as a decimal string when present (the COCO image id, so it merges with a COCO captions
+ingest), else the file name without its extension (the Flickr photo id). Split: the entry's ``split`` (train,
+val, test, restval) unless --split overrides it."""
 
 from __future__ import annotations
 
@@ -13,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 from vlforge.common.ingest.files import load_json, require_keys
-from vlforge.common.ingest.items import SourceItem, Skipped
+from vlforge.common.ingest.items import Skipped, SourceItem
 
 
 def read_karpathy(annotations: str, images: Path | None) -> Iterator[SourceItem | Skipped]:

@@ -1,11 +1,10 @@
 """LLaVA conversation JSON (``blip_laion_cc_sbu_558k.json``, ``llava_instruct_150k.json``, ...): a list of
-{id, image, conversations: [{from: human|gpt, value}, ...]}, images under ``--images/<image>`` (default: the JSON
-file's folder). The first ``gpt`` turn is the caption.
+{id, image, conversations: [{from: human|gpt, value}, ...]}, images under ``--images/<image>`` (default: the
+JSON file's folder). The first ``gpt`` turn is the caption.
 
-Image id: the ``image`` path as written ("coco/train2017/000000033471.jpg"), so several conversations about one
-image merge into one record (log lines name the entry's own ``id``). Entries without an image (text-only
-conversations) are skipped as missing_image.
-"""
+Image id: the ``image`` path as written ("coco/train2017/000000033471.jpg"), so several conversations about
+one image merge into one record (log lines name the entry's own ``id``). Entries without an image (text-only
+conversations) are skipped as missing_image."""
 
 from __future__ import annotations
 
@@ -14,7 +13,7 @@ from pathlib import Path
 
 from vlforge.common.errors import VLForgeError
 from vlforge.common.ingest.files import load_json
-from vlforge.common.ingest.items import SourceItem, Skipped
+from vlforge.common.ingest.items import Skipped, SourceItem
 
 
 def first_answer(conversations: object) -> list[object]:
@@ -44,4 +43,5 @@ def read_llava(annotations: str, images: Path | None) -> Iterator[SourceItem | S
         if not isinstance(image, str) or not image:
             yield Skipped(name, "missing_image", "the entry has no image")
             continue
-        yield SourceItem(image_id=image, name=name, captions=first_answer(entry["conversations"]), image_path=image)
+        yield SourceItem(image_id=image, name=name, captions=first_answer(entry["conversations"]),
+                         image_path=image)

@@ -1,8 +1,8 @@
-"""The ingest driver: read a format's items, check them, write them to the store in batches, count what happened.
+"""The ingest driver: read a format's items, check them, write them to the store in batches, count what
+happened.
 
-Every batch is one store transaction and the store merges an image id it already holds (captions deduplicated),
-so an ingest killed at any moment and run again completes without doubling anything.
-"""
+Every batch is one store transaction and the store merges an image id it already holds (captions
+deduplicated), so an ingest killed at any moment and run again completes without doubling anything."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 from vlforge.common.errors import VLForgeError
 from vlforge.common.ingest.checks import Rejection, check_caption, image_size, read_image, safe_image_file
 from vlforge.common.ingest.formats import DEFAULT_SPLIT, FORMATS, IngestFormat
-from vlforge.common.ingest.items import SourceItem, Skipped
+from vlforge.common.ingest.items import Skipped, SourceItem
 from vlforge.common.ingest.summary import IngestSummary
 from vlforge.common.records import Caption, ImageRecord
 from vlforge.common.store import CaptionStore
@@ -29,8 +29,9 @@ def ingest(store: CaptionStore, fmt: IngestFormat | str, annotations: str | os.P
            split: str | None = None, batch_size: int = 500) -> IngestSummary:
     """Ingest ``annotations`` of format ``fmt`` into ``store`` (opened for writing) and return the counts.
 
-    images: the images root (default: per format). embed_images: store the encoded bytes instead of a path relative
-    to the store's image root. source: caption source (default: per format). split: overrides the file's split.
+    images: the images root (default: per format). embed_images: store the encoded bytes instead of a path
+    relative to the store's image root. source: caption source (default: per format). split: overrides the
+    file's split.
     """
     fmt = _format(fmt)
     annotations = os.fspath(annotations)
@@ -84,7 +85,8 @@ class _RecordBuilder:
         try:
             record_key(item.image_id)
         except (VLForgeError, UnicodeEncodeError):
-            raise Rejection("bad_id", f"image id {item.image_id[:60]!r} is not 1..400 bytes of UTF-8") from None
+            raise Rejection("bad_id", f"image id {item.image_id[:60]!r} is not 1..400 bytes of UTF-8") \
+                from None
         split = self.split or item.split or DEFAULT_SPLIT
         try:
             split_prefix(split)
@@ -108,7 +110,8 @@ class _RecordBuilder:
             data = read_image(safe_image_file(self.root, item.image_path))
             path = self.prefix + PurePosixPath(item.image_path).as_posix()
         width, height = image_size(data)
-        captions = [Caption(text=t, source=self.source, kind="free", provenance=dict(self.provenance)) for t in texts]
+        captions = [Caption(text=t, source=self.source, kind="free", provenance=dict(self.provenance))
+                    for t in texts]
         return ImageRecord(image_id=item.image_id, split=split, width=width, height=height, captions=captions,
                            image_path=None if self.embed else path, image_bytes=data if self.embed else None,
                            meta=dict(item.meta))
@@ -136,8 +139,8 @@ def _images_root(fmt: IngestFormat, annotations: str, images: str | os.PathLike 
 
 
 def _path_prefix(store: CaptionStore, images: Path) -> str:
-    """The prefix that makes a path under ``images`` relative to the store's image root (recording the root on a
-    store that has none yet); an error when ``images`` lies outside that root."""
+    """The prefix that makes a path under ``images`` relative to the store's image root (recording the root
+    on a store that has none yet); an error when ``images`` lies outside that root."""
     stored = store.info.get("image_root")
     if stored is None:
         store.set_info(image_root=os.path.abspath(images))

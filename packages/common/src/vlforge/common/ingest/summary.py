@@ -13,8 +13,9 @@ class IngestSummary:
     """Counts of one ingest run.
 
     read: entries the reader produced (one per image, or per rejected line / row / entry).
-    added: new images stored. merged: images already in the store (from an earlier run, or repeated in this input),
-    their captions merged. duplicates: image ids repeated within this input (each merged, never doubled).
+    added: new images stored. merged: images already in the store (from an earlier run, or repeated in this
+    input), their captions merged. duplicates: image ids repeated within this input (each merged, never
+    doubled).
     captions_added: captions actually stored (duplicates of stored captions are not counted).
     skipped: records skipped, by reason. captions_dropped: single captions dropped, by reason.
     """
@@ -36,8 +37,9 @@ class IngestSummary:
         return self.added + self.merged
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": self.format, "annotations": self.annotations, "read": self.read, "added": self.added,
-                "merged": self.merged, "duplicates": self.duplicates, "captions_added": self.captions_added,
+        return {"format": self.format, "annotations": self.annotations, "read": self.read,
+                "added": self.added, "merged": self.merged, "duplicates": self.duplicates,
+                "captions_added": self.captions_added,
                 "split_conflicts": self.split_conflicts, "skipped": dict(sorted(self.skipped.items())),
                 "captions_dropped": dict(sorted(self.captions_dropped.items()))}
 
@@ -48,8 +50,8 @@ class IngestSummary:
         lines = [f"ingest {self.format} {self.annotations}",
                  f"  read:              {self.read}",
                  f"  images added:      {self.added}",
-                 f"  images merged:     {self.merged}  (already stored or repeated; {self.duplicates} repeated "
-                 "in this input)",
+                 f"  images merged:     {self.merged}  (already stored or repeated; "
+                 f"{self.duplicates} repeated in this input)",
                  f"  captions added:    {self.captions_added}",
                  f"  records skipped:   {sum(self.skipped.values())}"]
         lines += [f"    {reason}: {n}" for reason, n in sorted(self.skipped.items())]
@@ -61,5 +63,6 @@ class IngestSummary:
 
     def failure_reason(self) -> str:
         """One line saying why nothing went in."""
-        reasons = ", ".join(f"{r}: {n}" for r, n in self.skipped.most_common()) or "the annotations hold no record"
+        reasons = ", ".join(f"{r}: {n}" for r, n in self.skipped.most_common())
+        reasons = reasons or "the annotations hold no record"
         return f"no record went in from {self.annotations!r} ({self.read} read; {reasons})"

@@ -1,12 +1,11 @@
-"""WebDataset tar shards: the files of one sample are adjacent members ``<key>.<ext>``, an image (jpg, jpeg, png,
-webp) with ``<key>.txt`` (the caption) or ``<key>.json`` (its ``caption`` field), as img2dataset writes them.
---annotations is one shard or a glob ("shards/*.tar"); images are always stored embedded (the tar holds no files
-to point at).
+"""WebDataset tar shards: the files of one sample are adjacent members ``<key>.<ext>``, an image (jpg, jpeg,
+png, webp) with ``<key>.txt`` (the caption) or ``<key>.json`` (its ``caption`` field), as img2dataset writes
+them. --annotations is one shard or a glob ("shards/*.tar"); images are always stored embedded (the tar holds
+no files to point at).
 
 Image id: the sample key, i.e. the member name up to the first dot of its base name ("000000042" or
-"part1/000000042"). A shard that ends early (truncated) keeps the samples completed before the damage, loses the
-one in progress and counts one truncated_shard; a file that is not a tar archive is an error naming it.
-"""
+"part1/000000042"). A shard that ends early (truncated) keeps the samples completed before the damage, loses
+the one in progress and counts one truncated_shard; a file that is not a tar archive is an error naming it."""
 
 from __future__ import annotations
 
@@ -19,7 +18,7 @@ from pathlib import Path
 from vlforge.common.errors import VLForgeError
 from vlforge.common.ingest.checks import decode_text
 from vlforge.common.ingest.files import expand_paths
-from vlforge.common.ingest.items import SourceItem, Skipped
+from vlforge.common.ingest.items import Skipped, SourceItem
 
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
 _COMPRESSED_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ")
@@ -78,7 +77,8 @@ def _sample(key: str, files: dict[str, bytes], shard_name: str) -> SourceItem | 
     name = f"sample {key} of {shard_name}"
     image = next((files[ext] for ext in IMAGE_EXTENSIONS if ext in files), None)
     if image is None:
-        return Skipped(name, "missing_image", f"no image member (has {', '.join(sorted(files)) or 'nothing'})")
+        members = ", ".join(sorted(files)) or "nothing"
+        return Skipped(name, "missing_image", f"no image member (has {members})")
     if "txt" in files:
         captions: list[object] = [decode_text(files["txt"])]
     elif "json" in files:

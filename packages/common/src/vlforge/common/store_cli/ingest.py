@@ -1,5 +1,6 @@
-"""`vlforge-store ingest STORE --format FMT --annotations PATH [--images DIR] [--embed-images] [--source NAME]
-[--split NAME] [--batch-size N] [--json]`: bring a dataset's annotations into a caption store (created if absent)."""
+"""`vlforge-store ingest STORE --format FMT --annotations PATH [--images DIR] [--embed-images]
+[--source NAME] [--split NAME] [--batch-size N] [--json]`: bring a dataset's annotations into a caption store
+(created if absent)."""
 
 from __future__ import annotations
 
@@ -17,25 +18,32 @@ Ingest a dataset into STORE (created if absent). Formats:
   coco        COCO captions JSON; images in --images/<file_name>
   karpathy    dataset_coco.json / dataset_flickr30k.json; splits from the file; --images/<filepath>/<filename>
   cc3m        TSV caption<TAB>url; --images is the img2dataset folder (00000/000000000.jpg); key = row number
-  llava       LLaVA JSON (image + conversations; the first gpt answer is the caption); --images default: file's folder
-  jsonl       {"image": path, "caption": str or [str]} per line; paths relative to --images (default: file's folder)
+  llava       LLaVA JSON (image + conversations; the first gpt answer is the caption);
+              --images default: the file's folder
+  jsonl       {"image": path, "caption": str or [str]} per line; paths relative to --images
+              (default: the file's folder)
   webdataset  tar shards (a file or a glob) with key.jpg + key.txt or key.json; images stored embedded
 Captions get --source (default alt_text for cc3m and webdataset, gt otherwise) and kind "free".
 Bad records are skipped and counted by reason; exit status 0 when at least one record went in."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("ingest", help="ingest a dataset (coco, karpathy, cc3m, llava, jsonl, webdataset)",
-                            description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = sub.add_parser("ingest", description=DESCRIPTION,
+                            help="ingest a dataset (coco, karpathy, cc3m, llava, jsonl, webdataset)",
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("store", help="the store directory (created if it does not exist)")
     parser.add_argument("--format", required=True, choices=sorted(FORMATS), dest="fmt")
-    parser.add_argument("--annotations", required=True, help="the annotation file (webdataset: a shard or a glob)")
+    parser.add_argument("--annotations", required=True,
+                        help="the annotation file (webdataset: a shard or a glob)")
     parser.add_argument("--images", default=None, help="the images root folder")
     parser.add_argument("--embed-images", action="store_true",
                         help="store the encoded image bytes instead of paths relative to the image root")
-    parser.add_argument("--source", default=None, help="caption source (default: alt_text for cc3m/webdataset, else gt)")
-    parser.add_argument("--split", default=None, help="split for every record (default: from the file, else train)")
-    parser.add_argument("--batch-size", type=int, default=500, help="records per store transaction (default 500)")
+    parser.add_argument("--source", default=None,
+                        help="caption source (default: alt_text for cc3m and webdataset, else gt)")
+    parser.add_argument("--split", default=None,
+                        help="split for every record (default: from the file, else train)")
+    parser.add_argument("--batch-size", type=int, default=500,
+                        help="records per store transaction (default 500)")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     parser.set_defaults(func=run_ingest)
 
@@ -51,7 +59,8 @@ def run_ingest(args: argparse.Namespace) -> int:
             raise VLForgeError(summary.failure_reason())
         store.set_info(ingests=[*store.info.get("ingests", []), {
             "format": args.fmt, "annotations": os.path.abspath(args.annotations),
-            "images": os.path.abspath(args.images) if args.images else None, "embed_images": args.embed_images,
+            "images": os.path.abspath(args.images) if args.images else None,
+            "embed_images": args.embed_images,
             "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "added": summary.added, "merged": summary.merged, "captions_added": summary.captions_added}])
     except VLForgeError:
@@ -64,7 +73,7 @@ def run_ingest(args: argparse.Namespace) -> int:
 
 
 def _remove_empty_store(store: CaptionStore) -> None:
-    """Undo the creation of a store that received nothing (only LMDB's two files, only in the folder we made)."""
+    """Undo the creation of a store that received nothing (only LMDB's two files, in the folder we made)."""
     store.close()
     for name in ("data.mdb", "lock.mdb"):
         with contextlib.suppress(FileNotFoundError):
