@@ -9,7 +9,7 @@ look only at the first T tokens, return the first sentence in them that ends in 
 
 Tokens are whitespace-separated words unless a tokenizer is given. A tokenizer may be a transformers tokenizer, a
 ``tokenizers.Tokenizer`` or anything with ``encode(text) -> ids`` and ``decode(ids) -> text`` (open_clip's BPE).
-Special tokens are never counted. Every function returns text with runs of whitespace collapsed to one space and
+Special tokens and padding are never counted and truncation never applies. Every function returns text with runs of whitespace collapsed to one space and
 no leading or trailing whitespace.
 """
 
@@ -38,11 +38,25 @@ def _encode(tokenizer: Any, text: str) -> tuple[list[int], list[tuple[int, int]]
             enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
             return list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]]
         return list(tokenizer.encode(text, add_special_tokens=False)), None
-    encoded = tokenizer.encode(text, add_special_tokens=False) if hasattr(tokenizer, "token_to_id") \
-        else tokenizer.encode(text)
-    if hasattr(encoded, "ids"):  # a tokenizers.Encoding
+    if hasattr(tokenizer, "token_to_id"):  # a tokenizers.Tokenizer
+        encoded = _encode_unpadded(tokenizer, text)
         return list(encoded.ids), [tuple(o) for o in encoded.offsets]
-    return list(encoded), None
+    return list(tokenizer.encode(text)), None
+
+
+def _encode_unpadded(tokenizer: Any, text: str) -> Any:
+    """``tokenizers.Tokenizer.encode`` with its configured padding and truncation switched off for the call (and
+    restored after), so that every token of the text is seen and no padding is counted."""
+    padding, truncation = tokenizer.padding, tokenizer.truncation
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    try:
+        return tokenizer.encode(text, add_special_tokens=False)
+    finally:
+        if padding is not None:
+            tokenizer.enable_padding(**padding)
+        if truncation is not None:
+            tokenizer.enable_truncation(**truncation)
 
 
 def _decode(tokenizer: Any, ids: list[int]) -> str:
