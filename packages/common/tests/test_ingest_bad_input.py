@@ -187,7 +187,10 @@ def test_cli_exit_codes_and_summary(tmp_path, images, capsys):
     assert code != 0
     assert err[-1].startswith("vlforge-store: error: no record went in from") and "bad.jsonl" in err[-1]
     assert "missing_image: 1" in err[-1] and "malformed_json: 1" in err[-1]
-    assert CaptionStore(store).counts()["images"] == 1
+    reopened = CaptionStore(store)
+    assert reopened.counts()["images"] == 1
+    assert [(run["format"], run["added"], run["merged"]) for run in reopened.info["ingests"]] == [
+        ("jsonl", 1, 0), ("jsonl", 0, 1)]   # how the store was made: the two runs that put records in
 
 
 @pytest.mark.parametrize("fmt, content, message", [
