@@ -45,7 +45,7 @@ def ingest(store: CaptionStore, fmt: IngestFormat | str, annotations: str | os.P
     root = _images_root(fmt, annotations, images)
     embed = embed_images or fmt.always_embedded
     prefix = "" if embed else _path_prefix(store, root)
-    checker = _RecordBuilder(fmt, annotations, root, embed, prefix, source, split)
+    builder = _RecordBuilder(fmt, annotations, root, embed, prefix, source, split)
     summary = IngestSummary(format=fmt.name, annotations=annotations)
     seen: set[str] = set()
     skip_log: Counter[str] = Counter()
@@ -55,14 +55,15 @@ def ingest(store: CaptionStore, fmt: IngestFormat | str, annotations: str | os.P
         try:
             if isinstance(item, Skipped):
                 raise Rejection(item.reason, item.detail)
-            record = checker.build(item, summary.captions_dropped, skip_log)
+            record = builder.build(item, summary.captions_dropped, skip_log)
         except Rejection as rejection:
             summary.skipped[rejection.reason] += 1
             _log_skip(skip_log, f"{item.name}: skipped", rejection.reason, rejection.detail)
             continue
         if record.image_id in seen:
             summary.duplicates += 1
-            log.info("%s: image id %r repeats an earlier record; captions merged", item.name, record.image_id)
+            _log_skip(skip_log, f"{item.name}: merged", "duplicate_id",
+                      f"image id {record.image_id!r} repeats an earlier record; captions merged")
         seen.add(record.image_id)
         batch.append(record)
         if len(batch) >= batch_size:
