@@ -75,7 +75,7 @@ def environment(key: str) -> lmdb.Environment:
             raise VLForgeError(f"store {key!r} is closed")
         if shared.env is None:
             shared.env = open_environment(key, readonly=not shared.writable, lock=shared.lock,
-                                          map_size=shared.map_size)
+                                          map_size=shared.map_size, create=shared.writable)
         return shared.env
 
 

@@ -66,18 +66,24 @@ class CaptionStore:
 
     def __init__(self, path: str | os.PathLike, readonly: bool = True, image_root: str | os.PathLike | None = None,
                  lock: bool = True, map_size: int = DEFAULT_MAP_SIZE):
+        _require_store_dir(os.fspath(path))
+        self._open(path, readonly, image_root, lock, map_size, initialize=False)
+
+    def _open(self, path: str | os.PathLike, readonly: bool, image_root: str | os.PathLike | None, lock: bool,
+              map_size: int, initialize: bool) -> None:
         self.path = os.fspath(path)
         self.readonly = readonly
         self.lock = lock
         self._map_size = int(map_size)
         self._image_root_override = os.fspath(image_root) if image_root is not None else None
         self._key: str | None = None
-        _require_store_dir(self.path)
         if not readonly and not os.access(self.path, os.W_OK):
             raise VLForgeError(f"store directory {self.path!r} is not writable")
         self._key = environments.acquire(self.path, writable=not readonly, lock=lock, map_size=self._map_size)
         try:
             raw = self._read(lambda txn: txn.get(codec.INFO_KEY))
+            if raw is None and initialize:
+                raw = self._write(lambda txn: _initialize(txn, self.path))
             if raw is None:
                 raise VLForgeError(f"{self.path!r} is an LMDB environment but not a vlforge store "
                                    f"(no {codec.INFO_KEY.decode()!r} key)")
@@ -92,33 +98,21 @@ class CaptionStore:
                info: dict[str, Any] | None = None, map_size: int = DEFAULT_MAP_SIZE) -> CaptionStore:
         """Create a store directory (or open an existing store for writing) and record its metadata.
 
-        A new store records schema_version, created (UTC ISO time), created_by, image_root (absolute) and ``info``.
+        A new store records schema_version, created (UTC ISO time), created_by, image_root (absolute) and ``info``
+        in its first transaction (a store whose creation was killed is empty and is initialised again).
         For an existing store, ``image_root`` and ``info`` (when given) update its metadata.
         """
         path = os.fspath(path)
         if os.path.exists(path) and not os.path.isdir(path):
             raise VLForgeError(f"store path {path!r} exists and is not a directory")
-        if os.path.isdir(path) and os.listdir(path) and not os.path.exists(os.path.join(path, "data.mdb")):
+        if os.path.isdir(path) and not set(os.listdir(path)) <= {"data.mdb", "lock.mdb"}:
             raise VLForgeError(f"{path!r} is a non-empty directory that is not a vlforge store")
         try:
             os.makedirs(path, exist_ok=True)
         except OSError as err:
             raise VLForgeError(f"cannot create store directory {path!r}: {err.strerror or err}") from None
-        if not os.access(path, os.W_OK):
-            raise VLForgeError(f"store directory {path!r} is not writable")
-        if not os.path.exists(os.path.join(path, "data.mdb")):
-            env = environments.open_environment(path, readonly=False, lock=True, map_size=map_size, create=True)
-            try:
-                with env.begin(write=True) as txn:
-                    meta = {"schema_version": codec.SCHEMA_VERSION,
-                            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                            "created_by": f"vlforge-common {_common.__version__}",
-                            "image_root": None}
-                    txn.put(codec.INFO_KEY, codec.encode_json(meta))
-                    txn.put(codec.COUNTS_KEY, codec.encode_json(empty_counts()))
-            finally:
-                env.close()
-        store = cls(path, readonly=False, map_size=map_size)
+        store = cls.__new__(cls)
+        store._open(path, readonly=False, image_root=None, lock=True, map_size=map_size, initialize=True)
         updates = dict(info or {})
         if image_root is not None:
             updates["image_root"] = os.path.abspath(os.fspath(image_root))
@@ -354,6 +348,18 @@ class CaptionStore:
 
 
 # --------------------------------------------------------------------- helpers
+def _initialize(txn: lmdb.Transaction, path: str) -> bytes:
+    """First transaction of a new store: metadata and zero counts (refused if the environment holds other data)."""
+    if txn.stat()["entries"]:
+        raise VLForgeError(f"{path!r} is an LMDB environment with data but no vlforge metadata: not a vlforge store")
+    raw = codec.encode_json({"schema_version": codec.SCHEMA_VERSION,
+                             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                             "created_by": f"vlforge-common {_common.__version__}", "image_root": None})
+    txn.put(codec.INFO_KEY, raw)
+    txn.put(codec.COUNTS_KEY, codec.encode_json(empty_counts()))
+    return raw
+
+
 def _require_store_dir(path: str) -> None:
     if not os.path.exists(path):
         raise VLForgeError(f"store {path!r} does not exist")
