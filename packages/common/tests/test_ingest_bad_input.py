@@ -85,6 +85,7 @@ def test_every_bad_jsonl_record_is_counted_by_reason_and_logged(tmp_path, images
                       (8, "no_caption"), (10, "invalid_utf8"), (11, "caption_too_long"),
                       (12, "malformed_json")]:
         assert f"line {n} of bad.jsonl" in logged and f"({reason})" in logged
+    assert "line 14 of bad.jsonl: merged (duplicate_id)" in logged
 
 
 def test_rerun_and_duplicates_never_double(tmp_path, images):
