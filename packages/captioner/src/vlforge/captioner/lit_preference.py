@@ -1,0 +1,150 @@
+"""CaptionerPreferenceLitModule: preference training with DPO + normalised SFT + BCO (ultra-detailed paper, Eq. 4).
+
+Batches arrive as lists of pairs ``{"key", "image", "instruction", "chosen", "rejected"}``; chosen and rejected rows
+go through the policy in one forward pass. The reference π0 is either
+
+- ``"copy"``: a frozen copy of the starting policy (two models in memory; saved with checkpoints), or
+- ``"precomputed"``: the starting policy's log-probs of every pair, computed once at the start of fit over the
+  datamodule's training pairs (keyed by ``key``) so that only one model is in memory; the table goes into
+  checkpoints, so a resumed run keeps the true π0.
+
+δ (the BCO reward shift) is the running mean of all rewards of previous steps over all processes; it is saved in
+and restored from checkpoints. Logged every step: chosen / rejected rewards, margin, preference accuracy, δ, the
+three loss terms and ``collapse`` (1 while both rewards are falling, see ``RewardCollapseMonitor``).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import lightning as L
+import torch
+
+from vlforge.captioner.captioner import Captioner
+from vlforge.captioner.collapse import RewardCollapseMonitor
+from vlforge.captioner.collate import CaptionCollator
+from vlforge.captioner.lit_sft import model_inputs
+from vlforge.captioner.logprobs import sequence_logprobs
+from vlforge.captioner.losses import preference_loss
+from vlforge.captioner.optim import adamw_warmup_cosine
+from vlforge.captioner.reward_shift import RunningRewardMean
+from vlforge.common.errors import VLForgeError
+
+REFERENCE_MODES = ("copy", "precomputed")
+
+
+class CaptionerPreferenceLitModule(L.LightningModule):
+    """Preference training of ``captioner`` (defaults: the paper's Table 5: β 0.1, a = (0.8, 1.0, 0.2), lr 5e-6,
+    warm-up 0.1, cosine)."""
+
+    def __init__(self, captioner: Captioner, reference: str = "copy", beta: float = 0.1,
+                 weights: tuple[float, float, float] = (0.8, 1.0, 0.2), lr: float = 5e-6,
+                 weight_decay: float = 0.0, warmup_ratio: float = 0.1, max_length: int | None = None,
+                 collapse_window: int = 10) -> None:
+        super().__init__()
+        if reference not in REFERENCE_MODES:
+            raise VLForgeError(f"reference {reference!r} is not one of {', '.join(REFERENCE_MODES)}")
+        self.save_hyperparameters(ignore=["captioner"])
+        self.model = captioner.model
+        self.processor = captioner.processor
+        self.collator = CaptionCollator(captioner.processor, max_length=max_length)
+        self.reference_model = None
+        if reference == "copy":
+            self.reference_model = copy.deepcopy(captioner.model).eval().requires_grad_(False)
+        self.reference_logps: dict[str, tuple[float, float]] = {}
+        self.reward_shift = RunningRewardMean()
+        self.collapse_monitor = RewardCollapseMonitor(collapse_window)
+
+    def train(self, mode: bool = True) -> CaptionerPreferenceLitModule:
+        """Lightning switches the whole module to training mode; the reference copy stays in eval mode."""
+        super().train(mode)
+        if self.reference_model is not None:
+            self.reference_model.eval()
+        return self
+
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        if isinstance(batch, list):
+            return {"keys": [str(e.get("key", "")) for e in batch], **self.collator(batch)}
+        return batch
+
+    def _pair_logps(self, model: torch.nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, ...]:
+        logits = model(**model_inputs(batch), use_cache=False).logits
+        logps, counts = sequence_logprobs(logits, batch["labels"])
+        chosen, rejected = logps.chunk(2)
+        return chosen, rejected, counts.chunk(2)[0]
+
+    def _reference(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.reference_model is not None:
+            with torch.no_grad():
+                chosen, rejected, _ = self._pair_logps(self.reference_model, batch)
+            return chosen, rejected
+        missing = [k for k in batch["keys"] if k not in self.reference_logps]
+        if missing:
+            raise VLForgeError(f"no precomputed reference log-probs for pair {missing[0]!r}; "
+                               "precompute_reference() must see every training pair")
+        table = torch.tensor([self.reference_logps[k] for k in batch["keys"]], device=self.device)
+        return table[:, 0], table[:, 1]
+
+    @torch.no_grad()
+    def precompute_reference(self, dataloader: Any) -> None:
+        """Store the current policy's (chosen, rejected) log-probs of every pair in ``dataloader`` as π0."""
+        was_training = self.model.training
+        self.model.eval()
+        for examples in dataloader:
+            if any(not e.get("key") for e in examples):
+                raise VLForgeError("reference='precomputed' needs a unique 'key' on every preference pair")
+            batch = self.on_before_batch_transfer(examples, 0)
+            batch = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+            chosen, rejected, _ = self._pair_logps(self.model, batch)
+            for key, c, r in zip(batch["keys"], chosen.tolist(), rejected.tolist()):
+                self.reference_logps[key] = (c, r)
+        self.model.train(was_training)
+
+    def on_fit_start(self) -> None:
+        if self.hparams.reference == "precomputed" and not self.reference_logps:
+            datamodule = self.trainer.datamodule
+            if datamodule is None:
+                raise VLForgeError("reference='precomputed' needs a datamodule (or call precompute_reference first)")
+            self.precompute_reference(datamodule.train_dataloader())
+
+    def _step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        chosen, rejected, chosen_lengths = self._pair_logps(self.model, batch)
+        ref_chosen, ref_rejected = self._reference(batch)
+        return preference_loss(chosen, rejected, ref_chosen, ref_rejected, chosen_lengths,
+                               beta=self.hparams.beta, delta=self.reward_shift.value,
+                               weights=tuple(self.hparams.weights))
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        out = self._step(batch)
+        self._log_rewards("train", out, len(batch["keys"]))
+        delta = self.reward_shift.value
+        self.reward_shift.update(out["chosen_rewards"], out["rejected_rewards"])
+        collapse = self.collapse_monitor.update(self.all_gather(out["chosen_rewards"]).mean().item(),
+                                                self.all_gather(out["rejected_rewards"]).mean().item())
+        self.log_dict({"train/delta": delta, "train/collapse": float(collapse)}, batch_size=len(batch["keys"]))
+        return out["loss"]
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._log_rewards("val", self._step(batch), len(batch["keys"]))
+
+    def _log_rewards(self, stage: str, out: dict[str, torch.Tensor], batch_size: int) -> None:
+        chosen, rejected = out["chosen_rewards"], out["rejected_rewards"]
+        self.log_dict({f"{stage}/loss": out["loss"], f"{stage}/dpo": out["dpo"], f"{stage}/sft": out["sft"],
+                       f"{stage}/bco": out["bco"], f"{stage}/rewards_chosen": chosen.mean(),
+                       f"{stage}/rewards_rejected": rejected.mean(),
+                       f"{stage}/rewards_margin": (chosen - rejected).mean(),
+                       f"{stage}/rewards_accuracy": (chosen > rejected).float().mean()},
+                      sync_dist=True, batch_size=batch_size, prog_bar=stage == "train")
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["reward_shift"] = self.reward_shift.state_dict()
+        checkpoint["reference_logps"] = {k: list(v) for k, v in self.reference_logps.items()}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.reward_shift.load_state_dict(checkpoint.get("reward_shift", {"total": 0.0, "count": 0}))
+        self.reference_logps = {k: (float(v[0]), float(v[1])) for k, v in checkpoint.get("reference_logps", {}).items()}
+
+    def configure_optimizers(self) -> dict:
+        return adamw_warmup_cosine(self.model.parameters(), self.hparams.lr, self.hparams.weight_decay,
+                                   self.hparams.warmup_ratio, self.trainer.estimated_stepping_batches)
