@@ -26,7 +26,8 @@ def test_build_writes_records_that_round_trip_and_records_how_it_was_made(tmp_pa
         assert made["knobs"] == config.to_dict()
         stored = store.get("shapes-s3-00000017")
         assert stored.to_dict() == make_record(17, 3, config).to_dict()
-        assert list(store.load_image(stored).getdata()) == list(render_scene(stored.meta["scene_graph"]).getdata())
+        expected = render_scene(stored.meta["scene_graph"])
+        assert list(store.load_image(stored).getdata()) == list(expected.getdata())
     again = build_shapes_store(path, 40, seed=3, image_size=48, alt_mismatch_rate=0.5)
     assert again == counts, "re-running the same build adds nothing"
 
@@ -53,7 +54,8 @@ def test_shapes_command_builds_a_store(tmp_path, capsys):
         records = list(store.iter_records())
         assert store.info["shapesworld"]["knobs"]["sign_probability"] == 1.0
     assert len(records) == 25 and {(r.width, r.height) for r in records} == {(40, 40)}
-    assert sum(r.meta["scene_graph"]["sign"] is not None for r in records) >= 8  # a sign fits in about half of 40 px scenes
+    # a sign fits in about half of the 40 px scenes
+    assert sum(r.meta["scene_graph"]["sign"] is not None for r in records) >= 8
 
 
 def test_shapes_command_reports_bad_knobs_on_one_line(tmp_path):

@@ -1,5 +1,5 @@
-"""ShapesWorld text: gt captions true to the scene and within bounds, negatives false, alt-text noise, queries,
-atomic facts and QA pairs."""
+"""ShapesWorld text: gt captions true to the scene and within bounds, negatives false, alt-text noise,
+queries, atomic facts and QA pairs."""
 
 from __future__ import annotations
 
@@ -42,7 +42,8 @@ def test_every_record_carries_every_caption_kind(records):
     for record in records:
         kinds = Counter((c.source, c.kind) for c in record.captions)
         assert kinds[("gt", "short")] == kinds[("gt", "descriptive")] == kinds[("gt", "dense")] == 1
-        assert kinds[("alt_text", "free")] == 1 and kinds[("gt", "query")] == 2 and kinds[("gt", "negative")] >= 1
+        assert kinds[("alt_text", "free")] == 1 and kinds[("gt", "query")] == 2
+        assert kinds[("gt", "negative")] >= 1
         assert {"scene_graph", "atomic_facts", "qa"} <= set(record.meta)
 
 
@@ -50,7 +51,8 @@ def test_ground_truth_captions_are_true_and_within_bounds(records):
     for record in records:
         scene = record.meta["scene_graph"]
         present = _scene_pairs(record)
-        short, descriptive, dense = (record.captions_by("gt", k)[0].text for k in ("short", "descriptive", "dense"))
+        short, descriptive, dense = (record.captions_by("gt", kind)[0].text
+                                     for kind in ("short", "descriptive", "dense"))
         assert 8 <= len(short.split()) <= 15, short
         assert len(descriptive.split()) <= 40, descriptive
         for text in (short, descriptive, dense):
@@ -93,7 +95,8 @@ def test_negatives_are_false_and_name_their_positive(records):
             assert (negative.provenance["positive_kind"], positive) in positives
             assert negative.text != positive
             if name == "relation_swap":
-                assert sorted(re.findall(r"[a-z]+", negative.text.lower())) == sorted(re.findall(r"[a-z]+", positive.lower()))
+                words = sorted(re.findall(r"[a-z]+", negative.text.lower()))
+                assert words == sorted(re.findall(r"[a-z]+", positive.lower()))
             else:
                 assert set(_pairs(negative.text)) - present, (negative.text, present)
     assert set(made) == set(PERTURBATIONS) and min(made.values()) > 50
@@ -131,7 +134,8 @@ def test_hard_queries_use_rare_words_and_vague_terms(records):
         assert set(queries) == {"rare_synonyms", "vague"}
         target = record.meta["scene_graph"]["objects"][queries["rare_synonyms"].provenance["target"]]
         colour_word, shape_word = queries["rare_synonyms"].text.split()[:2]
-        assert colour_word in RARE_COLOUR_WORDS[target["colour"]] and shape_word in RARE_SHAPE_WORDS[target["shape"]]
+        assert colour_word in RARE_COLOUR_WORDS[target["colour"]]
+        assert shape_word in RARE_SHAPE_WORDS[target["shape"]]
         assert not set(queries["vague"].text.split()) & (set(COLOURS) | set(SHAPES))
 
 

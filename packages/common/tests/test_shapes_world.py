@@ -12,8 +12,8 @@ from vlforge.common.errors import VLForgeError
 from vlforge.common.shapes.build import generate_records, make_record
 from vlforge.common.shapes.config import DEFAULT_SPLIT_FRACTIONS, SPLITS, ShapesWorldConfig
 from vlforge.common.shapes.splits import split_of
-from vlforge.common.shapes.vocabulary import (BACKGROUND_CLASHES, COLOUR_RGB, COLOUR_SYNONYMS, COLOURS, SHAPE_SYNONYMS,
-                                              SHAPES)
+from vlforge.common.shapes.vocabulary import (BACKGROUND_CLASHES, COLOUR_RGB, COLOUR_SYNONYMS, COLOURS,
+                                              SHAPE_SYNONYMS, SHAPES)
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,8 @@ def test_scene_graph_agrees_with_pixels(records):
             assert image.getpixel((obj["x"], obj["y"])) == COLOUR_RGB[obj["colour"]], (record.image_id, obj)
             assert obj["colour"] not in BACKGROUND_CLASHES[scene["background"]["colour"]]
             r = obj["radius"]
-            assert r <= obj["x"] <= scene["image_size"] - 1 - r and r <= obj["y"] <= scene["image_size"] - 1 - r
+            inside = range(r, scene["image_size"] - r)
+            assert obj["x"] in inside and obj["y"] in inside
         pairs = [(o["colour"], o["shape"]) for o in scene["objects"]]
         assert len(pairs) == len(set(pairs)), "a (colour, shape) pair names one object"
         if scene["sign"] is not None:
@@ -143,7 +144,8 @@ def test_unknown_knob_is_named():
 
 
 def test_vocabulary_knobs_restrict_the_world():
-    config = ShapesWorldConfig(shapes=("circle", "square"), colours=("red", "blue", "green", "yellow"), max_objects=2)
+    config = ShapesWorldConfig(shapes=("circle", "square"), colours=("red", "blue", "green", "yellow"),
+                               max_objects=2)
     for index in range(40):
         scene = make_record(index, 5, config).meta["scene_graph"]
         assert len(scene["objects"]) <= 2

@@ -1,16 +1,16 @@
 """Text utilities used by every package: text shearing, sentence splitting and sampling, token counting.
 
-Text shearing (Liu et al., "MLLMs-Augmented Visual-Language Representation Learning", section 3.4): a synthetic
-caption is cut to the length of the raw captions, C'_i = G(x_I^i, Q, T) (their Eq. 3), keeping "the first complete
-clause" so that hallucinations, which gather in the later part of long generated text, are dropped. T is "the
-average length of the original captions" (``mean_caption_tokens``). ``shear`` applies the cut to finished text:
-look only at the first T tokens, return the first sentence in them that ends in ".", "!" or "?" and is longer than
-5 characters, else the T tokens themselves.
+Text shearing (Liu et al., "MLLMs-Augmented Visual-Language Representation Learning", section 3.4): a
+synthetic caption is cut to the length of the raw captions, C'_i = G(x_I^i, Q, T) (their Eq. 3), keeping "the
+first complete clause" so that hallucinations, which gather in the later part of long generated text, are
+dropped. T is "the average length of the original captions" (``mean_caption_tokens``). ``shear`` applies the
+cut to finished text: look only at the first T tokens, return the first sentence in them that ends in ".", "!"
+or "?" and is longer than 5 characters, else the T tokens themselves.
 
-Tokens are whitespace-separated words unless a tokenizer is given. A tokenizer may be a transformers tokenizer, a
-``tokenizers.Tokenizer`` or anything with ``encode(text) -> ids`` and ``decode(ids) -> text`` (open_clip's BPE).
-Special tokens and padding are never counted and truncation never applies. Every function returns text with runs of whitespace collapsed to one space and
-no leading or trailing whitespace.
+Tokens are whitespace-separated words unless a tokenizer is given. A tokenizer may be a transformers
+tokenizer, a ``tokenizers.Tokenizer`` or anything with ``encode(text) -> ids`` and ``decode(ids) -> text``
+(open_clip's BPE). Special tokens and padding are never counted and truncation never applies. Every function
+returns text with runs of whitespace collapsed to one space and no leading or trailing whitespace.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from typing import Any
 
 from vlforge.common.errors import VLForgeError
 
-# A sentence ends at ".", "!" or "?" (possibly repeated, possibly followed by closing quotes or brackets) that is
-# followed by whitespace or the end of the text; "3.5" and "e.g.x" do not end sentences.
+# A sentence ends at ".", "!" or "?" (possibly repeated, possibly followed by closing quotes or brackets)
+# that is followed by whitespace or the end of the text; "3.5" and "e.g.x" do not end sentences.
 SENTENCE_END = re.compile(r"[.!?]+[\"'\u201d\u2019)\]]*(?=\s|$)")
 MIN_SHEARED_CHARS = 5
 
@@ -45,8 +45,8 @@ def _encode(tokenizer: Any, text: str) -> tuple[list[int], list[tuple[int, int]]
 
 
 def _encode_unpadded(tokenizer: Any, text: str) -> Any:
-    """``tokenizers.Tokenizer.encode`` with its configured padding and truncation switched off for the call (and
-    restored after), so that every token of the text is seen and no padding is counted."""
+    """``tokenizers.Tokenizer.encode`` with its configured padding and truncation switched off for the call
+    (and restored after), so that every token of the text is seen and no padding is counted."""
     padding, truncation = tokenizer.padding, tokenizer.truncation
     tokenizer.no_padding()
     tokenizer.no_truncation()
@@ -70,8 +70,9 @@ def token_prefix(text: str, max_tokens: int, tokenizer: Any = None) -> str:
 
     Whitespace tokens: the original text up to the end of the max_tokens-th word. A tokenizer with character
     offsets (transformers fast tokenizers, ``tokenizers.Tokenizer``): the original text up to where the
-    max_tokens-th token ends, so case and spacing survive. Other tokenizers: ``decode`` of the first max_tokens
-    ids, i.e. the text as the tokenizer normalises it (open_clip's BPE lower-cases and spaces out punctuation).
+    max_tokens-th token ends, so case and spacing survive. Other tokenizers: ``decode`` of the first
+    max_tokens ids, i.e. the text as the tokenizer normalises it (open_clip's BPE lower-cases and spaces out
+    punctuation).
     """
     if max_tokens < 0:
         raise VLForgeError(f"max_tokens must be >= 0, got {max_tokens}")
@@ -89,8 +90,8 @@ def token_prefix(text: str, max_tokens: int, tokenizer: Any = None) -> str:
 
 
 def split_sentences(text: str) -> list[str]:
-    """Sentences of ``text`` in order, each ending at ".", "!" or "?" (see ``SENTENCE_END``); a trailing fragment
-    without an end mark is a sentence too. Empty or whitespace-only text has none."""
+    """Sentences of ``text`` in order, each ending at ".", "!" or "?" (see ``SENTENCE_END``); a trailing
+    fragment without an end mark is a sentence too. Empty or whitespace-only text has none."""
     sentences, start = [], 0
     for match in SENTENCE_END.finditer(text):
         sentence = _squash(text[start:match.end()])
@@ -119,10 +120,10 @@ def shear(text: str, max_tokens: int, tokenizer: Any = None) -> str:
 
 
 def sample_sentences(text: str, k: int, rng: random.Random, keep_order: bool = True) -> str:
-    """Random sentence sampling (semantic-guidance paper, section 3.5: "between one and ten sentences" of a long
-    caption become the training target): draw n uniformly from 1..min(k, #sentences), then n distinct sentences
-    uniformly; joined with spaces, in their original order unless ``keep_order`` is False. Text without sentences
-    gives ""."""
+    """Random sentence sampling (semantic-guidance paper, section 3.5: "between one and ten sentences" of a
+    long caption become the training target): draw n uniformly from 1..min(k, #sentences), then n distinct
+    sentences uniformly; joined with spaces, in their original order unless ``keep_order`` is False. Text
+    without sentences gives ""."""
     if k < 1:
         raise VLForgeError(f"k must be >= 1, got {k}")
     sentences = split_sentences(text)

@@ -1,7 +1,8 @@
 """Noisy web-like alt-text, as in CC3M: lower-case, often one object only, sometimes a wrong colour or a rare
-synonym, web filler ("stock photo", "free vector", "img 4821"), and a fraction of captions that describe another
-image altogether. Every rate is a ``ShapesWorldConfig`` knob; the caption's provenance records which noise was
-applied (``noise``: list of names, ``mismatched``: bool), so filtering methods can be scored against the truth.
+synonym, web filler ("stock photo", "free vector", "img 4821"), and a fraction of captions that describe
+another image altogether. Every rate is a ``ShapesWorldConfig`` knob; the caption's provenance records which
+noise was applied (``noise``: list of names, ``mismatched``: bool), so filtering methods can be scored against
+the truth.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from vlforge.common.records import Caption
 from vlforge.common.shapes.config import ShapesWorldConfig
 from vlforge.common.shapes.vocabulary import COLOUR_SYNONYMS, SHAPE_SYNONYMS
 
-FILLERS = ("stock photo", "free vector", "clipart", "vector illustration", "royalty free image", "hd wallpaper",
-           "download free", "cartoon style", "icon set", "img {n}", "dsc{n}", "photo {n}")
+FILLERS = ("stock photo", "free vector", "clipart", "vector illustration", "royalty free image",
+           "hd wallpaper", "download free", "cartoon style", "icon set", "img {n}", "dsc{n}", "photo {n}")
 TEMPLATES = ("{objects}", "{objects} on {background} background", "{objects} icon on {background} background",
              "{objects} isolated on {background} background", "simple {objects} shape on {background}",
              "{objects} pattern design for print", "cute {objects} in flat style")
@@ -41,8 +42,8 @@ def _filler(rng: random.Random) -> str:
 
 def alt_text_caption(rng: random.Random, scene: dict[str, Any], config: ShapesWorldConfig,
                      other_scene: Callable[[], dict[str, Any]]) -> Caption:
-    """One noisy alt-text for ``scene``; with probability ``alt_mismatch_rate`` it describes ``other_scene()``,
-    another random scene."""
+    """One noisy alt-text for ``scene``; with probability ``alt_mismatch_rate`` it describes
+    ``other_scene()``, another random scene."""
     mismatched = rng.random() < config.alt_mismatch_rate
     described = other_scene() if mismatched else scene
     noise: set[str] = set()

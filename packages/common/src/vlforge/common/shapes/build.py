@@ -1,13 +1,14 @@
 """Generating ShapesWorld records and writing them to a caption store.
 
 Every record is a pure function of (seed, index, config): its random streams are seeded from
-``"shapesworld/<seed>/<index>/<stream>"``, so the output is byte-identical for a seed whatever the number of worker
-processes, and records can be made in any order.
+``"shapesworld/<seed>/<index>/<stream>"``, so the output is byte-identical for a seed whatever the number of
+worker processes, and records can be made in any order.
 
-Each record carries every caption kind: ``gt`` short, descriptive and dense captions, ``alt_text`` (kind "free"),
-``gt`` negatives and hard queries, plus ``meta["scene_graph"]``, ``meta["atomic_facts"]`` and ``meta["qa"]``. The
-store holds them all in every split; which sources a training run may see (e.g. only alt-text in the pool split,
-ground truth in the seed split for captioner SFT) is the data config's business, not the generator's.
+Each record carries every caption kind: ``gt`` short, descriptive and dense captions, ``alt_text`` (kind
+"free"), ``gt`` negatives and hard queries, plus ``meta["scene_graph"]``, ``meta["atomic_facts"]`` and
+``meta["qa"]``. The store holds them all in every split; which sources a training run may see (e.g. only
+alt-text in the pool split, ground truth in the seed split for captioner SFT) is the data config's business,
+not the generator's.
 """
 
 from __future__ import annotations
@@ -66,8 +67,9 @@ def make_record(index: int, seed: int, config: ShapesWorldConfig) -> ImageRecord
     meta = {"generator": GENERATOR, "seed": seed, "index": index, "scene_graph": scene,
             "atomic_facts": atomic_facts(scene),
             "qa": qa_pairs(_rng(seed, index, "qa"), scene, config.shapes, config.colours)}
-    return ImageRecord(image_id=image_id_for(seed, index), split=split_of(seed, index, config.split_fractions),
-                       width=config.image_size, height=config.image_size, captions=captions,
+    return ImageRecord(image_id=image_id_for(seed, index),
+                       split=split_of(seed, index, config.split_fractions), width=config.image_size,
+                       height=config.image_size, captions=captions,
                        image_bytes=encode_png(render_scene(scene)), meta=meta)
 
 
@@ -81,7 +83,8 @@ def default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def _jobs(num_images: int, seed: int, config: ShapesWorldConfig, start: int) -> list[tuple[int, int, int, dict]]:
+def _jobs(num_images: int, seed: int, config: ShapesWorldConfig,
+          start: int) -> list[tuple[int, int, int, dict[str, Any]]]:
     if num_images < 0:
         raise VLForgeError(f"num_images must be >= 0, got {num_images}")
     return [(a, min(a + CHUNK, start + num_images), seed, config.to_dict())
@@ -109,8 +112,8 @@ def _run(jobs: list, pool) -> Iterator[ImageRecord]:
 
 def generate_records(num_images: int, seed: int, config: ShapesWorldConfig | None = None,
                      workers: int | None = None, start: int = 0) -> Iterator[ImageRecord]:
-    """Records ``start .. start+num_images-1`` in index order, made by ``workers`` processes (see ``_pool`` for the
-    default). The output does not depend on ``workers``."""
+    """Records ``start .. start+num_images-1`` in index order, made by ``workers`` processes (see ``_pool``
+    for the default). The output does not depend on ``workers``."""
     config = config or ShapesWorldConfig()
     jobs = _jobs(num_images, seed, config, start)
     pool = _pool(workers, num_images)
@@ -123,10 +126,10 @@ def generate_records(num_images: int, seed: int, config: ShapesWorldConfig | Non
 
 def build_shapes_store(path: str | os.PathLike, num_images: int, seed: int, image_size: int = 64,
                        workers: int | None = None, batch_size: int = 1000, **knobs: Any) -> dict[str, Any]:
-    """Generate ``num_images`` ShapesWorld records (``**knobs``: any ``ShapesWorldConfig`` field) into the store at
-    ``path``, created if needed; re-running with the same arguments adds nothing new. The store info's
-    ``shapesworld`` entry records how it was made (generator, version, seed, number of images, every knob).
-    Returns the store counts."""
+    """Generate ``num_images`` ShapesWorld records (``**knobs``: any ``ShapesWorldConfig`` field) into the
+    store at ``path``, created if needed; re-running with the same arguments adds nothing new. The store
+    info's ``shapesworld`` entry records how it was made (generator, version, seed, number of images, every
+    knob). Returns the store counts."""
     from vlforge.common.store import CaptionStore
 
     config = ShapesWorldConfig.from_knobs(image_size=image_size, **knobs)
@@ -135,8 +138,8 @@ def build_shapes_store(path: str | os.PathLike, num_images: int, seed: int, imag
     try:
         store = CaptionStore.create(path)
         try:
-            store.set_info(shapesworld={"generator": GENERATOR, "generator_version": GENERATOR_VERSION, "seed": seed,
-                                        "num_images": num_images, "knobs": config.to_dict()})
+            store.set_info(shapesworld={"generator": GENERATOR, "generator_version": GENERATOR_VERSION,
+                                        "seed": seed, "num_images": num_images, "knobs": config.to_dict()})
             store.put_records(_run(jobs, pool), batch_size=batch_size)
             return store.counts()
         finally:

@@ -1,13 +1,14 @@
 """Ground-truth captions written from a scene graph: short (SSC-like), descriptive and dense.
 
-Short and descriptive captions are made in two steps so that negatives can re-use the exact wording: a *plan* (a
-JSON-able dict: kind, template, mentioned object ids, whether sizes are said, the relation said) is drawn with the
-record's rng, and ``render_plan(plan, objects, background)`` writes it. A negative perturbs the objects or the
-plan's relation and renders the same plan again (see ``negatives.py``).
+Short and descriptive captions are made in two steps so that negatives can re-use the exact wording: a *plan*
+(a JSON-able dict: kind, template, mentioned object ids, whether sizes are said, the relation said) is drawn
+with the record's rng, and ``render_plan(plan, objects, background)`` writes it. A negative perturbs the
+objects or the plan's relation and renders the same plan again (see ``negatives.py``).
 
-Bounds: short captions have 8-15 whitespace tokens, descriptive ones at most 40 (objects with sizes and colours,
-one relation when there are two or more objects, the background). Dense captions say everything in several
-sentences: the count and background, each object with its size, colour and region, every relation, the sign.
+Bounds: short captions have 8-15 whitespace tokens, descriptive ones at most 40 (objects with sizes and
+colours, one relation when there are two or more objects, the background). Dense captions say everything in
+several sentences: the count and background, each object with its size, colour and region, every relation, the
+sign.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from vlforge.common.shapes.grammar import (RELATION_PHRASES, background_phrase, capitalise, count_phrase, join_list,
-                                           noun_phrase, region_phrase)
+from vlforge.common.shapes.grammar import (RELATION_PHRASES, background_phrase, capitalise, count_phrase,
+                                           join_list, noun_phrase, region_phrase)
 from vlforge.common.shapes.vocabulary import INVERSE_RELATION
 
 SHORT_TOKENS = (8, 15)
@@ -26,10 +27,15 @@ DESCRIPTIVE_TEMPLATES = 4
 RELATION_TEMPLATES = 3
 
 
+def _relation_phrase(relation: dict[str, Any]) -> str:
+    phrases = RELATION_PHRASES[relation["relation"]]
+    return phrases[relation["phrase"] % len(phrases)]
+
+
 def _relation_sentence(relation: dict[str, Any], objects: list[dict[str, Any]]) -> str:
     subject = noun_phrase(objects[relation["subject"]], with_size=False, definite=True)
     obj = noun_phrase(objects[relation["object"]], with_size=False, definite=True)
-    phrase = RELATION_PHRASES[relation["relation"]][relation["phrase"] % len(RELATION_PHRASES[relation["relation"]])]
+    phrase = _relation_phrase(relation)
     if relation["template"] == 0:
         return f"{capitalise(subject)} is {phrase} {obj}."
     if relation["template"] == 1:
@@ -38,7 +44,8 @@ def _relation_sentence(relation: dict[str, Any], objects: list[dict[str, Any]]) 
 
 
 def render_plan(plan: dict[str, Any], objects: list[dict[str, Any]], background: dict[str, Any]) -> str:
-    """Write a short or descriptive caption plan for these objects (possibly perturbed copies of the scene's)."""
+    """Write a short or descriptive caption plan for these objects (possibly perturbed copies of the
+    scene's)."""
     mentioned = [objects[i] for i in plan["mentioned"]]
     listed = join_list([noun_phrase(o, with_size=plan["sizes"]) for o in mentioned])
     bg = background_phrase(background, always_texture=plan["kind"] == "short")
@@ -54,7 +61,7 @@ def render_plan(plan: dict[str, Any], objects: list[dict[str, Any]], background:
         if t == 3:
             return f"{capitalise(listed)} {region_phrase(mentioned[0]['region'])} of a {bg} image."
         if t == 4:
-            phrase = RELATION_PHRASES[relation["relation"]][relation["phrase"] % len(RELATION_PHRASES[relation["relation"]])]
+            phrase = _relation_phrase(relation)
             subject, obj = objects[relation["subject"]], objects[relation["object"]]
             return (f"{capitalise(noun_phrase(subject, plan['sizes']))} {phrase} "
                     f"{noun_phrase(obj, plan['sizes'])} on {bg}.")
@@ -74,7 +81,8 @@ def _said_relation(rng: random.Random, scene: dict[str, Any]) -> dict[str, Any] 
         return None
     rel = dict(rng.choice(scene["relations"]))
     if rng.random() < 0.5:
-        rel = {"subject": rel["object"], "relation": INVERSE_RELATION[rel["relation"]], "object": rel["subject"]}
+        rel = {"subject": rel["object"], "relation": INVERSE_RELATION[rel["relation"]],
+               "object": rel["subject"]}
     rel["phrase"] = rng.randrange(3)
     rel["template"] = rng.randrange(RELATION_TEMPLATES)
     return rel
@@ -133,10 +141,9 @@ def dense_caption(rng: random.Random, scene: dict[str, Any]) -> str:
     """Several sentences covering every object, attribute, region, relation, the sign and the background."""
     objects, bg = scene["objects"], scene["background"]
     n = len(objects)
-    opening = rng.choice((f"The image shows {count_phrase(n)} on a {background_phrase(bg)} background.",
-                          f"There {'is' if n == 1 else 'are'} {count_phrase(n)} on a {background_phrase(bg)} "
-                          f"background.",
-                          f"A {background_phrase(bg, always_texture=True)} background holds {count_phrase(n)}."))
+    on_bg = f"{count_phrase(n)} on a {background_phrase(bg)} background."
+    holds = f"A {background_phrase(bg, always_texture=True)} background holds {count_phrase(n)}."
+    opening = rng.choice((f"The image shows {on_bg}", f"There {'is' if n == 1 else 'are'} {on_bg}", holds))
     sentences = [opening]
     for obj in objects:
         where = region_phrase(obj["region"])

@@ -1,4 +1,5 @@
-"""Phrase building shared by every ShapesWorld text writer: noun phrases, lists, regions, relations, numbers."""
+"""Phrase building shared by every ShapesWorld text writer: noun phrases, lists, regions, relations,
+numbers."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ def article(word: str) -> str:
 def noun_phrase(obj: dict[str, Any], with_size: bool = True, definite: bool = False,
                 colour: str | None = None, shape: str | None = None) -> str:
     """ "a large red circle", "the red circle"; ``colour``/``shape`` override the words used."""
-    words = " ".join(w for w in ((obj["size"] if with_size else None), colour or obj["colour"], shape or obj["shape"]) if w)
+    parts = (obj["size"] if with_size else None, colour or obj["colour"], shape or obj["shape"])
+    words = " ".join(w for w in parts if w)
     return f"the {words}" if definite else f"{article(words)} {words}"
 
 

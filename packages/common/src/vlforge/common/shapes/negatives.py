@@ -1,13 +1,14 @@
 """ARO / SugarCrepe-style hard negatives: a positive caption's plan rendered again after one perturbation.
 
-- ``attribute_swap``: two mentioned objects exchange colours ("a blue circle and a red star" for "a red circle and
-  a blue star"), used only when at least one swapped (colour, shape) pair is absent from the scene;
+- ``attribute_swap``: two mentioned objects exchange colours ("a blue circle and a red star" for "a red circle
+  and a blue star"), used only when at least one swapped (colour, shape) pair is absent from the scene;
 - ``relation_swap``: the said relation's subject and object exchange places ("the blue star is left of the red
   circle"); false because relations hold with a margin;
-- ``object_replacement``: one mentioned object's shape becomes a shape that the scene has in no object of that colour.
+- ``object_replacement``: one mentioned object's shape becomes a shape that the scene has in no object of that
+  colour.
 
-Each negative is a ``Caption(source="gt", kind="negative")`` whose provenance names the perturbation, the positive's
-kind and text, so ARO-style evaluation can pair them.
+Each negative is a ``Caption(source="gt", kind="negative")`` whose provenance names the perturbation, the
+positive's kind and text, so ARO-style evaluation can pair them.
 """
 
 from __future__ import annotations
@@ -27,9 +28,13 @@ def _present(objects: list[dict[str, Any]]) -> set[tuple[str, str]]:
 
 def attribute_swap(rng: random.Random, plan: dict[str, Any], objects: list[dict[str, Any]]):
     present = _present(objects)
-    pairs = [(i, j) for i in plan["mentioned"] for j in plan["mentioned"] if i < j
-             and objects[i]["colour"] != objects[j]["colour"]
-             and {(objects[j]["colour"], objects[i]["shape"]), (objects[i]["colour"], objects[j]["shape"])} - present]
+
+    def swap_is_false(a: dict[str, Any], b: dict[str, Any]) -> bool:
+        swapped = {(b["colour"], a["shape"]), (a["colour"], b["shape"])}
+        return a["colour"] != b["colour"] and bool(swapped - present)
+
+    pairs = [(i, j) for i in plan["mentioned"] for j in plan["mentioned"]
+             if i < j and swap_is_false(objects[i], objects[j])]
     if not pairs:
         return None
     i, j = rng.choice(pairs)
@@ -62,7 +67,8 @@ def negatives_for(rng: random.Random, positive: Caption, plan: dict[str, Any], s
                   shapes: tuple[str, ...]) -> list[Caption]:
     """One negative per applicable perturbation of ``positive`` (written from ``plan``)."""
     objects = scene["objects"]
-    made = {"attribute_swap": attribute_swap(rng, plan, objects), "relation_swap": relation_swap(rng, plan, objects),
+    made = {"attribute_swap": attribute_swap(rng, plan, objects),
+            "relation_swap": relation_swap(rng, plan, objects),
             "object_replacement": object_replacement(rng, plan, objects, shapes)}
     negatives = []
     for name in PERTURBATIONS:
@@ -71,7 +77,7 @@ def negatives_for(rng: random.Random, positive: Caption, plan: dict[str, Any], s
         new_plan, new_objects = made[name]
         text = render_plan(new_plan, new_objects, scene["background"])
         if text != positive.text:
-            negatives.append(Caption(text=text, source="gt", kind="negative",
-                                     provenance={"generator": "shapesworld", "perturbation": name,
-                                                 "positive_kind": positive.kind, "positive_text": positive.text}))
+            provenance = {"generator": "shapesworld", "perturbation": name, "positive_kind": positive.kind,
+                          "positive_text": positive.text}
+            negatives.append(Caption(text=text, source="gt", kind="negative", provenance=provenance))
     return negatives

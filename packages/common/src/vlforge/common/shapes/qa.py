@@ -1,7 +1,7 @@
 """Question-answer pairs for MLLM evaluation, stored in ``record.meta["qa"]`` as a list of
-``{"type", "question", "answer"}`` with types ``colour``, ``count``, ``position``, ``presence`` (POPE-style yes/no:
-every object present is asked about, and as many absent objects, half of them "adversarial" — a present shape in an
-absent colour) and ``text`` (the sign's word). Answers are lower-case words or digits.
+``{"type", "question", "answer"}`` with types ``colour``, ``count``, ``position``, ``presence`` (POPE-style
+yes/no: every object present is asked about, and as many absent objects, half of them "adversarial", i.e. a
+present shape in an absent colour) and ``text`` (the sign's word). Answers are lower-case words or digits.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ def _locator(obj: dict[str, Any], objects: list[dict[str, Any]]) -> str:
     return ""
 
 
-def qa_pairs(rng: random.Random, scene: dict[str, Any], shapes: tuple[str, ...], colours: tuple[str, ...]) -> list[dict]:
+def qa_pairs(rng: random.Random, scene: dict[str, Any], shapes: tuple[str, ...],
+             colours: tuple[str, ...]) -> list[dict[str, str]]:
     objects = scene["objects"]
     qa = [{"type": "count", "question": "How many shapes are there?", "answer": str(len(objects))}]
     shape = rng.choice(shapes)
@@ -49,8 +50,9 @@ def qa_pairs(rng: random.Random, scene: dict[str, Any], shapes: tuple[str, ...],
     asked = [((o["colour"], o["shape"]), "yes") for o in objects] + [(p, "no") for p in absent]
     rng.shuffle(asked)
     for (colour, shape_name), answer in asked:
-        qa.append({"type": "presence", "question": f"Is there {article(colour)} {colour} {shape_name} in the image?",
-                   "answer": answer})
+        question = f"Is there {article(colour)} {colour} {shape_name} in the image?"
+        qa.append({"type": "presence", "question": question, "answer": answer})
     if scene["sign"] is not None:
-        qa.append({"type": "text", "question": "What word is written on the sign?", "answer": scene["sign"]["word"].lower()})
+        qa.append({"type": "text", "question": "What word is written on the sign?",
+                   "answer": scene["sign"]["word"].lower()})
     return qa

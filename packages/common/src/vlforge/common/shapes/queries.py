@@ -1,8 +1,9 @@
 """Hard retrieval queries (kind "query"): what a user types, not what a captioner writes.
 
-Two per image: ``rare_synonyms`` paraphrases an object (and a neighbour or the background) with the rare words of
-``RARE_COLOUR_WORDS`` / ``RARE_SHAPE_WORDS`` ("crimson disc next to an azure lozenge"); ``vague`` uses loose terms
-("something reddish and round near the top"). A query rewriter learns to turn these into captions a retriever knows.
+Two per image: ``rare_synonyms`` paraphrases an object (and a neighbour or the background) with the rare words
+of ``RARE_COLOUR_WORDS`` / ``RARE_SHAPE_WORDS`` ("crimson disc next to an azure lozenge"); ``vague`` uses
+loose terms ("something reddish and round near the top"). A query rewriter learns to turn these into captions
+a retriever knows.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from vlforge.common.records import Caption
 from vlforge.common.shapes.grammar import article
 from vlforge.common.shapes.vocabulary import RARE_COLOUR_WORDS, RARE_SHAPE_WORDS
 
-VAGUE_COLOURS = {"red": "reddish", "green": "greenish", "blue": "bluish", "yellow": "yellowish", "purple": "purplish",
-                 "orange": "orangey", "white": "pale", "black": "dark"}
-VAGUE_SHAPES = {"circle": "round", "square": "boxy", "triangle": "pointy", "star": "spiky", "hexagon": "many-sided",
-                "diamond": "slanted"}
+VAGUE_COLOURS = {"red": "reddish", "green": "greenish", "blue": "bluish", "yellow": "yellowish",
+                 "purple": "purplish", "orange": "orangey", "white": "pale", "black": "dark"}
+VAGUE_SHAPES = {"circle": "round", "square": "boxy", "triangle": "pointy", "star": "spiky",
+                "hexagon": "many-sided", "diamond": "slanted"}
 VAGUE_REGIONS = {"top": "near the top", "bottom": "near the bottom", "left": "over on the left",
                  "right": "over on the right", "centre": "around the middle"}
 NEIGHBOUR_WORDS = ("next to", "near", "beside", "and")

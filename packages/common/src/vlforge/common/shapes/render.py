@@ -1,8 +1,9 @@
 """Drawing a scene graph with PIL, and encoding it as PNG bytes.
 
-Shapes are drawn without anti-aliasing, each inside the circle of its ``radius`` around its centre, so an object's
-centre pixel has exactly its colour's RGB (``COLOUR_RGB``). Textured backgrounds alternate the background colour with
-a shade of it (stripes or a checkerboard); the sign is a light rectangle with a dark border and a dark word.
+Shapes are drawn without anti-aliasing, each inside the circle of its ``radius`` around its centre, so an
+object's centre pixel has exactly its colour's RGB (``COLOUR_RGB``). Textured backgrounds alternate the
+background colour with a shade of it (stripes or a checkerboard); the sign is a light rectangle with a dark
+border and a dark word.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Sampling a ShapesWorld scene graph: background, 1-4 objects, an optional sign, and the relations between objects.
+"""Sampling a ShapesWorld scene graph: background, 1-4 objects, an optional sign, and the relations between
+objects.
 
 The scene graph is a JSON-able dict (stored in ``record.meta["scene_graph"]``)::
 
@@ -9,12 +10,12 @@ The scene graph is a JSON-able dict (stored in ``record.meta["scene_graph"]``)::
      "relations": [{"subject": 0, "relation": "left of", "object": 1}, ...],
      "sign": {"word": "Sale", "box": [x0, y0, x1, y1], "region": "top"} or None}
 
-Placement guarantees used by the tests and by anyone reading pixels: every object lies inside the image; two objects'
-centres are at least ``max(r_i, r_j) + 2`` px apart and at least ``(1 - max_overlap)(r_i + r_j)``, so no object covers
-another's centre; (colour, shape) pairs are unique within an image, so "the red circle" names one object; the sign
-never overlaps an object's bounding box. Relations hold between object centres with a margin of
-``relation_margin * image_size`` px: i is "left of" j when x_i < x_j - margin, "above" j when y_i < y_j - margin
-(image y grows downwards); both a horizontal and a vertical relation may hold for a pair.
+Placement guarantees used by the tests and by anyone reading pixels: every object lies inside the image; two
+objects' centres are at least ``max(r_i, r_j) + 2`` px apart and at least ``(1 - max_overlap)(r_i + r_j)``, so
+no object covers another's centre; (colour, shape) pairs are unique within an image, so "the red circle" names
+one object; the sign never overlaps an object's bounding box. Relations hold between object centres with a
+margin of ``relation_margin * image_size`` px: i is "left of" j when x_i < x_j - margin, "above" j when y_i <
+y_j - margin (image y grows downwards); both a horizontal and a vertical relation may hold for a pair.
 """
 
 from __future__ import annotations
@@ -79,8 +80,9 @@ def _place_objects(rng: random.Random, config: ShapesWorldConfig, background: st
             for _ in range(PLACEMENT_ATTEMPTS):
                 x, y = rng.randint(r, size_px - 1 - r), rng.randint(r, size_px - 1 - r)
                 if _fits(x, y, r, objects, config):
-                    objects.append({"id": len(objects), "shape": shape, "colour": colour, "size": attempt_size,
-                                    "x": x, "y": y, "radius": r, "region": region_of(x, y, size_px)})
+                    objects.append({"id": len(objects), "shape": shape, "colour": colour,
+                                    "size": attempt_size, "x": x, "y": y, "radius": r,
+                                    "region": region_of(x, y, size_px)})
                     break
             else:
                 continue
