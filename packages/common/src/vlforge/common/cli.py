@@ -21,17 +21,20 @@ from pathlib import Path
 from typing import Any
 
 from jsonargparse import ArgumentError
+from omegaconf.errors import OmegaConfBaseException
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
+from vlforge.common.config_errors import describe_config_error, locate_config_error
 from vlforge.common.errors import VLForgeError
 from vlforge.common.grad_checkpointing import enable_gradient_checkpointing
 from vlforge.common.rng_state import RNGStateCallback
 from vlforge.common.run_metrics import MetricsJSONCallback
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
+CONFIG_ERRORS = (ArgumentError, OmegaConfBaseException)
 _PACKAGE_CONFIG = re.compile(r"^(?P<package>[a-z_]+):(?P<path>[^:]+\.ya?ml)$")
 
 
@@ -112,7 +115,14 @@ class VLForgeCLI(LightningCLI):
             args=args, run=run, **kwargs)
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Sequence[str] | None) -> None:
-        self.config = parser.parse_args(resolve_config_args(sys.argv[1:] if args is None else args))
+        """Parse; a config mistake becomes a one-line VLForgeError naming the key and the file."""
+        resolved = resolve_config_args(sys.argv[1:] if args is None else args)
+        try:
+            self.config = parser.parse_args(resolved)
+        except CONFIG_ERRORS as err:
+            description = _describe(err)
+            where = locate_config_error(parser.parse_args, resolved, description, _describe)
+            raise VLForgeError(description + where) from None
 
     def subcommands(self) -> dict[str, set[str]]:
         return {name: spec for name, spec in super().subcommands().items() if name in SUBCOMMANDS}
@@ -157,10 +167,11 @@ class VLForgeCLI(LightningCLI):
         return loggers
 
 
-def _one_line(err: BaseException) -> str:
-    """jsonargparse errors span several lines (nested causes); keep the informative ones joined on one line."""
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    return " | ".join(lines)
+def _describe(err: BaseException) -> str:
+    if isinstance(err, OmegaConfBaseException):
+        key = getattr(err, "full_key", None)
+        return f"{key}: {str(err).splitlines()[0]}" if key else str(err).splitlines()[0]
+    return describe_config_error(str(err))
 
 
 def run_cli(package: str, args: Sequence[str] | None = None, **cli_kwargs: Any) -> int:
@@ -168,8 +179,8 @@ def run_cli(package: str, args: Sequence[str] | None = None, **cli_kwargs: Any) 
     prog = f"vlforge-{package}"
     try:
         VLForgeCLI(package, args, **cli_kwargs)
-    except (VLForgeError, ArgumentError) as err:
-        print(f"{prog}: error: {_one_line(err)}", file=sys.stderr)
+    except VLForgeError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
