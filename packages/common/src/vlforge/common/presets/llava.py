@@ -20,6 +20,7 @@ from transformers import (
 )
 
 from vlforge.common.presets.chat_templates import chat_template
+from vlforge.common.presets.config_fields import make_config
 from vlforge.common.presets.tokenizer import IMAGE_TOKEN
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -42,10 +43,10 @@ def build_llava(tokenizer: PreTrainedTokenizerFast, image_size: int = 64, patch_
     ``vision``: extra ``CLIPVisionConfig`` fields (hidden_size, num_hidden_layers, ...); ``text``: extra
     ``LlamaConfig`` fields. Vocabulary size and special-token ids come from ``tokenizer``.
     """
-    vision_config = CLIPVisionConfig(image_size=image_size, patch_size=patch_size, **(vision or {}))
-    text_config = LlamaConfig(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
-                              bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                              **(text or {}))
+    vision_config = make_config(CLIPVisionConfig, "model.vision", vision, image_size=image_size, patch_size=patch_size)
+    text_config = make_config(LlamaConfig, "model.text", text, vocab_size=len(tokenizer),
+                              pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+                              eos_token_id=tokenizer.eos_token_id)
     image_token_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
     config = LlavaConfig(vision_config=vision_config, text_config=text_config, image_token_index=image_token_id,
                          projector_hidden_act=projector_hidden_act, vision_feature_layer=vision_feature_layer,

@@ -18,11 +18,20 @@ import torch
 import yaml
 
 from vlforge.common.errors import VLForgeError
+from vlforge.common.presets.blip import build_blip
 from vlforge.common.presets.llava import build_llava
+from vlforge.common.presets.open_clip_models import build_open_clip
+from vlforge.common.presets.qwen2_vl import build_qwen2_vl
+from vlforge.common.presets.text_lm import build_gpt2, build_llama
 from vlforge.common.presets.tokenizer import shapes_tokenizer
 
 FAMILIES: dict[str, Callable[..., tuple[Any, Any]]] = {
     "llava": build_llava,
+    "qwen2_vl": build_qwen2_vl,
+    "blip": build_blip,
+    "llama": build_llama,
+    "gpt2": build_gpt2,
+    "open_clip": build_open_clip,
 }
 _TOP_LEVEL_KEYS = {"family", "seed", "tokenizer", "model", "description"}
 _PRESET_PACKAGE = "vlforge.common.configs.presets"
@@ -62,9 +71,11 @@ def load_preset_config(name_or_yaml: str | os.PathLike) -> dict[str, Any]:
     family = config.get("family")
     if family not in FAMILIES:
         raise VLForgeError(f"{path}: key 'family' is {family!r}, expected one of {sorted(FAMILIES)}")
-    allowed = set(inspect.signature(FAMILIES[family]).parameters) - {"tokenizer"}
+    parameters = inspect.signature(FAMILIES[family]).parameters
+    allowed = set(parameters) - {"tokenizer"}
     unknown = set(config.get("model") or {}) - allowed
-    if unknown:
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())  # checked by the builder
+    if unknown and not takes_any:
         raise VLForgeError(f"{path}: unknown key 'model.{sorted(unknown)[0]}' for family {family} "
                            f"(allowed: {sorted(allowed)})")
     allowed = set(inspect.signature(shapes_tokenizer).parameters) - {"cache_dir"}
@@ -90,4 +101,7 @@ def build_preset(name_or_yaml: str | os.PathLike, cache_dir: str | os.PathLike |
         kwargs["tokenizer"] = shapes_tokenizer(**(config.get("tokenizer") or {}), cache_dir=cache_dir)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.get("seed", 0) if seed is None else seed)
-        return builder(**kwargs)
+        try:
+            return builder(**kwargs)
+        except VLForgeError as exc:
+            raise VLForgeError(f"{preset_path(name_or_yaml)}: {exc}") from None

@@ -26,6 +26,8 @@ PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"
 IMAGE_TOKEN = "<image>"
 QWEN_VISION_TOKENS = ("<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>")
 SPECIAL_TOKENS = (PAD, BOS, EOS, UNK, IMAGE_TOKEN, *QWEN_VISION_TOKENS)
+# Bumped when the corpus or the tokenizer layout changes, so stale caches are not reused.
+_FORMAT = 3
 
 
 def default_cache_dir() -> Path:
@@ -52,14 +54,15 @@ def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedToke
     tok.post_processor = processors.TemplateProcessing(single=f"{BOS} $A", pair=f"{BOS} $A {BOS} $B",
                                                        special_tokens=[(BOS, bos_id)])
     return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token=PAD, bos_token=BOS, eos_token=EOS,
-                                   unk_token=UNK, extra_special_tokens={"image_token": IMAGE_TOKEN},
-                                   additional_special_tokens=[IMAGE_TOKEN, *QWEN_VISION_TOKENS])
+                                   unk_token=UNK, additional_special_tokens=[IMAGE_TOKEN, *QWEN_VISION_TOKENS])
 
 
 def shapes_corpus(num_images: int, seed: int) -> Iterator[str]:
-    """ShapesWorld text for tokenizer training: every vocabulary word, then every caption of ``num_images`` records
-    generated in memory with ``seed`` (all kinds and sources, so synonyms, filler and queries are covered)."""
+    """ShapesWorld text for tokenizer training: every vocabulary word, then for ``num_images`` records generated in
+    memory with ``seed`` every caption (all sources and kinds: synonyms, web filler, negatives, queries), atomic fact
+    and QA question / answer."""
     from vlforge.common.shapes import vocabulary as v
+    from vlforge.common.shapes.build import generate_records
 
     words = [*v.SHAPES, *v.COLOURS, *v.SIZES, *v.RELATIONS, *v.BACKGROUNDS, *v.BACKGROUND_TEXTURES,
              *v.HORIZONTAL_REGIONS, *v.VERTICAL_REGIONS, *v.SIGN_WORDS,
@@ -67,18 +70,18 @@ def shapes_corpus(num_images: int, seed: int) -> Iterator[str]:
              *(w for ws in v.COLOUR_SYNONYMS.values() for w in ws),
              *(w for ws in v.SIZE_SYNONYMS.values() for w in ws)]
     yield " ".join(words)
-    yield from _generated_captions(num_images, seed)
-
-
-def _generated_captions(num_images: int, seed: int) -> Iterator[str]:
-    return iter(())
+    for record in generate_records(num_images, seed, workers=1):
+        yield from (caption.text for caption in record.captions)
+        yield from record.meta.get("atomic_facts", ())
+        for qa in record.meta.get("qa", ()):
+            yield f"{qa['question']} {qa['answer']}"
 
 
 def shapes_tokenizer(vocab_size: int = 1024, num_images: int = 2000, seed: int = 0,
                      cache_dir: str | os.PathLike | None = None) -> PreTrainedTokenizerFast:
     """The ShapesWorld BPE tokenizer, trained on first use and loaded from ``cache_dir`` afterwards."""
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir() / "tokenizers"
-    path = root / f"shapes-bpe-v{vocab_size}-n{num_images}-s{seed}"
+    path = root / f"shapes-bpe{_FORMAT}-v{vocab_size}-n{num_images}-s{seed}"
     if (path / "tokenizer.json").is_file():
         return PreTrainedTokenizerFast.from_pretrained(path)
     tokenizer = train_bpe_tokenizer(shapes_corpus(num_images, seed), vocab_size)
