@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from vlforge.common.records import Caption, ImageRecord
-from vlforge.common.store import CaptionStore
+from vlforge.common.store import CaptionStore, codec
 from vlforge.common.store.verify import verify_store
 
 
@@ -35,6 +35,10 @@ def damage(path, fn):
     env.close()
 
 
+F = {name: n for n, name in enumerate(codec.RECORD_FIELDS)}
+TEXT, KIND = codec.CAPTION_FIELDS.index("text"), codec.CAPTION_FIELDS.index("kind")
+
+
 def raw_record(txn, image_id):
     return msgpack.unpackb(txn.get(b"rec/" + image_id.encode()), raw=False)
 
@@ -46,6 +50,7 @@ def test_sound_store_verifies_clean(store_path):
 
 @pytest.mark.parametrize("kind, expected", [
     ("undecodable", "record 'i1' does not decode"),
+    ("wrong_shape", "record 'i1' does not decode"),
     ("wrong_key", "record 'i1' holds image_id 'i2'"),
     ("bad_kind", "record 'i1'"),
     ("empty_caption", "record 'i1': caption 0 has empty text"),
@@ -62,18 +67,20 @@ def test_each_kind_of_damage_is_reported(store_path, kind, expected):
         if kind == "undecodable":
             txn.put(b"rec/i1", b"\xc1\xc1 not msgpack")
             return
-        if kind == "wrong_key":
-            rec["image_id"] = "i2"
+        if kind == "wrong_shape":
+            rec = rec[:-1]
+        elif kind == "wrong_key":
+            rec[F["image_id"]] = "i2"
         elif kind == "bad_kind":
-            rec["captions"][0]["kind"] = "poem"
+            rec[F["captions"]][0][KIND] = "poem"
         elif kind == "empty_caption":
-            rec["captions"][0]["text"] = "   "
+            rec[F["captions"]][0][TEXT] = "   "
         elif kind == "duplicate_caption":
-            rec["captions"].append(dict(rec["captions"][0]))
+            rec[F["captions"]].append(list(rec[F["captions"]][0]))
         elif kind == "size_mismatch":
-            rec["image_bytes"] = png((4, 4))
+            rec[F["image_bytes"]] = png((4, 4))
         elif kind == "broken_image":
-            rec["image_bytes"] = png()[:30]
+            rec[F["image_bytes"]] = png()[:30]
         elif kind == "counts":
             counts = json.loads(txn.get(b"meta/counts"))
             counts["captions"] += 1
@@ -100,7 +107,11 @@ def test_each_kind_of_damage_is_reported(store_path, kind, expected):
 
 
 def test_skip_images_does_not_decode(store_path):
-    damage(store_path, lambda txn: txn.put(b"rec/i1", msgpack.packb(
-        {**raw_record(txn, "i1"), "image_bytes": b"garbage"}, use_bin_type=True)))
+    def fn(txn):
+        rec = raw_record(txn, "i1")
+        rec[F["image_bytes"]] = b"garbage"
+        txn.put(b"rec/i1", msgpack.packb(rec, use_bin_type=True))
+
+    damage(store_path, fn)
     assert verify_store(CaptionStore(store_path), check_images=False).ok
     assert not verify_store(CaptionStore(store_path)).ok

@@ -4,7 +4,8 @@ Keys (one LMDB database, byte-sorted, so every scan is deterministic):
 
 - ``meta/info``   JSON object: store-level metadata, always holding ``schema_version``.
 - ``meta/counts`` JSON object: images, captions, splits, by_source, by_kind; updated in every write transaction.
-- ``rec/<id>``    msgpack map: one :class:`~vlforge.common.records.ImageRecord` (``to_dict`` form).
+- ``rec/<id>``    msgpack array: one :class:`~vlforge.common.records.ImageRecord` as RECORD_FIELDS, its captions
+  as arrays of CAPTION_FIELDS (arrays, not maps: no key strings to store or decode, ~3x faster to read).
 - ``split/<split>\\x00<ordinal>`` the image id (UTF-8) of the ordinal-th image added to that split; ordinals are
   dense big-endian uint64, so a dataset over a split is indexed without scanning the store.
 
@@ -13,6 +14,7 @@ No pickle: records are msgpack (binary-safe for embedded image bytes), metadata 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import struct
 from typing import Any
@@ -20,13 +22,19 @@ from typing import Any
 import msgpack
 
 from vlforge.common.errors import VLForgeError
-from vlforge.common.records import ImageRecord
+from vlforge.common.records import Caption, ImageRecord
 
 SCHEMA_VERSION = 1
 INFO_KEY = b"meta/info"
 COUNTS_KEY = b"meta/counts"
 RECORD_PREFIX = b"rec/"
 SPLIT_PREFIX = b"split/"
+RECORD_FIELDS = ("image_id", "split", "width", "height", "captions", "image_path", "image_bytes", "meta")
+CAPTION_FIELDS = ("text", "source", "kind", "provenance", "scores")
+_N_FIELDS = len(RECORD_FIELDS)
+if (tuple(f.name for f in dataclasses.fields(ImageRecord)) != RECORD_FIELDS
+        or tuple(f.name for f in dataclasses.fields(Caption)) != CAPTION_FIELDS):
+    raise ImportError("vlforge.common.records changed its field order; update the store codec and schema_version")
 MAX_ID_BYTES = 400  # LMDB keys are at most 511 bytes; leave room for the prefixes.
 _ORDINAL = struct.Struct(">Q")
 
@@ -54,17 +62,32 @@ def ordinal_of(key: bytes) -> int:
 
 
 def encode_record(record: ImageRecord) -> bytes:
-    return msgpack.packb(record.to_dict(), use_bin_type=True)
+    captions = [[c.text, c.source, c.kind, c.provenance, c.scores] for c in record.captions]
+    return msgpack.packb([record.image_id, record.split, record.width, record.height, captions, record.image_path,
+                          record.image_bytes, record.meta], use_bin_type=True)
 
 
 def decode_record(raw: bytes, key: bytes | str) -> ImageRecord:
-    """Decode a stored record; any damage is a VLForgeError naming the key."""
+    """Decode a stored record; any damage (bad msgpack, wrong shape, invalid kind) is a VLForgeError naming it.
+
+    The hot path of every read: positional construction (the field order is checked at import).
+    """
     try:
-        return ImageRecord.from_dict(msgpack.unpackb(raw, raw=False))
+        fields = msgpack.unpackb(raw, raw=False)
+        if type(fields) is not list or len(fields) != _N_FIELDS:
+            raise ValueError(f"expected an array of the {_N_FIELDS} fields {RECORD_FIELDS}")
+        fields[4] = [Caption(*_caption_fields(c)) for c in fields[4]]
+        return ImageRecord(*fields)
     except VLForgeError as err:
         raise VLForgeError(f"record {_show(key)}: {err}") from None
-    except (ValueError, TypeError, KeyError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as err:
+    except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as err:
         raise VLForgeError(f"record {_show(key)} does not decode: {type(err).__name__}: {err}") from None
+
+
+def _caption_fields(fields: list) -> list:
+    if type(fields) is not list or len(fields) != len(CAPTION_FIELDS):
+        raise ValueError(f"every caption must be an array of the fields {CAPTION_FIELDS}")
+    return fields
 
 
 def encode_json(obj: Any) -> bytes:
