@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -90,7 +91,7 @@ def shapes_tokenizer(vocab_size: int = 1024, num_images: int = 2000, seed: int =
     try:
         tmp.replace(path)
     except OSError:  # another process won the race: its copy is identical
-        pass
+        shutil.rmtree(tmp, ignore_errors=True)
     return PreTrainedTokenizerFast.from_pretrained(path)
 
 
