@@ -35,6 +35,10 @@ class ResumableSampler(DistributedSampler):
                          drop_last=drop_last)
         self.start_at = 0
 
+    def set_epoch(self, epoch: int) -> None:
+        """Ignored: the ResumableDataLoader counts its own epochs (Lightning's count can be off by one after a resume
+        from a checkpoint written when max_steps stopped an epoch early)."""
+
     def __iter__(self) -> Iterator[int]:
         indices = list(super().__iter__())[self.start_at:]
         self.start_at = 0
@@ -43,7 +47,11 @@ class ResumableSampler(DistributedSampler):
 
 class ResumableDataLoader(DataLoader):
     """`DataLoader(dataset, batch_size, shuffle, seed)` whose epoch order is reproducible and whose position within the
-    epoch is saved in checkpoints. Worker seeds are derived from (seed, epoch), never from the global RNG."""
+    epoch is saved in checkpoints. Worker seeds are derived from (seed, epoch), never from the global RNG.
+
+    Each `iter()` starts the next epoch (a pass is assumed to run to its end: do not combine with
+    limit_train_batches), except the first one after `load_state_dict`, which finishes the checkpointed epoch.
+    """
 
     def __init__(self, dataset: Dataset, batch_size: int = 1, *, shuffle: bool = True, seed: int = 0,
                  drop_last: bool = False, **kwargs: Any) -> None:
@@ -52,6 +60,7 @@ class ResumableDataLoader(DataLoader):
                 raise TypeError(f"ResumableDataLoader builds its own {taken}; do not pass one")
             kwargs.pop(taken, None)
         self.seed = seed
+        self.epoch = 0
         self.batches_yielded = 0
         self._resume: tuple[int, int] | None = None  # (epoch, batches already trained on)
         sampler = ResumableSampler(dataset, shuffle=shuffle, seed=seed, drop_last=drop_last)
@@ -59,13 +68,17 @@ class ResumableDataLoader(DataLoader):
                          generator=torch.Generator(), **kwargs)
 
     def __iter__(self) -> Iterator[Any]:
+        if self._resume is not None:
+            epoch, skip = self._resume
+            self._resume = None
+            if skip >= len(self):
+                epoch, skip = epoch + 1, 0
+        else:
+            epoch, skip = (self.epoch + 1 if self.batches_yielded else self.epoch), 0
         sampler: ResumableSampler = self.sampler  # type: ignore[assignment]
-        self.generator.manual_seed(self.seed * 100_003 + sampler.epoch)
-        skip = 0
-        if self._resume is not None and self._resume[0] == sampler.epoch and self._resume[1] < len(self):
-            skip = self._resume[1]
-        self._resume = None
+        self.epoch = sampler.epoch = epoch
         sampler.start_at = skip * self.batch_size
+        self.generator.manual_seed(self.seed * 100_003 + epoch)
         self.batches_yielded = skip
         for batch in super().__iter__():
             self.batches_yielded += 1
@@ -73,7 +86,7 @@ class ResumableDataLoader(DataLoader):
 
     def state_dict(self) -> dict[str, int]:
         """The position within the current epoch (batches already handed to the training loop)."""
-        return {"batches_yielded": self.batches_yielded, "epoch": self.sampler.epoch}
+        return {"epoch": self.epoch, "batches_yielded": self.batches_yielded}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         """Make the next iteration of the checkpointed epoch start after the batches already trained on."""

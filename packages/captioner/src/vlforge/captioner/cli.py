@@ -1,0 +1,13 @@
+"""`vlforge-captioner`: fit / validate / test / predict any vlforge-captioner LitModule from stacked YAML configs."""
+
+import sys
+
+from vlforge.common.cli import run_cli
+
+
+def main() -> None:
+    sys.exit(run_cli("captioner"))
+
+
+if __name__ == "__main__":
+    main()

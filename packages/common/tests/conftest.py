@@ -1,0 +1,24 @@
+"""Makes the toy LitModule / DataModule (tests/toy/toy_lightning.py) importable by class_path, here and in the
+subprocesses the DDP and console tests start."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+TOY_DIR = Path(__file__).parent / "toy"
+TOY_BASE = TOY_DIR / "toy_base.yaml"
+
+if str(TOY_DIR) not in sys.path:
+    sys.path.insert(0, str(TOY_DIR))
+
+
+@pytest.fixture
+def toy_env() -> dict[str, str]:
+    """Environment for a subprocess that must import toy_lightning."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TOY_DIR), env.get("PYTHONPATH")]))
+    return env

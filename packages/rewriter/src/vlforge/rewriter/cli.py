@@ -1,0 +1,13 @@
+"""`vlforge-rewriter`: fit / validate / test / predict any vlforge-rewriter LitModule from stacked YAML configs."""
+
+import sys
+
+from vlforge.common.cli import run_cli
+
+
+def main() -> None:
+    sys.exit(run_cli("rewriter"))
+
+
+if __name__ == "__main__":
+    main()

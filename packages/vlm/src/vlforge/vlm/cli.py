@@ -1,0 +1,13 @@
+"""`vlforge-vlm`: fit / validate / test / predict any vlforge-vlm LitModule from stacked YAML configs."""
+
+import sys
+
+from vlforge.common.cli import run_cli
+
+
+def main() -> None:
+    sys.exit(run_cli("vlm"))
+
+
+if __name__ == "__main__":
+    main()
