@@ -142,3 +142,11 @@ def test_a_reader_and_a_writer_share_one_environment_in_a_process(tmp_path):
         reader.append_captions({"a": [Caption("y", "gt")]})
     writer.close()
     assert len(reader) == 1
+
+
+def test_lock_free_reader_of_a_finished_store(tmp_path):
+    writer = CaptionStore.create(tmp_path / "s")
+    writer.put_records([ImageRecord("a", "train", 6, 4, [Caption("x", "gt")], image_bytes=png())])
+    writer.close()
+    reader = CaptionStore(tmp_path / "s", readonly=True, lock=False)
+    assert reader.get("a").captions[0].text == "x" and reader.counts()["images"] == 1
