@@ -87,7 +87,7 @@ def apply_lora(model: nn.Module, settings: LoraSettings) -> nn.Module:
 def set_gradient_checkpointing(model: nn.Module, enabled: bool) -> None:
     """Switch activation checkpointing of a transformers model on or off (non-reentrant, no KV cache in training)."""
     if enabled:
-        model.activation_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False
     elif getattr(model, "is_activation_checkpointing", False):
         model.activation_checkpointing_disable()
