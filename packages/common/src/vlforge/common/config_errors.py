@@ -10,6 +10,7 @@ _TOKEN = re.compile(
     r"|(?P<class_path>Problem with given class_path)"
     r"|Option '(?P<unknown>[^']+)' is not accepted"
     r"|does not accept option '(?P<sub_unknown>[^']+)'"
+    r"|Unrecognized arguments: --(?P<arg_unknown>[^\s=]+)"
     r"|Option '(?P<missing>[^']+)' is required but not provided"
     r"|Key \"(?P<required>[^\"]+)\" is required but not included"
     r"|Expected a <class '(?P<type>[^']+)'>\. Got value: (?P<value>[^\n]*)"
@@ -26,8 +27,8 @@ def describe_config_error(message: str) -> str:
                 path.append(match["key"])
         elif match["class_path"]:
             path.append("init_args")
-        elif match["unknown"] or match["sub_unknown"]:
-            path.append(match["unknown"] or match["sub_unknown"])
+        elif match["unknown"] or match["sub_unknown"] or match["arg_unknown"]:
+            path.append(match["unknown"] or match["sub_unknown"] or match["arg_unknown"])
             problem = "unknown key"
         elif match["missing"] or match["required"]:
             path.append(match["missing"] or match["required"])
