@@ -53,7 +53,9 @@ class BlipPretrainingModel(nn.Module):
         for key, value in (("image_size", image_size), ("patch_size", patch_size), ("projection_dim", projection_dim)):
             if value is not None:
                 sizes[key] = value
-        sizes["vision"] = {**(sizes.get("vision") or {}), **(vision or {})}
+        # BlipVisionConfig's default initializer_range is 1e-10 (BLIP starts from a pretrained ViT): from scratch
+        # that init leaves the image features ~0, so a random init uses BERT's 0.02 unless told otherwise
+        sizes["vision"] = {"initializer_range": 0.02, **(sizes.get("vision") or {}), **(vision or {})}
         sizes["text"] = {**(sizes.get("text") or {}), **(text or {})}
         tokenizer = shapes_tokenizer(**(config.get("tokenizer") or {}))
         tokenizer.add_tokens([ENC_TOKEN], special_tokens=True)
