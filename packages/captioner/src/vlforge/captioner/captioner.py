@@ -3,7 +3,8 @@
 ``Captioner(source=...)`` loads from YAML-friendly arguments: ``preset:<name>`` builds a tiny preset of
 vlforge.common.presets (random weights), anything else is a hub name or local path loaded with transformers
 (``trust_remote_code`` off unless asked; 4-bit QLoRA through bitsandbytes needs CUDA). ``Captioner.from_parts``
-takes an already built model and processor.
+takes an already built model and processor. ``weights`` starts from a trained captioner: the captioner weights of
+a captioner LitModule checkpoint (``vlforge.captioner.weights.weights_from``), loaded before freezing and LoRA.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from vlforge.captioner.model_setup import (
     apply_lora,
     set_gradient_checkpointing,
 )
+from vlforge.captioner.weights import weights_from
 from vlforge.common.errors import VLForgeError
 
 PRESET_PREFIX = "preset:"
@@ -31,8 +33,10 @@ class Captioner:
 
     def __init__(self, source: str = "preset:llava_tiny", freeze: FreezePolicy | None = None,
                  lora: LoraSettings | None = None, gradient_checkpointing: bool = False, dtype: str = "float32",
-                 trust_remote_code: bool = False, load_in_4bit: bool = False) -> None:
+                 trust_remote_code: bool = False, load_in_4bit: bool = False, weights: str | None = None) -> None:
         model, processor = _load(source, dtype, trust_remote_code, load_in_4bit)
+        if weights is not None:
+            weights_from(weights, model)
         self._setup(model, processor, source, freeze or FreezePolicy(), lora, gradient_checkpointing)
 
     @classmethod
