@@ -1,5 +1,6 @@
-"""BlipLitModule with real Lightning trainers on a ShapesWorld store: the three objectives train and the loss falls,
-evaluation logs ITC and ITM-re-ranked retrieval and ARO, owner keys group pairs of one image, bad settings fail."""
+"""BlipLitModule with real Lightning trainers on a ShapesWorld store: the three objectives train and the loss
+falls, evaluation logs ITC and ITM-re-ranked retrieval and ARO, owner keys group pairs of one image, bad
+settings fail."""
 
 from __future__ import annotations
 
@@ -36,10 +37,12 @@ def _trainer(tmp_path, steps: int, callbacks=(), val_batches: int = 1) -> L.Trai
 
 
 def _datamodule(store: str, **kwargs) -> ContrastiveDataModule:
-    defaults = {"train_captions": [{"source": "gt", "kind": "short"}], "batch_size": 16, "eval_batch_size": 24}
+    defaults = {"train_captions": [{"source": "gt", "kind": "short"}], "batch_size": 16,
+                "eval_batch_size": 24}
     return ContrastiveDataModule(store, **(defaults | kwargs))
 
 
+@pytest.mark.slow
 def test_blip_trains_its_three_objectives_and_the_loss_falls(shapes_store, tmp_path):
     L.seed_everything(0)
     module = BlipLitModule(_model(), learning_rate=3e-3, itm_rerank_k=5)
@@ -63,7 +66,8 @@ def test_zero_weights_skip_their_objectives(shapes_store, tmp_path):
     trainer = _trainer(tmp_path, 2)
     trainer.fit(module, _datamodule(shapes_store))
     assert "train/itm" in trainer.callback_metrics and "train/lm" not in trainer.callback_metrics
-    assert trainer.callback_metrics["train/loss"].item() == pytest.approx(trainer.callback_metrics["train/itm"].item())
+    metrics = trainer.callback_metrics
+    assert metrics["train/loss"].item() == pytest.approx(metrics["train/itm"].item())
     changed = {k.split(".")[0] for k, v in module.model.state_dict().items() if not torch.equal(v, before[k])}
     assert changed == {"vision_model", "text_encoder", "itm_head"}  # no decoder, projections or temperature
 

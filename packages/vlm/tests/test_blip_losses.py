@@ -1,6 +1,6 @@
-"""BLIP losses against direct implementations: hard-negative weights and sampling (never a positive, frequencies as
-the equation says, across a real 2-process gloo group), ITM cross-entropy, the captioning LM loss (also against
-transformers' own BlipTextLMHeadModel loss)."""
+"""BLIP losses against direct implementations: hard-negative weights and sampling (never a positive,
+frequencies as the equation says, across a real 2-process gloo group), ITM cross-entropy, the captioning LM
+loss (also against transformers' own BlipTextLMHeadModel loss)."""
 
 from __future__ import annotations
 
@@ -96,7 +96,8 @@ def test_caption_labels_ignore_padding_and_the_start_token():
     mask = (ids != 0).long()
     assert caption_labels(ids, mask).tolist() == [[IGNORE_INDEX, 5, 6, 2, IGNORE_INDEX],
                                                   [IGNORE_INDEX, 7, 2, IGNORE_INDEX, IGNORE_INDEX]]
-    assert caption_labels(ids, mask, prompt_length=2)[0].tolist() == [IGNORE_INDEX, IGNORE_INDEX, 6, 2, IGNORE_INDEX]
+    prompted = caption_labels(ids, mask, prompt_length=2)
+    assert prompted[0].tolist() == [IGNORE_INDEX, IGNORE_INDEX, 6, 2, IGNORE_INDEX]
 
 
 @pytest.mark.parametrize("eps", [0.0, 0.1])
@@ -146,7 +147,8 @@ def _ddp_worker(rank: int, world_size: int, port: int, results: dict) -> None:
         ids = torch.arange(1, 1 + n * (3 + rank)).reshape(n, 3 + rank)  # different lengths per rank
         drawn = [mine_hard_negatives(x, x, owners, torch.tensor(10.0))[:2] for _ in range(50)]
         results[rank] = {"owners": gather_rows(owners), "ids": gather_rows(ids, pad_value=-1),
-                         "texts": torch.stack([d[0] for d in drawn]), "images": torch.stack([d[1] for d in drawn]),
+                         "texts": torch.stack([d[0] for d in drawn]),
+                         "images": torch.stack([d[1] for d in drawn]),
                          "local": owners}
     finally:
         dist.destroy_process_group()

@@ -1,5 +1,5 @@
-"""BlipPretrainingModel: transformers' BLIP components wired as BLIP's unimodal encoders, image-grounded ITM encoder
-and captioning decoder (tiny preset, random init)."""
+"""BlipPretrainingModel: transformers' BLIP components wired as BLIP's unimodal encoders, image-grounded ITM
+encoder and captioning decoder (tiny preset, random init)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ def model() -> BlipPretrainingModel:
 def test_components_and_sizes(model):
     assert isinstance(model.vision_model, BlipVisionModel) and isinstance(model.text_encoder, BlipTextModel)
     assert isinstance(model.text_decoder, BlipTextLMHeadModel)
-    assert model.vision_model.config.image_size == 32 and model.text_encoder.config.max_position_embeddings == 48
+    assert model.vision_model.config.image_size == 32
+    assert model.text_encoder.config.max_position_embeddings == 48
     assert model.text_encoder.config.vocab_size == len(model.tokenizer)
     assert model.tokenizer.convert_ids_to_tokens(model.enc_token_id) == "[ENC]"
     # a usable random init, not BlipVisionConfig's 1e-10 (made for loading a pretrained ViT)
@@ -41,7 +42,8 @@ def test_components_and_sizes(model):
 def test_itm_and_decoder_look_at_the_image_and_itm_starts_with_enc(model):
     tokens = model.tokenize(["a red circle", "a blue square"])
     ids, mask = tokens["input_ids"], tokens["attention_mask"]
-    first, second = model.image_embeddings(torch.randn(2, 3, 32, 32)), model.image_embeddings(torch.randn(2, 3, 32, 32))
+    first = model.image_embeddings(torch.randn(2, 3, 32, 32))
+    second = model.image_embeddings(torch.randn(2, 3, 32, 32))
     assert model.itm_logits(first, ids, mask).shape == (2, 2)
     assert not torch.allclose(model.itm_logits(first, ids, mask), model.itm_logits(second, ids, mask))
     logits = model.caption_logits(first, ids, mask)

@@ -1,4 +1,5 @@
-"""BlipLitModule: BLIP pre-training (ITC + ITM with mined hard negatives + LM) on the contrastive data and evaluation.
+"""BlipLitModule: BLIP pre-training (ITC + ITM with mined hard negatives + LM) on the contrastive data and
+evaluation.
 
 It extends :class:`vlforge.vlm.lit_contrastive.ContrastiveLitModule`, so it takes the same batches from
 :class:`vlforge.vlm.data.ContrastiveDataModule` and keeps its optimizer (AdamW, warm-up, cosine), skipped-item
@@ -6,17 +7,20 @@ counts, non-finite-loss stop and evaluation: validation / test log retrieval R@1
 accuracy from the ITC features (``<stage>/t2i_r1``, ``<stage>/aro_all``, ...).
 
 Training loss: ``itc_weight * L_itc + itm_weight * L_itm + lm_weight * L_lm`` (BLIP: all 1), each logged as
-``train/itc`` / ``train/itm`` / ``train/lm``; an objective with weight 0 is not computed. L_itc is ``loss`` (CLIP
-InfoNCE by default; NegCLIP negatives from the batch are added to its text side). L_itm scores every matched pair
-and, per BLIP, one negative text per image and one negative image per text drawn from the ITC similarities
-(:mod:`vlforge.vlm.losses.blip`), across processes when a DDP group exists. L_lm is the captioning decoder's loss.
+``train/itc`` / ``train/itm`` / ``train/lm``; an objective with weight 0 is not computed. L_itc is ``loss``
+(CLIP InfoNCE by default; NegCLIP negatives from the batch are added to its text side). L_itm scores every
+matched pair and, per BLIP, one negative text per image and one negative image per text drawn from the ITC
+similarities (:mod:`vlforge.vlm.losses.blip`), across processes when a DDP group exists. L_lm is the
+captioning decoder's loss.
 
-Which pairs share an image: the batch's ``image_ids`` when the DataModule provides them, else images whose pixel
-tensors are identical (exact without augmentation; two augmented views of one image count as different images).
+Which pairs share an image: the batch's ``image_ids`` when the DataModule provides them, else images whose
+pixel tensors are identical (exact without augmentation; two augmented views of one image count as different
+images).
 
-``itm_rerank_k > 0`` adds BLIP's re-ranking to evaluation: for each image its top-k texts by ITC and for each text
-its top-k images are re-scored with ITM (score = ITM matched logit + ITC cosine; everything outside the top k ranks
-below), logged as ``<stage>/itm_t2i_r1`` ...; ARO pairs are also scored by ITM (``<stage>/itm_aro_<kind>``).
+``itm_rerank_k > 0`` adds BLIP's re-ranking to evaluation: for each image its top-k texts by ITC and for each
+text its top-k images are re-scored with ITM (score = ITM matched logit + ITC cosine; everything outside the
+top k ranks below), logged as ``<stage>/itm_t2i_r1`` ...; ARO pairs are also scored by ITM
+(``<stage>/itm_aro_<kind>``).
 """
 
 from __future__ import annotations
@@ -33,7 +37,13 @@ from vlforge.common.errors import VLForgeError
 from vlforge.common.metrics import retrieval_metrics
 from vlforge.vlm.evaluation import pairwise_accuracy
 from vlforge.vlm.lit_contrastive import ContrastiveLitModule
-from vlforge.vlm.losses.blip import caption_labels, caption_lm_loss, gather_rows, itm_loss, mine_hard_negatives
+from vlforge.vlm.losses.blip import (
+    caption_labels,
+    caption_lm_loss,
+    gather_rows,
+    itm_loss,
+    mine_hard_negatives,
+)
 from vlforge.vlm.losses.distributed import gather_variable_with_grad, world
 from vlforge.vlm.models.blip import BlipPretrainingModel
 
@@ -41,7 +51,8 @@ _PIXEL_KEY_STRIDE = 2**32  # owner keys from pixel equality: group index + rank 
 
 
 def owner_keys(batch: dict[str, Any]) -> torch.Tensor:
-    """int64 key per pair naming its image: a hash of ``image_ids`` when present, else groups of identical images."""
+    """int64 key per pair naming its image: a hash of ``image_ids`` when present, else groups of identical
+    images."""
     if batch.get("image_ids") is not None:
         keys = [int.from_bytes(hashlib.blake2b(str(i).encode(), digest_size=7).digest(), "big")
                 for i in batch["image_ids"]]
@@ -51,7 +62,7 @@ def owner_keys(batch: dict[str, Any]) -> torch.Tensor:
 
 
 class BlipLitModule(ContrastiveLitModule):
-    """Train a :class:`BlipPretrainingModel` with BLIP's three objectives; AdamW, linear warm-up then cosine."""
+    """Train a :class:`BlipPretrainingModel` with BLIP's three objectives (AdamW, warm-up, cosine)."""
 
     def __init__(self, model: BlipPretrainingModel, loss: nn.Module | None = None, itc_weight: float = 1.0,
                  itm_weight: float = 1.0, lm_weight: float = 1.0, label_smoothing: float = 0.0,
@@ -88,23 +99,24 @@ class BlipLitModule(ContrastiveLitModule):
             losses["itm"] = self._itm_loss(image_embeddings, image_features, text_features, tokens,
                                            owner_keys(batch))
         if hp.lm_weight > 0:
-            logits = self.model.caption_logits(image_embeddings, tokens["input_ids"], tokens["attention_mask"])
-            losses["lm"] = caption_lm_loss(logits, caption_labels(tokens["input_ids"], tokens["attention_mask"]),
-                                           hp.label_smoothing)
+            ids, mask = tokens["input_ids"], tokens["attention_mask"]
+            logits = self.model.caption_logits(image_embeddings, ids, mask)
+            losses["lm"] = caption_lm_loss(logits, caption_labels(ids, mask), hp.label_smoothing)
         loss = sum(getattr(hp, f"{name}_weight") * value for name, value in losses.items())
         if not torch.isfinite(loss):
-            raise VLForgeError(f"training loss is {loss.item()} at step {self.global_step} (batch {batch_idx}); "
-                               "stopping (lower the learning rate or check the data)")
+            raise VLForgeError(f"training loss is {loss.item()} at step {self.global_step} "
+                               f"(batch {batch_idx}); stopping (lower the learning rate or check the data)")
         self.log("train/loss", loss, prog_bar=True, batch_size=n)
         for name, value in losses.items():
             self.log(f"train/{name}", value.detach(), batch_size=n)
         self.log("train/logit_scale", self.model.scale().detach(), batch_size=n)
         return loss
 
-    def _itm_loss(self, image_embeddings: torch.Tensor, image_features: torch.Tensor, text_features: torch.Tensor,
-                  tokens: dict[str, torch.Tensor], owners: torch.Tensor) -> torch.Tensor:
-        """ITM over the n matched pairs, each text with a mined negative image, each image with a mined negative
-        text (rows without any negative in the global batch are left out)."""
+    def _itm_loss(self, image_embeddings: torch.Tensor, image_features: torch.Tensor,
+                  text_features: torch.Tensor, tokens: dict[str, torch.Tensor],
+                  owners: torch.Tensor) -> torch.Tensor:
+        """ITM over the n matched pairs, each text with a mined negative image, each image with a mined
+        negative text (rows without any negative in the global batch are left out)."""
         ids, mask = tokens["input_ids"], tokens["attention_mask"]
         negative_text, negative_image, _ = mine_hard_negatives(image_features, text_features, owners,
                                                                self.model.scale().detach())
@@ -141,14 +153,16 @@ class BlipLitModule(ContrastiveLitModule):
         if pairs:
             index = torch.tensor([p[0] for p in pairs], device=embeddings.device)
             for key, column in (("pos", 1), ("neg", 2)):
-                tokens = {k: v.to(self.device) for k, v in self.model.tokenize([p[column] for p in pairs]).items()}
-                logits = self.model.itm_logits(embeddings[index], tokens["input_ids"], tokens["attention_mask"])
+                tokens = self.model.tokenize([p[column] for p in pairs])
+                logits = self.model.itm_logits(embeddings[index], tokens["input_ids"].to(self.device),
+                                               tokens["attention_mask"].to(self.device))
                 ev[key].append(logits[:, 1].float().cpu())
             ev["kinds"].extend(p[3] for p in pairs)
 
     def _token_rows(self, texts: list[str]) -> list[torch.Tensor]:
         tokens = self.model.tokenize(texts)
-        return [ids[mask.bool()] for ids, mask in zip(tokens["input_ids"], tokens["attention_mask"], strict=True)]
+        rows = zip(tokens["input_ids"], tokens["attention_mask"], strict=True)
+        return [ids[mask.bool()] for ids, mask in rows]
 
     def _eval_end(self, stage: str) -> dict[str, float]:
         metrics: dict[str, float] = {}
@@ -190,7 +204,8 @@ class BlipLitModule(ContrastiveLitModule):
         return out
 
     def _itm_scores(self, embeddings: torch.Tensor, token_rows: list[torch.Tensor]) -> torch.Tensor:
-        """Matched logits of ``embeddings[b]`` with ``token_rows[b]`` (unpadded ids), on the module's device."""
+        """Matched logits of ``embeddings[b]`` with ``token_rows[b]`` (unpadded ids), on the module's
+        device."""
         pad = self.model.tokenizer.pad_token_id
         ids = nn.utils.rnn.pad_sequence(token_rows, batch_first=True, padding_value=pad)
         mask = nn.utils.rnn.pad_sequence([torch.ones_like(t) for t in token_rows], batch_first=True)

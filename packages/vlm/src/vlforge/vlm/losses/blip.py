@@ -1,18 +1,19 @@
-"""BLIP's image-text matching (ITM) with hard negatives mined from ITC similarities, and its captioning (LM) loss.
+"""BLIP's image-text matching (ITM) with hard negatives mined from ITC similarities, and its captioning (LM)
+loss.
 
 Plain torch (no Lightning). Li et al. 2022, "BLIP", section 3.2; the ITC term is CLIP's InfoNCE
 (:func:`vlforge.vlm.losses.clip_loss`).
 
-Hard-negative mining. With normalised ITC features, the scale s and the global batch of N pairs, image i draws one
-negative text j and text i one negative image j with
+Hard-negative mining. With normalised ITC features, the scale s and the global batch of N pairs, image i draws
+one negative text j and text i one negative image j with
 
     p(j | image i) = w_ij / sum_k w_ik,   w_ij = [o(j) != o(i)] * (softmax_k(s * x_i . y_k)_j + 1e-4)
     p(j | text i)  = w'_ij / sum_k w'_ik, w'_ij = [o(j) != o(i)] * (softmax_k(s * y_i . x_k)_j + 1e-4)
 
 where o(.) is the image that owns a pair: every pair whose image is the same image is a positive and is never
-drawn (an image may own several texts in a batch). The 1e-4 is BLIP's pre-training floor, so a row whose softmax
-underflows still samples among its negatives. A row whose every column is a positive has no negative (index -1).
-Across processes the candidates are the all-gathered batch; sampling needs no gradient.
+drawn (an image may own several texts in a batch). The 1e-4 is BLIP's pre-training floor, so a row whose
+softmax underflows still samples among its negatives. A row whose every column is a positive has no negative
+(index -1). Across processes the candidates are the all-gathered batch; sampling needs no gradient.
 
 ITM loss: binary cross-entropy over the matched pairs (label 1) and the mined negatives (label 0),
 
@@ -37,8 +38,8 @@ WEIGHT_FLOOR = 1e-4
 
 
 def gather_rows(tensor: torch.Tensor, pad_value: float | int = 0) -> torch.Tensor:
-    """All ranks' ``tensor`` (no gradient) concatenated in rank order; ranks may differ in rows and in the length
-    of dimension 1 (padded with ``pad_value``, e.g. token ids of different lengths)."""
+    """All ranks' ``tensor`` (no gradient) concatenated in rank order; ranks may differ in rows and in the
+    length of dimension 1 (padded with ``pad_value``, e.g. token ids of different lengths)."""
     world_size = world()[1]
     if world_size == 1:
         return tensor
@@ -58,8 +59,8 @@ def gather_rows(tensor: torch.Tensor, pad_value: float | int = 0) -> torch.Tenso
 
 def hard_negative_weights(similarity: torch.Tensor, row_owners: torch.Tensor,
                           column_owners: torch.Tensor) -> torch.Tensor:
-    """Unnormalised sampling weights ``w`` above: softmax of the scaled similarities plus the floor, zero where
-    the column's owner is the row's owner. ``similarity`` [n, N] (already scaled), owners [n] and [N]."""
+    """Unnormalised sampling weights ``w`` above: softmax of the scaled similarities plus the floor, zero
+    where the column's owner is the row's. ``similarity`` [n, N] (already scaled), owners [n] and [N]."""
     weights = similarity.float().softmax(dim=1) + WEIGHT_FLOOR
     return weights.masked_fill(row_owners[:, None] == column_owners[None, :], 0.0)
 
@@ -80,13 +81,15 @@ def mine_hard_negatives(image_features: torch.Tensor, text_features: torch.Tenso
                         logit_scale: torch.Tensor, generator: torch.Generator | None = None,
                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """For this rank's n pairs (normalised ITC features, ``owners`` [n] int64 image keys unique across ranks):
-    ``(negative_text, negative_image, global_owners)`` — for each local image the index of a negative text and for
-    each local text the index of a negative image, both into the all-gathered batch (-1: none), and the gathered
-    owners."""
+    ``(negative_text, negative_image, global_owners)`` — for each local image the index of a negative text and
+    for each local text the index of a negative image, both into the all-gathered batch (-1: none), and the
+    gathered owners."""
     all_images, all_texts = gather_rows(image_features.detach()), gather_rows(text_features.detach())
     all_owners = gather_rows(owners)
-    negative_text = sample_hard_negatives(logit_scale * image_features @ all_texts.T, owners, all_owners, generator)
-    negative_image = sample_hard_negatives(logit_scale * text_features @ all_images.T, owners, all_owners, generator)
+    negative_text = sample_hard_negatives(logit_scale * image_features @ all_texts.T, owners, all_owners,
+                                          generator)
+    negative_image = sample_hard_negatives(logit_scale * text_features @ all_images.T, owners, all_owners,
+                                           generator)
     return negative_text, negative_image, all_owners
 
 
@@ -95,9 +98,10 @@ def itm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.float(), labels)
 
 
-def caption_labels(input_ids: torch.Tensor, attention_mask: torch.Tensor, prompt_length: int = 1) -> torch.Tensor:
-    """LM targets for the decoder: the input ids with padding and the first ``prompt_length`` tokens (the [DEC]
-    start token, or a prompt such as "a picture of") set to IGNORE_INDEX."""
+def caption_labels(input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                   prompt_length: int = 1) -> torch.Tensor:
+    """LM targets for the decoder: the input ids with padding and the first ``prompt_length`` tokens (the
+    [DEC] start token, or a prompt such as "a picture of") set to IGNORE_INDEX."""
     labels = input_ids.masked_fill(attention_mask == 0, IGNORE_INDEX)
     labels[:, :prompt_length] = IGNORE_INDEX
     return labels

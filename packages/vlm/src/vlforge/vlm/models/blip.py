@@ -6,13 +6,15 @@ Built from transformers' BLIP components, random init, sizes from a tiny BLIP pr
 - ``vision_model`` (``BlipVisionModel``): ViT; its [CLS] output through ``vision_proj`` (to the preset's
   ``projection_dim``) is the ITC image feature;
   its whole token sequence is what the text side cross-attends to;
-- ``text_encoder`` (``BlipTextModel`` with cross-attention layers): without the image it is the unimodal ITC text
-  encoder ([CLS] = ``<s>`` through ``text_proj``); with the image (first token replaced by ``[ENC]``) it is the
-  image-grounded encoder whose first output feeds ``itm_head`` (2 logits: not matched / matched);
-- ``text_decoder`` (``BlipTextLMHeadModel``): the image-grounded causal decoder ([DEC] = ``<s>``) for captioning.
+- ``text_encoder`` (``BlipTextModel`` with cross-attention layers): without the image it is the unimodal ITC
+  text encoder ([CLS] = ``<s>`` through ``text_proj``); with the image (first token replaced by ``[ENC]``) it
+  is the image-grounded encoder whose first output feeds ``itm_head`` (2 logits: not matched / matched);
+- ``text_decoder`` (``BlipTextLMHeadModel``): the image-grounded causal decoder ([DEC] = ``<s>``) for
+  captioning.
 
 BLIP shares every text-encoder parameter except self-attention with the decoder; here the two are separate
-(simpler checkpoints, more parameters). The ITC temperature is learnable: ``scale()`` = exp(t), clamped at 100.
+(simpler checkpoints, more parameters). The ITC temperature is learnable: ``scale()`` = exp(t), clamped at
+100.
 """
 
 from __future__ import annotations
@@ -34,27 +36,28 @@ MAX_LOGIT_SCALE = math.log(100.0)
 
 
 class BlipPretrainingModel(nn.Module):
-    """Vision model, text encoder with cross-attention + ITM head, text decoder, ITC projections and temperature.
+    """Vision model, text encoder with cross-attention + ITM head, text decoder, ITC projections and
+    temperature.
 
     ``preset``: a shipped BLIP preset name or YAML path (family ``blip``) giving the tokenizer and the sizes;
-    ``image_size``, ``patch_size``, ``projection_dim`` replace the preset's values and ``vision`` / ``text`` are
-    merged into its ``BlipVisionConfig`` / ``BlipTextConfig`` fields. ``max_length`` truncates texts (tokens).
+    ``image_size``, ``patch_size``, ``projection_dim`` replace the preset's values and ``vision`` / ``text``
+    are merged into its ``BlipVisionConfig`` / ``BlipTextConfig`` fields. ``max_length`` truncates texts
+    (tokens).
     """
 
-    def __init__(self, preset: str = "blip_itm_tiny", image_size: int | None = None, patch_size: int | None = None,
-                 projection_dim: int | None = None, vision: dict[str, Any] | None = None,
-                 text: dict[str, Any] | None = None, max_length: int = 64,
-                 init_logit_scale: float = math.log(1 / 0.07)) -> None:
+    def __init__(self, preset: str = "blip_itm_tiny", image_size: int | None = None,
+                 patch_size: int | None = None, projection_dim: int | None = None,
+                 vision: dict[str, Any] | None = None, text: dict[str, Any] | None = None,
+                 max_length: int = 64, init_logit_scale: float = math.log(1 / 0.07)) -> None:
         super().__init__()
         config = load_preset_config(preset)
         if config["family"] != "blip":
             raise VLForgeError(f"model.preset {preset!r} is a {config['family']} preset, not a blip one")
         sizes = dict(config.get("model") or {}, head="retrieval")
-        for key, value in (("image_size", image_size), ("patch_size", patch_size), ("projection_dim", projection_dim)):
-            if value is not None:
-                sizes[key] = value
-        # BlipVisionConfig's default initializer_range is 1e-10 (BLIP starts from a pretrained ViT): from scratch
-        # that init leaves the image features ~0, so a random init uses BERT's 0.02 unless told otherwise
+        replaced = {"image_size": image_size, "patch_size": patch_size, "projection_dim": projection_dim}
+        sizes.update({key: value for key, value in replaced.items() if value is not None})
+        # BlipVisionConfig's default initializer_range is 1e-10 (BLIP starts from a pretrained ViT): from
+        # scratch that leaves the image features ~0, so a random init uses BERT's 0.02 unless told otherwise
         sizes["vision"] = {"initializer_range": 0.02, **(sizes.get("vision") or {}), **(vision or {})}
         sizes["text"] = {**(sizes.get("text") or {}), **(text or {})}
         tokenizer = shapes_tokenizer(**(config.get("tokenizer") or {}))
@@ -75,7 +78,7 @@ class BlipPretrainingModel(nn.Module):
 
     # ------------------------------------------------------------------ text
     def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
-        """``<s> text </s>`` ids and attention mask, padded to the longest text, truncated at ``max_length``."""
+        """``<s> text </s>`` ids and attention mask, padded to the longest, truncated at ``max_length``."""
         batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
                                return_tensors="pt")
         return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
@@ -103,8 +106,8 @@ class BlipPretrainingModel(nn.Module):
     # ------------------------------------------------------------------ image-grounded heads
     def itm_logits(self, image_embeddings: torch.Tensor, input_ids: torch.Tensor,
                    attention_mask: torch.Tensor) -> torch.Tensor:
-        """ITM logits [B, 2] (index 1 = matched) of image ``b`` with text ``b``: the text encoder with [ENC] as first
-        token, cross-attending to the image tokens."""
+        """ITM logits [B, 2] (index 1 = matched) of image ``b`` with text ``b``: the text encoder with [ENC]
+        as first token, cross-attending to the image tokens."""
         ids = input_ids.clone()
         ids[:, 0] = self.enc_token_id
         image_mask = torch.ones(image_embeddings.shape[:2], dtype=torch.long, device=image_embeddings.device)
@@ -114,16 +117,17 @@ class BlipPretrainingModel(nn.Module):
 
     def caption_logits(self, image_embeddings: torch.Tensor, input_ids: torch.Tensor,
                        attention_mask: torch.Tensor) -> torch.Tensor:
-        """Decoder logits [B, L, V]; position t predicts token t + 1. ``input_ids`` start with [DEC] (= ``<s>``)."""
+        """Decoder logits [B, L, V]; position t predicts token t + 1; ``input_ids`` start with [DEC] (<s>)."""
         image_mask = torch.ones(image_embeddings.shape[:2], dtype=torch.long, device=image_embeddings.device)
-        return self.text_decoder(input_ids=input_ids, attention_mask=attention_mask,
-                                 encoder_hidden_states=image_embeddings, encoder_attention_mask=image_mask).logits
+        output = self.text_decoder(input_ids=input_ids, attention_mask=attention_mask,
+                                   encoder_hidden_states=image_embeddings, encoder_attention_mask=image_mask)
+        return output.logits
 
     @torch.no_grad()
     def caption(self, images: torch.Tensor, max_new_tokens: int = 32) -> list[str]:
         """Greedy captions for ``images`` (stops at ``</s>``)."""
         embeddings = self.image_embeddings(images)
-        start = torch.full((images.shape[0], 1), self.tokenizer.bos_token_id, dtype=torch.long, device=images.device)
+        start = torch.full((images.shape[0], 1), self.tokenizer.bos_token_id, device=images.device)
         image_mask = torch.ones(embeddings.shape[:2], dtype=torch.long, device=images.device)
         ids = self.text_decoder.generate(input_ids=start, encoder_hidden_states=embeddings,
                                          encoder_attention_mask=image_mask, max_new_tokens=max_new_tokens,
