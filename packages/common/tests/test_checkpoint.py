@@ -1,0 +1,81 @@
+"""Export of a Lightning checkpoint to safetensors + config.json and reload without Lightning."""
+
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+
+from vlforge.common.checkpoint import export_checkpoint, load_exported, read_checkpoint_state_dict
+from vlforge.common.cli import run_cli
+from vlforge.common.errors import VLForgeError
+
+TOY_BASE = Path(__file__).parent / "toy" / "toy_base.yaml"
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("runs")
+    assert run_cli("common", ["fit", "--config", str(TOY_BASE), "--run_root", str(root),
+                              "--trainer.max_steps", "3"]) == 0
+    return root / "common" / "version_0"
+
+
+def test_export_network_and_reload_without_lightning(trained_run: Path, tmp_path: Path) -> None:
+    ckpt = trained_run / "checkpoints" / "last.ckpt"
+    out = export_checkpoint(ckpt, tmp_path / "export", submodule="net")
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors"]
+    net = load_exported(out)
+    assert type(net).__name__ == "ToyNet" and net.layers[0].out_features == 16
+    state = torch.load(ckpt, weights_only=True)["state_dict"]
+    for key, value in net.state_dict().items():
+        torch.testing.assert_close(value, state["net." + key], rtol=0, atol=0)
+    x = torch.randn(4, 8)
+    reference = torch.nn.functional.linear(torch.tanh(torch.nn.functional.linear(
+        x, state["net.layers.0.weight"], state["net.layers.0.bias"])), state["net.layers.3.weight"],
+        state["net.layers.3.bias"]).squeeze(-1)
+    torch.testing.assert_close(net.eval()(x), reference)
+
+
+def test_export_whole_litmodule(trained_run: Path, tmp_path: Path) -> None:
+    module = load_exported(export_checkpoint(trained_run / "checkpoints" / "last.ckpt", tmp_path / "whole"))
+    assert type(module).__name__ == "ToyLitModule" and module.lr == 0.05
+
+
+def test_tied_weights_are_exported(tmp_path: Path) -> None:
+    shared = torch.randn(3, 3)
+    ckpt = tmp_path / "tied.ckpt"
+    torch.save({"state_dict": {"a.weight": shared, "b.weight": shared}}, ckpt)
+    (tmp_path / "config.yaml").write_text("model:\n  class_path: torch.nn.Identity\n")
+    out = export_checkpoint(ckpt, tmp_path / "tied")
+    from safetensors.torch import load_file
+
+    loaded = load_file(str(out / "model.safetensors"))
+    torch.testing.assert_close(loaded["a.weight"], loaded["b.weight"])
+
+
+def test_unsafe_checkpoint_is_refused(tmp_path: Path) -> None:
+    ckpt = tmp_path / "evil.ckpt"
+    with ckpt.open("wb") as handle:
+        pickle.dump({"state_dict": {}, "payload": Path("x")}, handle)
+    with pytest.raises(VLForgeError, match=r"evil.ckpt: cannot be loaded with weights_only=True"):
+        read_checkpoint_state_dict(ckpt)
+
+
+def test_zero_shard_folder_with_unsafe_shard_is_refused(tmp_path: Path) -> None:
+    """The DeepSpeed path checks every shard with weights_only=True before deepspeed's zero_to_fp32 reads it."""
+    shard_dir = tmp_path / "last.ckpt" / "checkpoint"
+    shard_dir.mkdir(parents=True)
+    torch.save({"module": {"w": torch.ones(1)}, "extra": Path("x")}, shard_dir / "mp_rank_00_model_states.pt")
+    with pytest.raises(VLForgeError, match="mp_rank_00_model_states.pt: cannot be loaded"):
+        read_checkpoint_state_dict(tmp_path / "last.ckpt")
+
+
+def test_missing_checkpoint_and_missing_run_config(tmp_path: Path) -> None:
+    with pytest.raises(VLForgeError, match="no such file or folder"):
+        read_checkpoint_state_dict(tmp_path / "nope.ckpt")
+    lone = tmp_path / "lone" / "x.ckpt"
+    lone.parent.mkdir()
+    torch.save({"state_dict": {"w": torch.ones(1)}}, lone)
+    with pytest.raises(VLForgeError, match="no config.yaml"):
+        export_checkpoint(lone, tmp_path / "out")

@@ -1,0 +1,106 @@
+"""Every YAML in the repository parses and instantiates (run=False) with the console it belongs to.
+
+Convention (documented in packages/common/README.md, "Running a package"):
+- packages/<pkg>/src/vlforge/<pkg>/configs/**/*.yaml belong to `vlforge-<pkg>` (common's to any console);
+- experiments/<pkg>/**/*.yaml hold an experiment's deltas for `vlforge-<pkg>`;
+- a YAML is a CLI config when one of its top-level keys is a CLI key (model, data, trainer, seed_everything, ...)
+  and it is not under a `presets/` folder; other YAML under configs/ (model presets of vlforge.common.presets,
+  caption formats) is data for its package and tested there;
+- each CLI config is validated after the console's automatic defaults, stacked onto a complete tiny base (the toy
+  LitModule + DataModule) and then onto the configs named in its `# vlforge-stack: A B ...` comment line (package
+  shorthand like captioner:model/sft_tiny.yaml, or paths relative to the repository root), so a fragment is
+  checked on its own; model and data fragments name their class_path;
+- presets that ask for a GPU are instantiated with the accelerator switched to cpu when no GPU is present;
+- a config that loads a real model by hub name (a paper-scale config) says `# vlforge-check: parse` and is parsed
+  and type-checked but not instantiated (no model hub here).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+TOY_DIR = REPO / "packages" / "common" / "tests" / "toy"
+TOY_BASE = TOY_DIR / "toy_base.yaml"
+PACKAGES = ("common", "vlm", "captioner", "critic", "rewriter")
+
+if str(TOY_DIR) not in sys.path:
+    sys.path.insert(0, str(TOY_DIR))
+
+
+def _console_of(path: Path) -> str:
+    relative = path.relative_to(REPO)
+    if relative.parts[0] == "experiments":
+        area = relative.parts[1]
+        if area not in PACKAGES or area == "common":
+            raise AssertionError(f"{relative}: experiments/<area>/ must be one of vlm, captioner, critic, rewriter")
+        return area
+    return relative.parts[1]
+
+
+CLI_KEYS = {"model", "data", "trainer", "seed_everything", "gradient_checkpointing", "run_name", "tensorboard"}
+
+
+def _is_cli_config(path: Path) -> bool:
+    content = yaml.safe_load(path.read_text())
+    return "presets" not in path.parts and isinstance(content, dict) and bool(CLI_KEYS & content.keys())
+
+
+def _all_yaml() -> list[Path]:
+    found = [*REPO.glob("packages/*/src/vlforge/*/configs/**/*.yaml"), *REPO.glob("experiments/**/*.yaml")]
+    return sorted(p for p in found if ".venv" not in p.parts and _is_cli_config(p))
+
+
+def _parse_only(path: Path) -> bool:
+    return any(line.strip() == "# vlforge-check: parse" for line in path.read_text().splitlines())
+
+
+def _declared_stack(path: Path) -> list[str]:
+    """The configs a file's `# vlforge-stack:` comment says it goes on top of, in order."""
+    stack: list[str] = []
+    for line in path.read_text().splitlines():
+        if line.startswith("# vlforge-stack:"):
+            for item in line.split(":", 1)[1].split():
+                stack.append(item if ":" in item or Path(item).is_absolute() else str(REPO / item))
+    return stack
+
+
+def test_the_shipped_presets_are_found() -> None:
+    names = {p.name for p in _all_yaml()}
+    assert {"cpu.yaml", "ddp.yaml", "ddp_cpu_2.yaml", "deepspeed_zero2.yaml", "deepspeed_zero3.yaml",
+            "deepspeed_zero3_offload.yaml", "bf16-mixed.yaml", "gradient_checkpointing.yaml"} <= names
+
+
+@pytest.mark.parametrize("path", _all_yaml(), ids=lambda p: str(p.relative_to(REPO)))
+def test_yaml_parses_and_instantiates(path: Path, tmp_path: Path) -> None:
+    from vlforge.common.cli import VLForgeCLI
+
+    content = yaml.safe_load(path.read_text()) or {}
+    args = ["--config", str(TOY_BASE)]
+    for base in _declared_stack(path):
+        args += ["--config", base]
+    args += ["--config", str(path), "--run_root", str(tmp_path)]
+    accelerator = (content.get("trainer") or {}).get("accelerator")
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        args += ["--trainer.accelerator", "cpu", "--trainer.devices", "1"]
+    if content.get("gradient_checkpointing"):
+        # the toy network has nothing to checkpoint: validate the switch on a tiny GPT-2 elsewhere
+        args += ["--gradient_checkpointing", "false"]
+    if _parse_only(path):
+        class ParseOnlyCLI(VLForgeCLI):
+            def instantiate_classes(self) -> None:
+                self.model = self.trainer = None
+
+            def after_instantiate_classes(self) -> None:
+                pass
+
+        cli = ParseOnlyCLI(_console_of(path), args, run=False)
+        assert cli.config.model.class_path != "toy_lightning.ToyLitModule"
+        return
+    cli = VLForgeCLI(_console_of(path), args, run=False)
+    assert cli.model is not None and cli.trainer is not None
