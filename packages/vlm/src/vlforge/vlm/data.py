@@ -49,7 +49,8 @@ class ContrastivePairs(Dataset):
         except VLForgeError:
             return {"skip": "undecodable_image"}
         negs = negatives(record, rng, self.negatives_per_image) if self.negatives_per_image else []
-        return {"image": self.records.transform(image), "text": text, "negatives": negs}
+        return {"image": self.records.transform(image), "text": text, "negatives": negs,
+                "image_id": record.image_id}
 
 
 class ContrastiveEvalSet(Dataset):
@@ -78,7 +79,7 @@ def collate_pairs(items: list[dict[str, Any]]) -> dict[str, Any]:
     kept = [it for it in items if "skip" not in it]
     skipped = Counter(it["skip"] for it in items if "skip" in it)
     images = torch.stack([it["image"] for it in kept]) if kept else torch.empty(0)
-    return {"images": images, "texts": [it["text"] for it in kept],
+    return {"images": images, "texts": [it["text"] for it in kept], "image_ids": [it["image_id"] for it in kept],
             "negatives": [n for it in kept for n in it["negatives"]], "skipped": dict(skipped)}
 
 
