@@ -1,10 +1,10 @@
-"""generate_captions on the tiny LLaVA / Qwen2-VL / BLIP presets: batching changes nothing, prompts and special tokens
+"""generate_captions on the tiny LLaVA / Qwen2-VL / BLIP presets: batching changes nothing, prompts and
+special tokens
 are stripped, decoding parameters reach generate, and an out-of-memory batch is split and retried."""
 
 import pytest
 import torch
 from torch import nn
-
 from vlforge.captioner.captioner import Captioner
 from vlforge.captioner.collate import chat_prompt
 from vlforge.captioner.generation import generate_captions
@@ -12,7 +12,12 @@ from vlforge.common.errors import VLForgeError
 from vlforge.common.presets import build_preset
 
 GREEDY = {"max_new_tokens": 6, "do_sample": False}
-PROMPTS = ["Describe the image.", "Write a short caption for this picture please.", "Describe the image.", "Hi."]
+PROMPTS = [
+    "Describe the image.",
+    "Write a short caption for this picture please.",
+    "Describe the image.",
+    "Hi.",
+]
 
 
 def plain_hf_caption(model, processor, image, instruction, decoding, prompt_offset=0):
@@ -20,7 +25,7 @@ def plain_hf_caption(model, processor, image, instruction, decoding, prompt_offs
     inputs = processor(text=[chat_prompt(processor, instruction)], images=[image], return_tensors="pt")
     with torch.no_grad():
         out = model.generate(**inputs, **decoding)
-    new = out[0, inputs["input_ids"].shape[1] - prompt_offset:]
+    new = out[0, inputs["input_ids"].shape[1] - prompt_offset :]
     return " ".join(processor.tokenizer.decode(new, skip_special_tokens=True).split())
 
 
@@ -29,7 +34,10 @@ def test_batched_equals_plain_generate_one_image_at_a_time(preset, prompt_offset
     model, processor = build_preset(preset)
     model.eval()
     batched = generate_captions(model, processor, images, PROMPTS, GREEDY, batch_size=4)
-    reference = [plain_hf_caption(model, processor, img, p, GREEDY, prompt_offset) for img, p in zip(images, PROMPTS)]
+    reference = [
+        plain_hf_caption(model, processor, img, p, GREEDY, prompt_offset)
+        for img, p in zip(images, PROMPTS, strict=True)
+    ]
     assert batched == reference
     assert any(batched)
 
@@ -56,9 +64,12 @@ def test_special_tokens_are_stripped_and_may_leave_an_empty_caption(llava, image
 
 
 class OutOfMemoryAbove(nn.Module):
-    """A wrapper whose generate fails like CUDA does for batches above ``max_rows`` (the retry logic is under test)."""
+    """A wrapper whose generate fails like CUDA does for batches above ``max_rows`` (the retry logic is under
+    test)."""
 
-    def __init__(self, inner: nn.Module, max_rows: int, message: str = "CUDA out of memory. Tried to allocate 2 GiB"):
+    def __init__(
+        self, inner: nn.Module, max_rows: int, message: str = "CUDA out of memory. Tried to allocate 2 GiB"
+    ):
         super().__init__()
         self.inner, self.config, self.max_rows, self.message = inner, inner.config, max_rows, message
         self.attempts: list[int] = []
@@ -76,7 +87,9 @@ def test_out_of_memory_batch_is_split_in_half_and_retried(llava, images):
     five = images + images[:1]
     expected = generate_captions(model, processor, five, "Describe the image.", GREEDY, batch_size=1)
     wrapper = OutOfMemoryAbove(model, max_rows=2)
-    assert generate_captions(wrapper, processor, five, "Describe the image.", GREEDY, batch_size=8) == expected
+    assert (
+        generate_captions(wrapper, processor, five, "Describe the image.", GREEDY, batch_size=8) == expected
+    )
     assert wrapper.attempts == [5, 2, 3, 1, 2]
 
 

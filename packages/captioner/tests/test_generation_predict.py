@@ -1,4 +1,5 @@
-"""The Lightning predict path of caption generation: `vlforge-captioner predict` with the shipped config, in one
+"""The Lightning predict path of caption generation: `vlforge-captioner predict` with the shipped config, in
+one
 process and as a real 2-process CPU DDP run (gloo) whose rank shard stores are merged into the main store."""
 
 import os
@@ -7,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-
 from vlforge.captioner.generation.run import generate_into_store
 from vlforge.captioner.generation.shards import default_shard_root
 from vlforge.captioner.generation.spec import CaptionerSpec, GenerationConfig
@@ -40,15 +40,21 @@ def store(base_store, tmp_path):
 
 def _generated(store):
     with CaptionStore(store) as s:
-        return {r.image_id: [c.text for c in r.captions_by(source=NAME)] for r in s.iter_records(split="pool")}
+        return {
+            r.image_id: [c.text for c in r.captions_by(source=NAME)] for r in s.iter_records(split="pool")
+        }
 
 
 def _reference(store, tmp_path):
     """The same captioner through the single-process store run, on a copy of the store."""
     copy = tmp_path / "reference"
     shutil.copytree(store, copy)
-    spec = CaptionerSpec(name=NAME, source="preset:llava_tiny", format="dense",
-                         decoding={"max_new_tokens": 6, "num_beams": 1, "do_sample": False})
+    spec = CaptionerSpec(
+        name=NAME,
+        source="preset:llava_tiny",
+        format="dense",
+        decoding={"max_new_tokens": 6, "num_beams": 1, "do_sample": False},
+    )
     generate_into_store(copy, GenerationConfig([spec], split="pool"))
     return _generated(copy)
 
@@ -59,8 +65,19 @@ def test_shipped_predict_config_instantiates(store):
 
 
 def test_single_process_predict_fills_the_store_and_resumes(store, tmp_path):
-    args = ["predict", "--config", CONFIG, "--data.init_args.store", store, "--run_root", str(tmp_path / "runs"),
-            "--data.init_args.limit", "4", SHORT, "--trainer.enable_progress_bar=false"]
+    args = [
+        "predict",
+        "--config",
+        CONFIG,
+        "--data.init_args.store",
+        store,
+        "--run_root",
+        str(tmp_path / "runs"),
+        "--data.init_args.limit",
+        "4",
+        SHORT,
+        "--trainer.enable_progress_bar=false",
+    ]
     assert run_cli("captioner", args) == 0
     first = _generated(store)
     assert sum(len(t) for t in first.values()) == 3  # aaa_corrupt is among the first 4 ids and fails
@@ -79,11 +96,30 @@ def test_two_process_ddp_predict_shards_the_split_and_merges(store, tmp_path):
     # Lightning re-launches this command line for rank 1, so the run goes through the console module.
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     run = subprocess.run(
-        [sys.executable, "-m", "vlforge.captioner.cli", "predict", "--config", CONFIG,
-         "--config", "common:trainer/ddp_cpu_2.yaml", "--data.init_args.store", store,
-         "--data.init_args.batch_size", "2", "--run_root", str(tmp_path / "runs"), SHORT,
-         "--trainer.enable_progress_bar=false"],
-        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "vlforge.captioner.cli",
+            "predict",
+            "--config",
+            CONFIG,
+            "--config",
+            "common:trainer/ddp_cpu_2.yaml",
+            "--data.init_args.store",
+            store,
+            "--data.init_args.batch_size",
+            "2",
+            "--run_root",
+            str(tmp_path / "runs"),
+            SHORT,
+            "--trainer.enable_progress_bar=false",
+        ],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     assert "MEMBER: 2/2" in run.stdout + run.stderr
     generated = _generated(store)
@@ -92,5 +128,7 @@ def test_two_process_ddp_predict_shards_the_split_and_merges(store, tmp_path):
     with CaptionStore(store) as s:
         assert list(failures(s, NAME)) == ["aaa_corrupt"]
         provenance = [c.provenance for r in s.iter_records(source=NAME) for c in r.captions_by(source=NAME)]
-    assert {p["shear_tokens"] for p in provenance} == {provenance[0]["shear_tokens"]} and provenance[0]["shear_tokens"]
+    assert {p["shear_tokens"] for p in provenance} == {provenance[0]["shear_tokens"]} and provenance[0][
+        "shear_tokens"
+    ]
     assert not default_shard_root(store).exists()

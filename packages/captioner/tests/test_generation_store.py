@@ -9,7 +9,6 @@ import shutil
 import pytest
 import torch
 from transformers import GenerationConfig as HFGenerationConfig
-
 from vlforge.captioner.data import SFTCaptionDataset
 from vlforge.captioner.generation.run import generate_into_store
 from vlforge.captioner.generation.spec import (
@@ -115,8 +114,12 @@ def test_a_broken_image_is_recorded_as_failed_and_retried_next_run(store, tmp_pa
     images.mkdir()
     with CaptionStore(store, readonly=False) as s:
         s.set_info(image_root=str(images))
-        s.put_records([ImageRecord("aaa_missing", "pool", 64, 64, image_path="missing.png"),
-                       ImageRecord("aab_corrupt", "pool", 64, 64, image_bytes=b"not an image")])
+        s.put_records(
+            [
+                ImageRecord("aaa_missing", "pool", 64, 64, image_path="missing.png"),
+                ImageRecord("aab_corrupt", "pool", 64, 64, image_bytes=b"not an image"),
+            ]
+        )
     config = GenerationConfig([CaptionerSpec(name="robust", decoding=FAST)], limit=4)
     (summary,) = generate_into_store(store, config)
     assert summary.captioned == 2 and summary.failed == 2
@@ -138,24 +141,36 @@ def test_a_broken_image_is_recorded_as_failed_and_retried_next_run(store, tmp_pa
 
 def test_alt_text_fusion_without_alt_text_is_a_recorded_failure(store):
     with CaptionStore(store, readonly=False) as s:
-        s.put_records([ImageRecord("aaa_no_alt", "pool", 64, 64, image_bytes=s.get(s.ids("pool")[0]).image_bytes)])
+        s.put_records(
+            [ImageRecord("aaa_no_alt", "pool", 64, 64, image_bytes=s.get(s.ids("pool")[0]).image_bytes)]
+        )
     config = GenerationConfig([CaptionerSpec(name="afc", format="alt_fusion", decoding=FAST)], limit=3)
     (summary,) = generate_into_store(store, config)
     assert summary.failed == 1 and summary.captioned == 2
     with CaptionStore(store) as s:
         assert "no alt-text" in failures(s, "afc")["aaa_no_alt"]
-        fused = [(r.captions_by(source="alt_text")[0].text, c) for r in s.iter_records(source="afc")
-                 for c in r.captions_by(source="afc")]
+        fused = [
+            (r.captions_by(source="alt_text")[0].text, c)
+            for r in s.iter_records(source="afc")
+            for c in r.captions_by(source="afc")
+        ]
     assert len(fused) == 2
-    assert all(c.kind == "alt_fusion" and f'alt-text is "{alt}"' in c.provenance["prompt"] for alt, c in fused)
+    assert all(
+        c.kind == "alt_fusion" and f'alt-text is "{alt}"' in c.provenance["prompt"] for alt, c in fused
+    )
 
 
 def test_empty_generations_are_stored_empty_and_never_used_for_training(store):
     with CaptionStore(store) as s:
         seed_split = s.ids("seed")
-    image_token = build_captioner(CaptionerSpec(name="x")).processor.tokenizer.convert_tokens_to_ids("<image>")
-    blank = CaptionerSpec(name="blank", format="short",
-                          decoding={"max_new_tokens": 3, "do_sample": False, "sequence_bias": [[[image_token], 50.0]]})
+    image_token = build_captioner(CaptionerSpec(name="x")).processor.tokenizer.convert_tokens_to_ids(
+        "<image>"
+    )
+    blank = CaptionerSpec(
+        name="blank",
+        format="short",
+        decoding={"max_new_tokens": 3, "do_sample": False, "sequence_bias": [[[image_token], 50.0]]},
+    )
     (summary,) = generate_into_store(store, GenerationConfig([blank], split="seed", limit=4))
     assert summary.captioned == 4 and summary.empty == 4
     with CaptionStore(store) as s:
@@ -188,8 +203,13 @@ def test_shipped_generation_configs_parse_with_valid_decoding(shipped):
         assert len(sources) == 3 and len({s.format for s in config.captioners}) == 3
         assert all(build_captioner(s).model is not None for s in config.captioners)
     else:
-        assert {s.source for s in config.captioners} == {"Qwen/Qwen2-VL-2B-Instruct", "llava-hf/llava-1.5-7b-hf"}
-        assert all(s.decoding["max_new_tokens"] == 30 and s.decoding["num_beams"] == 1 for s in config.captioners)
+        assert {s.source for s in config.captioners} == {
+            "Qwen/Qwen2-VL-2B-Instruct",
+            "llava-hf/llava-1.5-7b-hf",
+        }
+        assert all(
+            s.decoding["max_new_tokens"] == 30 and s.decoding["num_beams"] == 1 for s in config.captioners
+        )
 
 
 def test_generation_config_errors_name_the_key_and_the_file(tmp_path):

@@ -5,7 +5,8 @@ decoder-only models get left padding so that every row of a batch continues righ
 decoding parameters go to ``model.generate`` unchanged; special tokens are stripped from the decoded text.
 A batch that runs out of memory is split in half and each half retried (down to one image, which re-raises).
 
-BLIP conditions on the image by cross-attention and uses its prompt as a caption prefix: its ``generate`` drops
+BLIP conditions on the image by cross-attention and uses its prompt as a caption prefix: its ``generate``
+drops
 the prompt's last token (the separator), so its output repeats the prompt minus one token. Rows of one BLIP
 generate call must have prompts of equal length (its prefix handling knows no padding), so BLIP batches are
 grouped by prompt.
@@ -19,7 +20,6 @@ from typing import Any
 
 import torch
 from PIL import Image
-
 from vlforge.captioner.collate import chat_prompt
 from vlforge.common.errors import VLForgeError
 
@@ -29,18 +29,24 @@ PREFIX_MINUS_ONE_TYPES = ("blip",)  # generate() returns the prompt minus its la
 def is_out_of_memory(err: BaseException) -> bool:
     """True for CUDA / CPU allocation failures (torch raises them as RuntimeError subclasses)."""
     return isinstance(err, torch.cuda.OutOfMemoryError) or (
-        isinstance(err, RuntimeError) and "out of memory" in str(err).lower())
+        isinstance(err, RuntimeError) and "out of memory" in str(err).lower()
+    )
 
 
 def _model_and_processor(captioner_or_model: Any, processor: Any) -> tuple[torch.nn.Module, Any]:
     model = getattr(captioner_or_model, "model", None)
-    if model is not None and isinstance(model, torch.nn.Module) and not isinstance(captioner_or_model,
-                                                                                   torch.nn.Module):
+    if (
+        model is not None
+        and isinstance(model, torch.nn.Module)
+        and not isinstance(captioner_or_model, torch.nn.Module)
+    ):
         processor = processor if processor is not None else captioner_or_model.processor
     else:
         model = captioner_or_model
     if processor is None or getattr(processor, "tokenizer", None) is None:
-        raise VLForgeError("generate_captions needs a processor with a tokenizer (pass a Captioner or a processor)")
+        raise VLForgeError(
+            "generate_captions needs a processor with a tokenizer (pass a Captioner or a processor)"
+        )
     return model, processor
 
 
@@ -49,7 +55,8 @@ def _model_type(model: torch.nn.Module) -> str:
 
 
 class _Generator:
-    """One model + processor + decoding parameters; ``__call__`` captions one batch with split-and-retry on OOM."""
+    """One model + processor + decoding parameters; ``__call__`` captions one batch with split-and-retry on
+    OOM."""
 
     def __init__(self, model: torch.nn.Module, processor: Any, decoding: dict[str, Any]) -> None:
         self.model, self.processor, self.decoding = model, processor, dict(decoding)
@@ -86,7 +93,7 @@ class _Generator:
         out: list[str] = [""] * len(prompts)
         for prompt in dict.fromkeys(prompts):
             rows = [i for i, p in enumerate(prompts) if p == prompt]
-            for row, text in zip(rows, self([images[i] for i in rows], [prompt] * len(rows))):
+            for row, text in zip(rows, self([images[i] for i in rows], [prompt] * len(rows)), strict=True):
                 out[row] = text
         return out
 
@@ -97,12 +104,18 @@ def _release_memory(device: torch.device) -> None:
         torch.cuda.empty_cache()
 
 
-def generate_captions(captioner_or_model: Any, processor: Any, images: Sequence[Image.Image],
-                      prompts: Sequence[str] | str, decoding: dict[str, Any] | None = None,
-                      batch_size: int = 8) -> list[str]:
+def generate_captions(
+    captioner_or_model: Any,
+    processor: Any,
+    images: Sequence[Image.Image],
+    prompts: Sequence[str] | str,
+    decoding: dict[str, Any] | None = None,
+    batch_size: int = 8,
+) -> list[str]:
     """Caption ``images`` (one instruction per image, or one for all) in batches of ``batch_size``.
 
-    ``captioner_or_model``: a :class:`~vlforge.captioner.captioner.Captioner` (``processor`` may then be None) or a
+    ``captioner_or_model``: a :class:`~vlforge.captioner.captioner.Captioner` (``processor`` may then be None)
+    or a
     transformers model with ``processor``. ``decoding``: keyword arguments of ``model.generate`` (e.g. the
     MLLM-augmented paper's Table 10: ``max_new_tokens=30, num_beams=1, do_sample=True, temperature=0.2``).
     Returns the generated texts without prompt, special tokens or surrounding whitespace (possibly "").
@@ -122,7 +135,7 @@ def generate_captions(captioner_or_model: Any, processor: Any, images: Sequence[
         with torch.inference_mode():
             captions: list[str] = []
             for start in range(0, len(images), batch_size):
-                captions += generator(images[start:start + batch_size], prompts[start:start + batch_size])
+                captions += generator(images[start : start + batch_size], prompts[start : start + batch_size])
         return captions
     finally:
         generator.tokenizer.padding_side = padding_side

@@ -1,8 +1,11 @@
-"""The predict DataModule of caption generation: the images of a store split that a captioner still has to caption.
+"""The predict DataModule of caption generation: the images of a store split that a captioner still has to
+caption.
 
 Which images those are depends on the captioner, so ``CaptionerPredictLitModule`` calls :meth:`select` in its
-``setup`` (after leftover shards of an interrupted run are merged); ``predict_dataloader`` serves them in sorted id
-order and Lightning's predict sampler gives every rank a disjoint part. Items are ``(record, PendingImage)`` or
+``setup`` (after leftover shards of an interrupted run are merged); ``predict_dataloader`` serves them in
+sorted id
+order and Lightning's predict sampler gives every rank a disjoint part. Items are ``(record, PendingImage)``
+or
 ``(record, reason)`` for an image that cannot be captioned (undecodable, no alt-text for alt-text fusion); the
 store is opened lazily in each process or worker.
 """
@@ -13,7 +16,6 @@ import os
 
 import lightning as L
 from torch.utils.data import DataLoader, Dataset
-
 from vlforge.captioner.formats import CaptionFormat
 from vlforge.captioner.generation.store_io import PendingImage, prepare
 from vlforge.common.errors import VLForgeError
@@ -44,8 +46,14 @@ class PendingImageDataset(Dataset):
 class CaptionGenerationDataModule(L.LightningDataModule):
     """The pending images of ``split`` (at most its first ``limit`` ids) of the store at ``store``."""
 
-    def __init__(self, store: str, split: str = "pool", batch_size: int = 8, num_workers: int = 0,
-                 limit: int | None = None) -> None:
+    def __init__(
+        self,
+        store: str,
+        split: str = "pool",
+        batch_size: int = 8,
+        num_workers: int = 0,
+        limit: int | None = None,
+    ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.store, self.split, self.limit = store, split, limit
@@ -57,7 +65,14 @@ class CaptionGenerationDataModule(L.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         if self.dataset is None:
-            raise VLForgeError("CaptionGenerationDataModule serves images only to a CaptionerPredictLitModule "
-                               "(it selects the images its captioner still has to caption)")
-        return DataLoader(self.dataset, batch_size=self.hparams.batch_size, shuffle=False, collate_fn=list,
-                          num_workers=self.hparams.num_workers)
+            raise VLForgeError(
+                "CaptionGenerationDataModule serves images only to a CaptionerPredictLitModule "
+                "(it selects the images its captioner still has to caption)"
+            )
+        return DataLoader(
+            self.dataset,
+            batch_size=self.hparams.batch_size,
+            shuffle=False,
+            collate_fn=list,
+            num_workers=self.hparams.num_workers,
+        )

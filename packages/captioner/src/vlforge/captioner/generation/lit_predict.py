@@ -1,13 +1,17 @@
-"""CaptionerPredictLitModule: caption generation into the store as a Lightning predict run, so it scales out with the
-trainer (``vlforge-captioner predict --config captioner:generation/predict_tiny.yaml --trainer.devices 8``; under
+"""CaptionerPredictLitModule: caption generation into the store as a Lightning predict run, so it scales out
+with the
+trainer (``vlforge-captioner predict --config captioner:generation/predict_tiny.yaml --trainer.devices 8``;
+under
 DDP each rank captions a disjoint part of the split).
 
 Works with :class:`~vlforge.captioner.generation.datamodule.CaptionGenerationDataModule`. The run:
 
-1. ``setup`` (rank 0, then a barrier): shards of this captioner left by an interrupted run are merged into the main
+1. ``setup`` (rank 0, then a barrier): shards of this captioner left by an interrupted run are merged into the
+main
    store; then every rank reads the same list of images the captioner still has to caption and hands it to the
    data module, and fixes the shear budget T (``shear_tokens`` or the store's mean alt-text length);
-2. ``predict_step``: generate (``generate_captions``), shear, and write captions with provenance plus failed images
+2. ``predict_step``: generate (``generate_captions``), shear, and write captions with provenance plus failed
+images
    into this rank's shard store (one transaction per batch);
 3. ``teardown`` (a barrier, then rank 0): merge every rank's shard into the main store and remove the shards.
 """
@@ -16,8 +20,8 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-import lightning as L
 
+import lightning as L
 from vlforge.captioner.generation.datamodule import CaptionGenerationDataModule
 from vlforge.captioner.generation.shards import default_shard_root, merge_shards, shard_dir, shard_record
 from vlforge.captioner.generation.spec import CaptionerSpec, build_captioner
@@ -34,15 +38,23 @@ from vlforge.common.store import CaptionStore
 
 
 class CaptionerPredictLitModule(L.LightningModule):
-    """One captioner (``captioner``: a :class:`CaptionerSpec` as a mapping) writing into the data module's store.
+    """One captioner (``captioner``: a :class:`CaptionerSpec` as a mapping) writing into the data module's
+    store.
 
     ``generate_batch_size``: images per ``generate`` call (default: the data module's batch). ``shear``: text
-    shearing on (to ``shear_tokens`` words, default the store's mean alt-text length). ``shard_root``: where the
+    shearing on (to ``shear_tokens`` words, default the store's mean alt-text length). ``shard_root``: where
+    the
     per-rank shard stores live (default ``<store>.generation-shards`` beside the store).
     """
 
-    def __init__(self, captioner: CaptionerSpec, generate_batch_size: int | None = None, shear: bool = True,
-                 shear_tokens: int | None = None, shard_root: str | None = None) -> None:
+    def __init__(
+        self,
+        captioner: CaptionerSpec,
+        generate_batch_size: int | None = None,
+        shear: bool = True,
+        shear_tokens: int | None = None,
+        shard_root: str | None = None,
+    ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.spec = captioner if isinstance(captioner, CaptionerSpec) else CaptionerSpec(**captioner)
@@ -63,8 +75,9 @@ class CaptionerPredictLitModule(L.LightningModule):
         if not isinstance(data, CaptionGenerationDataModule):
             raise VLForgeError("CaptionerPredictLitModule needs a CaptionGenerationDataModule as data")
         self._store_path = os.path.abspath(data.store)
-        self._shard_root = Path(self.hparams.shard_root) if self.hparams.shard_root else default_shard_root(
-            self._store_path)
+        self._shard_root = (
+            Path(self.hparams.shard_root) if self.hparams.shard_root else default_shard_root(self._store_path)
+        )
         if self.trainer.is_global_zero:
             merge_shards(self._store_path, self._shard_root, self.spec.name)
         self.trainer.strategy.barrier("captioner-generation-setup")
@@ -78,8 +91,14 @@ class CaptionerPredictLitModule(L.LightningModule):
         if self._shard is None:
             path = shard_dir(self._shard_root, self.spec.name, self.global_rank)
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._shard = CaptionStore.create(path, info={"generation_shard_of": self._store_path,
-                                                          "captioner": self.spec.name, "rank": self.global_rank})
+            self._shard = CaptionStore.create(
+                path,
+                info={
+                    "generation_shard_of": self._store_path,
+                    "captioner": self.spec.name,
+                    "rank": self.global_rank,
+                },
+            )
         return self._shard
 
     def predict_step(self, batch: list[tuple[ImageRecord, PendingImage | str]], batch_idx: int) -> None:
@@ -88,8 +107,13 @@ class CaptionerPredictLitModule(L.LightningModule):
         size = self.hparams.generate_batch_size or max(1, len(ready))
         captions = caption_batch(self.captioner, self.spec, self.format, ready, self.shear_tokens, size)
         shard = self._shard_store()
-        shard.put_records([shard_record(record, captions[record.image_id])
-                           for record, _ in batch if record.image_id in captions])
+        shard.put_records(
+            [
+                shard_record(record, captions[record.image_id])
+                for record, _ in batch
+                if record.image_id in captions
+            ]
+        )
         update_failures(shard, self.spec.name, failed, captions)
 
     def teardown(self, stage: str) -> None:

@@ -1,8 +1,11 @@
 """``generate_into_store``: run several captioners over one split of a store in this process (no Lightning).
 
-For each captioner in turn: build it, find the split's images it has not captioned yet, and caption them in chunks
-of ``chunk_batches`` batches; each chunk is one ``append_captions`` transaction (plus one info update when images
-failed or earlier failures now succeeded), so a killed run loses at most its open chunk and the next run resumes.
+For each captioner in turn: build it, find the split's images it has not captioned yet, and caption them in
+chunks
+of ``chunk_batches`` batches; each chunk is one ``append_captions`` transaction (plus one info update when
+images
+failed or earlier failures now succeeded), so a killed run loses at most its open chunk and the next run
+resumes.
 For several processes or GPUs, use the Lightning predict path (``vlforge-captioner predict``) instead.
 """
 
@@ -51,16 +54,22 @@ def resolve_shear_tokens(store: CaptionStore, config: GenerationConfig) -> int |
     return config.shear_tokens if config.shear_tokens is not None else default_shear_tokens(store)
 
 
-def generate_into_store(store_path: str | os.PathLike, config: GenerationConfig,
-                        chunk_batches: int = 4) -> list[GenerationSummary]:
+def generate_into_store(
+    store_path: str | os.PathLike, config: GenerationConfig, chunk_batches: int = 4
+) -> list[GenerationSummary]:
     """Caption ``config.split`` of the store with every captioner of ``config``; returns one summary each."""
     with CaptionStore(store_path, readonly=False) as store:
         shear_tokens = resolve_shear_tokens(store, config)
         return [run_captioner(store, spec, config, shear_tokens, chunk_batches) for spec in config.captioners]
 
 
-def run_captioner(store: CaptionStore, spec: CaptionerSpec, config: GenerationConfig, shear_tokens: int | None,
-                  chunk_batches: int = 4) -> GenerationSummary:
+def run_captioner(
+    store: CaptionStore,
+    spec: CaptionerSpec,
+    config: GenerationConfig,
+    shear_tokens: int | None,
+    chunk_batches: int = 4,
+) -> GenerationSummary:
     """Caption the images of the split that ``spec`` has not captioned yet."""
     start = time.perf_counter()
     fmt = spec.caption_format()
@@ -72,7 +81,7 @@ def run_captioner(store: CaptionStore, spec: CaptionerSpec, config: GenerationCo
         for begin in range(0, len(ids), chunk):
             ready: list[PendingImage] = []
             failed: dict[str, str] = {}
-            for image_id in ids[begin:begin + chunk]:
+            for image_id in ids[begin : begin + chunk]:
                 prepared = prepare(store, store.get(image_id), fmt)
                 if isinstance(prepared, str):
                     failed[image_id] = prepared

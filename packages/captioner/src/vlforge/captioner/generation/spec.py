@@ -12,7 +12,8 @@ A generation YAML (``configs/generation/*.yaml``)::
         checkpoint: runs/x/checkpoints/last.ckpt   # optional: Lightning checkpoint of a captioner LitModule
         format: dense                      # shipped format or YAML path: the instruction and the store kind
         prompt: null                       # optional instruction replacing the format's
-        decoding: {max_new_tokens: 30, num_beams: 1, do_sample: true, temperature: 0.2}   # model.generate kwargs
+        decoding: {max_new_tokens: 30, num_beams: 1, do_sample: true, temperature: 0.2}   # model.generate
+        kwargs
         seed: 0                            # sampling seed (per batch: seed + crc32 of its first image id)
         preset_seed: null                  # a preset's random-init seed instead of the preset's own
 
@@ -28,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
 from vlforge.captioner.captioner import DTYPES, PRESET_PREFIX
 from vlforge.captioner.formats import CaptionFormat, load_format
 from vlforge.common.errors import VLForgeError
@@ -58,7 +58,9 @@ class CaptionerSpec:
         if self.name in ("alt_text", "gt"):
             raise VLForgeError(f"captioner {self.name!r}: 'alt_text' and 'gt' are reserved caption sources")
         if self.dtype not in DTYPES:
-            raise VLForgeError(f"captioner {self.name!r}: dtype {self.dtype!r} is not one of {', '.join(DTYPES)}")
+            raise VLForgeError(
+                f"captioner {self.name!r}: dtype {self.dtype!r} is not one of {', '.join(DTYPES)}"
+            )
         if not isinstance(self.decoding, dict):
             raise VLForgeError(f"captioner {self.name!r}: decoding must be a mapping of generate() arguments")
 
@@ -70,8 +72,14 @@ class CaptionerSpec:
 
     def provenance(self) -> dict[str, Any]:
         """The model part of a generated caption's provenance."""
-        return {"model": self.source, "checkpoint": self.checkpoint, "format": self.format,
-                "decoding": dict(self.decoding), "seed": self.seed, "preset_seed": self.preset_seed}
+        return {
+            "model": self.source,
+            "checkpoint": self.checkpoint,
+            "format": self.format,
+            "decoding": dict(self.decoding),
+            "seed": self.seed,
+            "preset_seed": self.preset_seed,
+        }
 
 
 @dataclass
@@ -125,8 +133,9 @@ def load_generation_config(path: str | os.PathLike) -> GenerationConfig:
     for position, entry in enumerate(entries):
         unknown = set(entry) - _fields(CaptionerSpec)
         if unknown:
-            raise VLForgeError(f"generation config {path}: captioners[{position}] has unknown key "
-                               f"{sorted(unknown)[0]!r}")
+            raise VLForgeError(
+                f"generation config {path}: captioners[{position}] has unknown key {sorted(unknown)[0]!r}"
+            )
         if "name" not in entry:
             raise VLForgeError(f"generation config {path}: captioners[{position}] has no 'name'")
         try:
@@ -149,17 +158,22 @@ class LoadedCaptioner:
 
 
 def build_captioner(spec: CaptionerSpec) -> LoadedCaptioner:
-    """The spec's model and processor: a preset (optionally re-seeded), a hub name or a local directory (the loaders
+    """The spec's model and processor: a preset (optionally re-seeded), a hub name or a local directory (the
+    loaders
     of vlforge.common.presets), with the weights of a Lightning ``checkpoint`` of a captioner LitModule (its
     ``model.*`` entries) loaded on top. No freezing policy applies: nothing trains here."""
     if spec.source.startswith(PRESET_PREFIX):
-        model, processor = build_preset(spec.source[len(PRESET_PREFIX):], seed=spec.preset_seed)
+        model, processor = build_preset(spec.source[len(PRESET_PREFIX) :], seed=spec.preset_seed)
         model = model.to(DTYPES[spec.dtype])
     elif spec.preset_seed is not None:
         raise VLForgeError(f"captioner {spec.name!r}: preset_seed applies to preset sources only")
     else:
-        model, processor = load_pretrained(spec.source, "image_text_to_text", trust_remote_code=spec.trust_remote_code,
-                                           dtype=DTYPES[spec.dtype])
+        model, processor = load_pretrained(
+            spec.source,
+            "image_text_to_text",
+            trust_remote_code=spec.trust_remote_code,
+            dtype=DTYPES[spec.dtype],
+        )
     if getattr(processor, "tokenizer", None) is None:
         raise VLForgeError(f"captioner {spec.name!r}: the processor of {spec.source!r} has no tokenizer")
     captioner = LoadedCaptioner(model, processor, spec.source)
@@ -171,15 +185,18 @@ def build_captioner(spec: CaptionerSpec) -> LoadedCaptioner:
 
 
 def load_checkpoint_weights(captioner: LoadedCaptioner, checkpoint: str, name: str) -> None:
-    """Load the ``model.*`` weights of a captioner LitModule's Lightning checkpoint into ``captioner.model``."""
+    """Load the ``model.*`` weights of a captioner LitModule's Lightning checkpoint into
+    ``captioner.model``."""
     from vlforge.common.checkpoint import read_checkpoint_state_dict
 
     state = read_checkpoint_state_dict(checkpoint)
-    weights = {k[len(MODEL_PREFIX):]: v for k, v in state.items() if k.startswith(MODEL_PREFIX)}
+    weights = {k[len(MODEL_PREFIX) :]: v for k, v in state.items() if k.startswith(MODEL_PREFIX)}
     if not weights:
         raise VLForgeError(f"captioner {name!r}: checkpoint {checkpoint} holds no 'model.*' weights")
     missing, unexpected = captioner.model.load_state_dict(weights, strict=False)
     if missing or unexpected:
         first = (missing or unexpected)[0]
-        raise VLForgeError(f"captioner {name!r}: checkpoint {checkpoint} does not fit {captioner.name!r} "
-                           f"({len(missing)} missing, {len(unexpected)} unexpected weights, e.g. {first!r})")
+        raise VLForgeError(
+            f"captioner {name!r}: checkpoint {checkpoint} does not fit {captioner.name!r} "
+            f"({len(missing)} missing, {len(unexpected)} unexpected weights, e.g. {first!r})"
+        )

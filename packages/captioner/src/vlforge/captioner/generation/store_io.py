@@ -1,14 +1,19 @@
 """The store side of caption generation, shared by the single-process run and the Lightning predict path.
 
-- which images of a split still need a captioner (``pending_ids``: those without any caption of its source, so an
+- which images of a split still need a captioner (``pending_ids``: those without any caption of its source, so
+an
   interrupted run resumes where it stopped and nothing is generated or stored twice);
 - loading a batch's images, where one that fails to decode is set aside as a failure, not an error;
 - captioning a batch: generate, shear to T words (``vlforge.common.text.shear``), and wrap each text as a
-  ``Caption(source=<captioner name>, kind=<format kind>)`` with full provenance (model, checkpoint, prompt, format,
-  decoding, seed, shear T, raw length in words before shearing, time). An empty generation is stored as "" (the
+  ``Caption(source=<captioner name>, kind=<format kind>)`` with full provenance (model, checkpoint, prompt,
+  format,
+  decoding, seed, shear T, raw length in words before shearing, time). An empty generation is stored as ""
+  (the
   training datasets skip empty captions);
-- the failures list in the store's info: ``info["generation_failures"][<captioner>][<image id>] = reason``; an image
-  listed there has no caption of that captioner, so the next run retries it and removes it from the list when it
+- the failures list in the store's info: ``info["generation_failures"][<captioner>][<image id>] = reason``; an
+image
+  listed there has no caption of that captioner, so the next run retries it and removes it from the list when
+  it
   succeeds.
 """
 
@@ -21,9 +26,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from PIL import Image
-
 import vlforge.captioner as _captioner
+from PIL import Image
 from vlforge.captioner.formats import CaptionFormat
 from vlforge.captioner.generation.batched import generate_captions
 from vlforge.captioner.generation.spec import CaptionerSpec, LoadedCaptioner
@@ -51,7 +55,8 @@ def captioned_ids(store: CaptionStore, split: str, name: str) -> set[str]:
 
 
 def pending_ids(store: CaptionStore, split: str, name: str, limit: int | None = None) -> list[str]:
-    """Sorted ids among the split's first ``limit`` (sorted) images that captioner ``name`` has not captioned."""
+    """Sorted ids among the split's first ``limit`` (sorted) images that captioner ``name`` has not
+    captioned."""
     ids = store.ids(split)
     if not ids:
         raise VLForgeError(f"split {split!r} has no images in the store {store.path!r}")
@@ -61,13 +66,15 @@ def pending_ids(store: CaptionStore, split: str, name: str, limit: int | None = 
 
 
 def default_shear_tokens(store: CaptionStore) -> int:
-    """T = round(mean word count of the store's alt-text captions), at least 1 (the paper's "average length of the
+    """T = round(mean word count of the store's alt-text captions), at least 1 (the paper's "average length of
+    the
     original captions")."""
     return max(1, round(mean_caption_tokens(store, RAW_SOURCE)))
 
 
 def instruction_for(fmt: CaptionFormat, record: ImageRecord) -> str:
-    """The format's instruction for this image (alt-text fusion puts the image's first non-empty alt-text in)."""
+    """The format's instruction for this image (alt-text fusion puts the image's first non-empty alt-text
+    in)."""
     if not fmt.needs_alt_text:
         return fmt.prompt()
     alt = next((c.text for c in record.captions_by(source=RAW_SOURCE) if c.text.strip()), None)
@@ -89,28 +96,48 @@ def batch_seed(seed: int, first_image_id: str) -> int:
     return (seed + zlib.crc32(first_image_id.encode("utf-8"))) % (2**63)
 
 
-def caption_batch(captioner: LoadedCaptioner, spec: CaptionerSpec, fmt: CaptionFormat, items: list[PendingImage],
-                  shear_tokens: int | None, batch_size: int) -> dict[str, list[Caption]]:
+def caption_batch(
+    captioner: LoadedCaptioner,
+    spec: CaptionerSpec,
+    fmt: CaptionFormat,
+    items: list[PendingImage],
+    shear_tokens: int | None,
+    batch_size: int,
+) -> dict[str, list[Caption]]:
     """Generate, shear and wrap the captions of ``items`` (image id -> [Caption])."""
     if not items:
         return {}
     device = next(captioner.model.parameters()).device
     with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
         torch.manual_seed(batch_seed(spec.seed, items[0].record.image_id))
-        raw = generate_captions(captioner, None, [i.image for i in items], [i.instruction for i in items],
-                                spec.decoding, batch_size)
-    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    return {item.record.image_id: [make_caption(text, spec, fmt, item.instruction, shear_tokens, now)]
-            for item, text in zip(items, raw)}
+        raw = generate_captions(
+            captioner,
+            None,
+            [i.image for i in items],
+            [i.instruction for i in items],
+            spec.decoding,
+            batch_size,
+        )
+    now = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    return {
+        item.record.image_id: [make_caption(text, spec, fmt, item.instruction, shear_tokens, now)]
+        for item, text in zip(items, raw, strict=True)
+    }
 
 
-def make_caption(raw: str, spec: CaptionerSpec, fmt: CaptionFormat, instruction: str, shear_tokens: int | None,
-                 time: str) -> Caption:
+def make_caption(
+    raw: str, spec: CaptionerSpec, fmt: CaptionFormat, instruction: str, shear_tokens: int | None, time: str
+) -> Caption:
     """One generated caption with its provenance; sheared to ``shear_tokens`` words unless that is None."""
     text = shear(raw, shear_tokens) if shear_tokens is not None else " ".join(raw.split())
-    provenance = {**spec.provenance(), "prompt": instruction, "shear_tokens": shear_tokens,
-                  "raw_tokens": count_tokens(raw), "time": time,
-                  "generator": f"vlforge-captioner {_captioner.__version__}"}
+    provenance = {
+        **spec.provenance(),
+        "prompt": instruction,
+        "shear_tokens": shear_tokens,
+        "raw_tokens": count_tokens(raw),
+        "time": time,
+        "generator": f"vlforge-captioner {_captioner.__version__}",
+    }
     return Caption(text=text, source=spec.name, kind=fmt.kind, provenance=provenance)
 
 
@@ -120,7 +147,8 @@ def failures(store: CaptionStore, name: str) -> dict[str, str]:
 
 
 def update_failures(store: CaptionStore, name: str, failed: dict[str, str], succeeded: Iterable[str]) -> None:
-    """Record new failures of captioner ``name`` and forget the ones that have now succeeded (one transaction)."""
+    """Record new failures of captioner ``name`` and forget the ones that have now succeeded (one
+    transaction)."""
     current, done = failures(store, name), set(succeeded)
     new = {k: v for k, v in current.items() if k not in done}
     new.update(failed)

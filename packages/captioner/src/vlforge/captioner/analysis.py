@@ -1,0 +1,236 @@
+"""Caption analysis per source (MLLM-augmented paper, section 3.3 and appendix): what several captioners
+wrote.
+
+For every caption source of a store (alt_text, gt, each captioner; optionally one split, optionally some
+sources),
+over the non-empty captions:
+
+- lengths in words: count, mean, std, min, median, p90, max and a histogram (the paper's Fig. 4a);
+- word statistics: the most frequent words and the most frequent content words (stop words removed; the
+paper's
+  Fig. 3 counts nouns, which needs a part-of-speech tagger that vlforge does not ship), vocabulary size,
+  type/token ratio;
+- CHAIR_i / CHAIR_s against the ShapesWorld scene graph (``meta["scene_graph"]``) where the images have one;
+- CLIP score (cosine similarity of the image and caption embeddings; the paper's Fig. 8b) when an open_clip
+model
+  name and checkpoint are given, with a histogram per source; otherwise skipped with a note in the JSON.
+
+Empty captions are counted (``empty``) but left out of every statistic. Output: ``analysis.json``,
+``lengths.png``, ``words.png``, ``content_words.png`` and ``clip_scores.png`` in the output folder.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from vlforge.common.errors import VLForgeError
+from vlforge.common.metrics import (
+    caption_lengths,
+    chair,
+    length_stats,
+    plot_length_histograms,
+    plot_word_frequencies,
+    scene_objects,
+    word_frequencies,
+    write_metrics,
+)
+from vlforge.common.store import CaptionStore
+
+STOP_WORDS = frozenset(
+    "a an the and or but of in on at to for with by from as is are was were be been being it its this that"
+    " these those there here has have had do does did not no yes very into onto over under near next than"
+    " then so such which who whom whose what where when while also can could will would may might shall should"
+    " some any each all both one two three four image picture photo shows showing shown see seen".split()
+)
+EXCLUDED_KINDS = ("negative", "query")
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+
+
+def content_words(text: str) -> str:
+    """``text`` without stop words (lower-cased words joined by spaces)."""
+    return " ".join(w for w in _WORD.findall(text.lower()) if w not in STOP_WORDS)
+
+
+def collect_captions(
+    store: CaptionStore, split: str | None = None, sources: Sequence[str] | None = None
+) -> dict[str, list[tuple[str, str]]]:
+    """Per label, the (image id, caption text) pairs of the store (one split, some sources), empty ones
+    included.
+
+    The label is the source, or ``source:kind`` for a source with captions of several kinds (ShapesWorld's gt
+    short / descriptive / dense); negatives and retrieval queries are not captions and are left out."""
+    by_key: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for record in store.iter_records(split=split):
+        for caption in record.captions:
+            if caption.kind in EXCLUDED_KINDS or (sources is not None and caption.source not in sources):
+                continue
+            by_key.setdefault((caption.source, caption.kind), []).append((record.image_id, caption.text))
+    found = {source for source, _ in by_key}
+    missing = sorted(set(sources or ()) - found)
+    if missing:
+        raise VLForgeError(
+            f"store {store.path!r} has no captions of source {missing[0]!r}"
+            + (f" in split {split!r}" if split else "")
+        )
+    if not by_key:
+        raise VLForgeError(
+            f"store {store.path!r} has no captions" + (f" in split {split!r}" if split else "")
+        )
+    kinds = {source: sum(1 for s, _ in by_key if s == source) for source in found}
+    return {
+        (source if kinds[source] == 1 else f"{source}:{kind}"): pairs
+        for (source, kind), pairs in sorted(by_key.items())
+    }
+
+
+def chair_by_source(store: CaptionStore, captions: dict[str, list[tuple[str, str]]]) -> dict[str, Any]:
+    """CHAIR per source over the captions whose image has a ShapesWorld scene graph."""
+    objects: dict[str, list[str] | None] = {}
+    out: dict[str, Any] = {}
+    for source, pairs in captions.items():
+        texts, scenes = [], []
+        for image_id, text in pairs:
+            if image_id not in objects:
+                graph = store.get(image_id).meta.get("scene_graph")
+                objects[image_id] = scene_objects(graph) if graph else None
+            if objects[image_id] is not None:
+                texts.append(text)
+                scenes.append(objects[image_id])
+        if texts:
+            out[source] = {**chair(texts, scenes).summary(), "captions": len(texts)}
+    return out
+
+
+def load_open_clip(model_name: str, checkpoint: str | os.PathLike) -> tuple[Any, Any, Any]:
+    """(model in eval mode, image transform, tokenizer) of an open_clip config with weights from
+    ``checkpoint``
+    (safetensors, or a torch file read with weights_only=True; a ``state_dict`` entry and ``module.`` prefixes
+    are
+    accepted, as open_clip's own training writes them)."""
+    import open_clip
+    import torch
+    import vlforge.common.presets  # noqa: F401 - registers the tiny open_clip configs
+
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise VLForgeError(f"CLIP checkpoint {path} does not exist")
+    if model_name not in open_clip.list_models():
+        raise VLForgeError(f"CLIP model {model_name!r} is not an open_clip config name")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(path))
+    else:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # noqa: BLE001 - unpickling errors come in many types
+            raise VLForgeError(
+                f"CLIP checkpoint {path}: cannot be loaded with weights_only=True ({type(err).__name__})"
+            ) from None
+    state = state.get("state_dict", state) if isinstance(state, dict) else state
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=None)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise VLForgeError(
+            f"CLIP checkpoint {path} does not fit {model_name!r}: "
+            f"{str(err).splitlines()[1].strip() if len(str(err).splitlines()) > 1 else err}"
+        ) from None
+    return model.eval(), preprocess, open_clip.get_tokenizer(model_name)
+
+
+def clip_scores(
+    store: CaptionStore,
+    pairs: list[tuple[str, str]],
+    model: Any,
+    preprocess: Any,
+    tokenizer: Any,
+    batch_size: int = 64,
+) -> list[float]:
+    """Cosine similarity of each (image id, text) pair's image and text embeddings."""
+    import torch
+
+    scores: list[float] = []
+    with torch.inference_mode():
+        for start in range(0, len(pairs), batch_size):
+            chunk = pairs[start : start + batch_size]
+            images = torch.stack([preprocess(store.load_image(store.get(i))) for i, _ in chunk])
+            image = torch.nn.functional.normalize(model.encode_image(images), dim=-1)
+            text = torch.nn.functional.normalize(model.encode_text(tokenizer([t for _, t in chunk])), dim=-1)
+            scores += (image * text).sum(-1).tolist()
+    return scores
+
+
+def _plot_clip_scores(scores: dict[str, list[float]], path: Path) -> Path:
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6, 3.5))
+    axes = figure.add_subplot()
+    for source, values in scores.items():
+        axes.hist(values, bins=30, range=(-1, 1), alpha=0.5, label=source)
+    axes.set_xlabel("CLIP score (cosine similarity)")
+    axes.set_ylabel("captions")
+    axes.legend(fontsize="small")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    return path
+
+
+def analyze(
+    store_path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    split: str | None = None,
+    sources: Sequence[str] | None = None,
+    top_k: int = 20,
+    clip_model: str | None = None,
+    clip_checkpoint: str | os.PathLike | None = None,
+) -> dict[str, Any]:
+    """Write the analysis of the store's captions to ``out_dir`` (JSON + PNG) and return the JSON content."""
+    if (clip_model is None) != (clip_checkpoint is None):
+        raise VLForgeError("CLIP scores need both clip_model (an open_clip config name) and clip_checkpoint")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with CaptionStore(store_path) as store:
+        captions = collect_captions(store, split, sources)
+        texts = {s: [t for _, t in pairs if t.strip()] for s, pairs in captions.items()}
+        nonempty = {s: [(i, t) for i, t in pairs if t.strip()] for s, pairs in captions.items()}
+        lengths = caption_lengths({s: t for s, t in texts.items() if t})
+        words = word_frequencies(texts, top_k)
+        content = word_frequencies({s: [content_words(t) for t in v] for s, v in texts.items()}, top_k)
+        report: dict[str, Any] = {
+            "store": os.path.abspath(os.fspath(store_path)),
+            "split": split,
+            "sources": {
+                s: {"captions": len(p), "empty": len(p) - len(texts[s])} for s, p in captions.items()
+            },
+            "lengths": length_stats(lengths),
+            "words": words,
+            "content_words": content,
+            "chair": chair_by_source(store, nonempty),
+        }
+        plot_length_histograms(lengths, out / "lengths.png")
+        plot_word_frequencies(words, out / "words.png")
+        plot_word_frequencies(content, out / "content_words.png")
+        if clip_model is not None:
+            model, preprocess, tokenizer = load_open_clip(clip_model, clip_checkpoint)
+            scores = {
+                s: clip_scores(store, p, model, preprocess, tokenizer) for s, p in nonempty.items() if p
+            }
+            report["clip_score"] = {
+                "model": clip_model,
+                "checkpoint": os.fspath(clip_checkpoint),
+                **{
+                    s: {"mean": sum(v) / len(v), "min": min(v), "max": max(v), "count": len(v)}
+                    for s, v in scores.items()
+                },
+            }
+            _plot_clip_scores(scores, out / "clip_scores.png")
+        else:
+            report["clip_score"] = {"skipped": "no CLIP model given (clip_model and clip_checkpoint)"}
+    write_metrics(out, report, "analysis.json")
+    return report
