@@ -1,4 +1,5 @@
-"""`vlforge-vlm`: fit / validate / test / predict any vlforge-vlm LitModule from stacked YAML configs."""
+"""`vlforge-vlm`: fit / validate / test / predict any vlforge-vlm LitModule from stacked YAML configs;
+`vlforge-vlm evaluate ...` evaluates one checkpoint on several stores (vlforge.vlm.evaluate)."""
 
 import sys
 
@@ -6,6 +7,10 @@ from vlforge.common.cli import run_cli
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["evaluate"]:
+        from vlforge.vlm.evaluate import main as evaluate_main
+
+        sys.exit(evaluate_main(sys.argv[2:]))
     sys.exit(run_cli("vlm"))
 
 

@@ -5,6 +5,10 @@ The module receives its network and loss (composition). A training batch comes f
 text side of the loss, NegCLIP style) and the count of skipped items by reason (logged cumulatively as
 ``train/skipped_<reason>``). A non-finite loss stops the run with a VLForgeError naming the step. Validation and
 test log ``<stage>/t2i_r1`` ... (retrieval over every evaluation caption) and ``<stage>/aro_<perturbation>``.
+With ``zero_shot_tasks`` / ``linear_probe_tasks`` (ShapesWorld shape / colour / count) they also log
+``<stage>/zero_shot_<task>_top1`` (``_top5``) and ``<stage>/linear_probe_<task>``, computed at the end of the
+epoch on the datamodule's store and evaluation split (the probe fitted on ``linear_probe_train_split``); not
+during the sanity check.
 """
 
 from __future__ import annotations
@@ -18,18 +22,27 @@ from lightning.pytorch import LightningModule
 from torch import nn
 
 from vlforge.common.errors import VLForgeError
-from vlforge.vlm.evaluation import pairwise_accuracy, retrieval_from_features
+from vlforge.vlm.evaluation import encode_split, pairwise_accuracy, retrieval_from_features
+from vlforge.vlm.linear_probe import shapes_linear_probe
 from vlforge.vlm.losses import ClipLoss, SigLipLoss
 from vlforge.vlm.models import ContrastiveModel
+from vlforge.vlm.zero_shot import OBJECT_RULES, SHAPES_TASKS, shapes_zero_shot
 
 
 class ContrastiveLitModule(LightningModule):
     """Train ``model`` with ``loss`` (default CLIP InfoNCE); AdamW, linear warm-up then cosine decay to 0."""
 
     def __init__(self, model: ContrastiveModel, loss: nn.Module | None = None, learning_rate: float = 5e-4,
-                 weight_decay: float = 0.1, warmup_steps: int = 0, betas: tuple[float, float] = (0.9, 0.98)) -> None:
+                 weight_decay: float = 0.1, warmup_steps: int = 0, betas: tuple[float, float] = (0.9, 0.98),
+                 zero_shot_tasks: list[str] | None = None, linear_probe_tasks: list[str] | None = None,
+                 linear_probe_train_split: str = "seed", object_rule: str = "largest") -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["model", "loss"])
+        unknown = sorted((set(zero_shot_tasks or []) | set(linear_probe_tasks or [])) - set(SHAPES_TASKS))
+        if unknown:
+            raise VLForgeError(f"ShapesWorld task {unknown[0]!r} is not one of {', '.join(SHAPES_TASKS)}")
+        if object_rule not in OBJECT_RULES:
+            raise VLForgeError(f"object_rule {object_rule!r} is not one of {', '.join(OBJECT_RULES)}")
         self.model = model
         self.loss = loss if loss is not None else ClipLoss()
         if isinstance(self.loss, SigLipLoss) and model.logit_bias is None:
@@ -91,11 +104,33 @@ class ContrastiveLitModule(LightningModule):
         if ev["kinds"]:
             aro = pairwise_accuracy(torch.cat(ev["pos"]), torch.cat(ev["neg"]), ev["kinds"])
             metrics.update({f"aro_{k}": v for k, v in aro.items()})
+        if not self.trainer.sanity_checking:
+            metrics.update(self._shapes_metrics(stage))
         for name, value in metrics.items():
             if math.isfinite(value):
                 self.log(f"{stage}/{name}", float(value), sync_dist=False)
         self._eval = {}
         return metrics
+
+    def _shapes_metrics(self, stage: str) -> dict[str, float]:
+        """Zero-shot and linear-probe accuracy on the datamodule's store (nothing unless tasks are set)."""
+        zero_shot, probe = self.hparams.zero_shot_tasks, self.hparams.linear_probe_tasks
+        if not zero_shot and not probe:
+            return {}
+        data = getattr(self.trainer.datamodule, "hparams", {})
+        if not all(key in data for key in ("store", "image_size", f"{stage}_split")):
+            raise VLForgeError("zero-shot / linear-probe evaluation needs a datamodule with store, image_size and "
+                               f"{stage}_split (e.g. ContrastiveDataModule)")
+        encode = {"store": data["store"], "image_size": data["image_size"]}
+        encoding = encode_split(self.model, split=data[f"{stage}_split"], **encode)
+        out: dict[str, float] = {}
+        for task, scores in shapes_zero_shot(self.model, encoding, zero_shot or [], self.hparams.object_rule).items():
+            out.update({f"zero_shot_{task}_{k}": v for k, v in scores.items() if k.startswith("top")})
+        if probe:
+            train = encode_split(self.model, split=self.hparams.linear_probe_train_split, **encode)
+            for task, scores in shapes_linear_probe(train, encoding, probe, self.hparams.object_rule).items():
+                out[f"linear_probe_{task}"] = scores["accuracy"]
+        return out
 
     def on_validation_epoch_start(self) -> None:
         self._eval_start()
