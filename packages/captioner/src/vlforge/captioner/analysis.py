@@ -41,10 +41,11 @@ from vlforge.common.metrics import (
 from vlforge.common.store import CaptionStore
 
 STOP_WORDS = frozenset(
-    "a an the and or but of in on at to for with by from as is are was were be been being it its this that"
-    " these those there here has have had do does did not no yes very into onto over under near next than"
-    " then so such which who whom whose what where when while also can could will would may might shall"
-    " should some any each all both one two three four image picture photo shows showing shown see seen".split()
+    "a an the and or but of in on at to for with by from as is are was were be been being it its this"
+    " that these those there here has have had do does did not no yes very into onto over under near next"
+    " than then so such which who whom whose what where when while also can could will would may might"
+    " shall should some any each all both one two three four image picture photo shows showing shown see"
+    " seen".split()
 )
 EXCLUDED_KINDS = ("negative", "query")
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
