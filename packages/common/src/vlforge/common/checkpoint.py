@@ -25,9 +25,19 @@ CONFIG_FILE = "config.json"
 _DEEPSPEED_PREFIX = "_forward_module."
 
 
-def _safe_load(path: Path) -> Any:
+def _deepspeed_safe_globals() -> list[Any]:
+    """Plain data classes DeepSpeed pickles into ZeRO optimizer shards (no code runs when they are rebuilt)."""
+    from deepspeed.runtime.fp16.loss_scaler import LossScaler
+    from deepspeed.runtime.zero.config import ZeroStageEnum
+    from deepspeed.utils.tensor_fragment import fragment_address
+
+    return [LossScaler, ZeroStageEnum, fragment_address]
+
+
+def _safe_load(path: Path, allowed: list[Any] | None = None) -> Any:
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(allowed or []):
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - unpickling errors come in many types
         raise VLForgeError(f"checkpoint {path}: cannot be loaded with weights_only=True ({type(err).__name__})") from None
 
@@ -48,12 +58,13 @@ def read_checkpoint_state_dict(checkpoint: str | Path) -> dict[str, torch.Tensor
 
 def _merge_zero_shards(folder: Path) -> dict[str, torch.Tensor]:
     """DeepSpeed's zero_to_fp32 loads its files with weights_only=False; every file is first proven loadable with
-    weights_only=True (only tensors and plain containers), so nothing in it can run code."""
+    weights_only=True (tensors, plain containers and three DeepSpeed data classes), so nothing in it can run code."""
     shards = sorted(folder.rglob("*.pt"))
     if not shards:
         raise VLForgeError(f"checkpoint {folder}: a folder without DeepSpeed *.pt shards")
+    allowed = _deepspeed_safe_globals()
     for shard in shards:
-        _safe_load(shard)
+        _safe_load(shard, allowed)
     from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
 
     merged = get_fp32_state_dict_from_zero_checkpoint(str(folder))
