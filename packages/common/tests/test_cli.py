@@ -95,3 +95,11 @@ def test_package_console_script_reports_errors_without_traceback(tmp_path: Path,
     assert result.stderr.strip().splitlines()[-1] == ("vlforge-vlm: error: trainer.max_stepz: unknown key "
                                                       "(on the command line)")
     assert "Traceback" not in result.stderr
+
+
+def test_run_without_logger_stays_in_the_run_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert _run(tmp_path, "fit", "--trainer.max_steps", "1", "--trainer.logger", "false", "--run_name", "quiet") == 0
+    assert not (tmp_path / "config.yaml").exists()
+    assert (tmp_path / "runs/quiet/config.yaml").is_file()
+    assert (tmp_path / "runs/quiet/checkpoints/last.ckpt").is_file()

@@ -147,6 +147,10 @@ class VLForgeCLI(LightningCLI):
         callbacks = list(trainer_config.get("callbacks") or [])
         if trainer_config.get("logger") in (None, True):
             kwargs["logger"] = self._run_loggers()
+        elif trainer_config.get("default_root_dir") is None:
+            # without a logger Lightning writes config.yaml and checkpoints to the working directory: keep them in
+            # <run_root>/<run_name> instead
+            kwargs["default_root_dir"] = str(Path(self._get(self.config, "run_root")) / self._get(self.config, "run_name"))
         if trainer_config.get("enable_checkpointing") is not False and not any(
                 isinstance(c, ModelCheckpoint) for c in callbacks):
             callbacks.append(ModelCheckpoint(save_last=True))
