@@ -1,0 +1,98 @@
+"""The MLLM-augmented experiment runner (experiments/mllm_augmented.py): a miniature end-to-end run of every stage,
+skip/resume, and the real-data example checked by --dry-run (configs instantiated with run=False)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "experiments" / "mllm_augmented.py"
+SHAPES = REPO / "experiments" / "shapes" / "mllm_augmented.yaml"
+REAL = REPO / "experiments" / "real" / "mllm_augmented_cc3m.yaml"
+
+
+def load_runner():
+    spec = importlib.util.spec_from_file_location("mllm_augmented", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["mllm_augmented"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def delta(tmp_path: Path, data: dict) -> str:
+    path = tmp_path / "delta.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+MINIATURE = {"name": "mini", "threads": 1,
+             "world": {"num_images": 400, "knobs": {"split_fractions": {"pool": 0.5, "seed": 0.3, "val": 0.1,
+                                                                       "test": 0.1}}},
+             "captioners": {n: {"train": {"config": {"trainer": {"max_steps": 3}}}}
+                            for n in ("llava_short", "qwen2vl_descriptive", "llava_dense")},
+             "generation": {"limit": 40},
+             "clip": {"max_steps": 3}}
+
+
+@pytest.mark.slow
+def test_miniature_run_of_every_stage_then_skip(tmp_path: Path, capsys) -> None:
+    runner = load_runner()
+    configs = [str(SHAPES), delta(tmp_path, {**MINIATURE, "runs_root": str(tmp_path / "runs")})]
+    assert runner.main(configs) == 0
+    root = tmp_path / "runs" / "mini"
+    stages = ["world", "sft_llava_short", "sft_qwen2vl_descriptive", "sft_llava_dense", "caption_llava_short",
+              "caption_qwen2vl_descriptive", "caption_llava_dense", "analyze", "clip_baseline", "clip_augmented"]
+    assert all((root / "seed0" / s / ".done").is_file() for s in stages)
+    assert (root / "seed0" / "clip_augmented" / "command.sh").read_text().count("vlforge-vlm") == 2
+
+    from vlforge.common.store import CaptionStore
+    with CaptionStore(root / "seed0" / "world" / "store") as store:
+        pool = store.ids("pool")[:40]
+        for name in ("llava_short", "qwen2vl_descriptive", "llava_dense"):
+            captioned = {r.image_id for r in store.iter_records(split="pool", source=name)}
+            assert captioned == set(pool), name
+    results = json.loads((root / "results.json").read_text())["results"]
+    assert set(results) == {"baseline", "augmented"}
+    assert 0 <= results["augmented"]["0"]["test/t2i_r1"] <= 100
+    report = (root / "report.md").read_text()
+    assert "| augmented | alt_text + llava_short + qwen2vl_descriptive + llava_dense | 1 |" in report
+    assert "Caption analysis per source" in report and "| llava_dense |" in report
+    assert (root / "report_captioners.png").is_file()
+
+    capsys.readouterr()
+    assert runner.main(configs) == 0
+    out = capsys.readouterr().out
+    assert out.count("complete, skipped") == len(stages) and "0 stage(s) ran" in out
+
+
+def test_real_data_example_instantiates_in_a_dry_run(tmp_path: Path, capsys) -> None:
+    runner = load_runner()
+    configs = [str(REAL), delta(tmp_path, {"runs_root": str(tmp_path / "runs")})]
+    assert runner.main(configs + ["--dry-run"]) == 0
+    out = capsys.readouterr().out
+    for stage in ("caption_qwen2_vl_2b", "caption_llava_1_5_7b", "clip_baseline", "clip_augmented"):
+        assert f"{stage}: config checked" in out
+    seed_dir = tmp_path / "runs" / "mllm_augmented_cc3m" / "seed0"
+    config = yaml.safe_load((seed_dir / "clip_augmented" / "config.yaml").read_text())
+    assert config["data"]["init_args"]["sampling"] == "per_caption"
+    assert [c["source"] for c in config["data"]["init_args"]["train_captions"]] == [
+        "alt_text", "qwen2_vl_2b", "llava_1_5_7b"]
+    caption = yaml.safe_load((seed_dir / "caption_qwen2_vl_2b" / "config.yaml").read_text())
+    assert caption["model"]["init_args"]["captioner"]["source"] == "Qwen/Qwen2-VL-2B-Instruct"
+    assert not any((seed_dir / s / ".done").exists() for s in ("clip_baseline", "caption_qwen2_vl_2b"))
+
+
+def test_experiment_config_mistakes_are_one_line_errors(tmp_path: Path, capsys) -> None:
+    runner = load_runner()
+    bad_run = delta(tmp_path, {"clip": {"runs": {"odd": ["alt_text", "nobody"]}}})
+    assert runner.main([str(SHAPES), bad_run, "--dry-run"]) == 2
+    assert "clip run 'odd' uses captions of 'nobody'" in capsys.readouterr().err
+    (tmp_path / "typo.yaml").write_text("captioner: {}\n")
+    assert runner.main([str(SHAPES), str(tmp_path / "typo.yaml")]) == 2
+    assert "unknown key 'captioner'" in capsys.readouterr().err
