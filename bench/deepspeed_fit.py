@@ -19,7 +19,6 @@ import lightning.pytorch as pl
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
-
 from vlforge.common.checkpoint import export_checkpoint, load_exported
 from vlforge.common.strategies import ZeroStrategy
 
@@ -29,8 +28,15 @@ class BenchNet(nn.Module):
 
     def __init__(self, in_features: int = 64, width: int = 1024) -> None:
         super().__init__()
-        self.layers = nn.Sequential(nn.Linear(in_features, width), nn.GELU(), nn.Linear(width, width), nn.GELU(),
-                                    nn.Linear(width, width), nn.GELU(), nn.Linear(width, 1))
+        self.layers = nn.Sequential(
+            nn.Linear(in_features, width),
+            nn.GELU(),
+            nn.Linear(width, width),
+            nn.GELU(),
+            nn.Linear(width, width),
+            nn.GELU(),
+            nn.Linear(width, 1),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x).squeeze(-1)
@@ -62,11 +68,21 @@ def _data(num_samples: int = 4096, in_features: int = 64) -> DataLoader:
 
 def run_stage(stage: int, out: Path, steps: int, dry_run: bool) -> dict:
     bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    strategy = ZeroStrategy(stage=stage, bf16=bf16, reduce_bucket_size=5_000_000, allgather_bucket_size=5_000_000)
+    strategy = ZeroStrategy(
+        stage=stage, bf16=bf16, reduce_bucket_size=5_000_000, allgather_bucket_size=5_000_000
+    )
     run_dir = out / f"zero{stage}"
-    trainer = pl.Trainer(accelerator="cpu" if dry_run else "cuda", devices=1, strategy=strategy,
-                         precision="bf16-mixed" if bf16 else "32-true", max_steps=steps, logger=False,
-                         enable_checkpointing=False, enable_progress_bar=False, default_root_dir=run_dir)
+    trainer = pl.Trainer(
+        accelerator="cpu" if dry_run else "cuda",
+        devices=1,
+        strategy=strategy,
+        precision="bf16-mixed" if bf16 else "32-true",
+        max_steps=steps,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        default_root_dir=run_dir,
+    )
     record = {"stage": stage, "bf16": bf16, "zero_optimization": strategy.config["zero_optimization"]}
     if dry_run:
         return record
@@ -80,7 +96,8 @@ def run_stage(stage: int, out: Path, steps: int, dry_run: bool) -> dict:
     trainer.save_checkpoint(ckpt)
     (run_dir / "config.yaml").write_text(
         "model:\n  class_path: __main__.BenchLitModule\n  init_args:\n    net:\n      class_path: __main__.BenchNet\n"
-        "      init_args: {in_features: 64, width: 1024}\n")
+        "      init_args: {in_features: 64, width: 1024}\n"
+    )
     export = export_checkpoint(ckpt, run_dir / "export", submodule="net")
     reloaded = load_exported(export)
     import deepspeed
@@ -89,17 +106,22 @@ def run_stage(stage: int, out: Path, steps: int, dry_run: bool) -> dict:
     with deepspeed.zero.GatheredParameters(params, enabled=stage == 3):
         live = {k: v.detach().float().cpu() for k, v in module.net.state_dict().items()}
     record["max_abs_diff_export_vs_live"] = max(
-        (reloaded.state_dict()[k] - v).abs().max().item() for k, v in live.items())
+        (reloaded.state_dict()[k] - v).abs().max().item() for k, v in live.items()
+    )
     record["first_loss"], record["last_loss"] = module.losses[0], module.losses[-1]
     record["export_bytes"] = (export / "model.safetensors").stat().st_size
     return record
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--dry-run", action="store_true", help="build strategies and Trainers only (no CUDA needed)")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="build strategies and Trainers only (no CUDA needed)"
+    )
     args = parser.parse_args()
     if not args.dry_run and not torch.cuda.is_available():
         parser.error("Lightning's DeepSpeed strategy needs CUDA; use --dry-run on this machine")

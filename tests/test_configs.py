@@ -38,12 +38,22 @@ def _console_of(path: Path) -> str:
     if relative.parts[0] == "experiments":
         area = relative.parts[1]
         if area not in PACKAGES or area == "common":
-            raise AssertionError(f"{relative}: experiments/<area>/ must be one of vlm, captioner, critic, rewriter")
+            raise AssertionError(
+                f"{relative}: experiments/<area>/ must be one of vlm, captioner, critic, rewriter"
+            )
         return area
     return relative.parts[1]
 
 
-CLI_KEYS = {"model", "data", "trainer", "seed_everything", "gradient_checkpointing", "run_name", "tensorboard"}
+CLI_KEYS = {
+    "model",
+    "data",
+    "trainer",
+    "seed_everything",
+    "gradient_checkpointing",
+    "run_name",
+    "tensorboard",
+}
 
 
 def _is_cli_config(path: Path) -> bool:
@@ -72,8 +82,16 @@ def _declared_stack(path: Path) -> list[str]:
 
 def test_the_shipped_presets_are_found() -> None:
     names = {p.name for p in _all_yaml()}
-    assert {"cpu.yaml", "ddp.yaml", "ddp_cpu_2.yaml", "deepspeed_zero2.yaml", "deepspeed_zero3.yaml",
-            "deepspeed_zero3_offload.yaml", "bf16-mixed.yaml", "gradient_checkpointing.yaml"} <= names
+    assert {
+        "cpu.yaml",
+        "ddp.yaml",
+        "ddp_cpu_2.yaml",
+        "deepspeed_zero2.yaml",
+        "deepspeed_zero3.yaml",
+        "deepspeed_zero3_offload.yaml",
+        "bf16-mixed.yaml",
+        "gradient_checkpointing.yaml",
+    } <= names
 
 
 @pytest.mark.parametrize("path", _all_yaml(), ids=lambda p: str(p.relative_to(REPO)))
@@ -92,6 +110,7 @@ def test_yaml_parses_and_instantiates(path: Path, tmp_path: Path) -> None:
         # the toy network has nothing to checkpoint: validate the switch on a tiny GPT-2 elsewhere
         args += ["--gradient_checkpointing", "false"]
     if _parse_only(path):
+
         class ParseOnlyCLI(VLForgeCLI):
             def instantiate_classes(self) -> None:
                 self.model = self.trainer = None

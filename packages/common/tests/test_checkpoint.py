@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from vlforge.common.checkpoint import export_checkpoint, load_exported, read_checkpoint_state_dict
 from vlforge.common.cli import run_cli
 from vlforge.common.errors import VLForgeError
@@ -16,8 +15,12 @@ TOY_BASE = Path(__file__).parent / "toy" / "toy_base.yaml"
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("runs")
-    assert run_cli("common", ["fit", "--config", str(TOY_BASE), "--run_root", str(root),
-                              "--trainer.max_steps", "3"]) == 0
+    assert (
+        run_cli(
+            "common", ["fit", "--config", str(TOY_BASE), "--run_root", str(root), "--trainer.max_steps", "3"]
+        )
+        == 0
+    )
     return root / "common" / "version_0"
 
 
@@ -31,9 +34,11 @@ def test_export_network_and_reload_without_lightning(trained_run: Path, tmp_path
     for key, value in net.state_dict().items():
         torch.testing.assert_close(value, state["net." + key], rtol=0, atol=0)
     x = torch.randn(4, 8)
-    reference = torch.nn.functional.linear(torch.tanh(torch.nn.functional.linear(
-        x, state["net.layers.0.weight"], state["net.layers.0.bias"])), state["net.layers.3.weight"],
-        state["net.layers.3.bias"]).squeeze(-1)
+    reference = torch.nn.functional.linear(
+        torch.tanh(torch.nn.functional.linear(x, state["net.layers.0.weight"], state["net.layers.0.bias"])),
+        state["net.layers.3.weight"],
+        state["net.layers.3.bias"],
+    ).squeeze(-1)
     torch.testing.assert_close(net.eval()(x), reference)
 
 
@@ -95,8 +100,14 @@ def test_real_zero2_and_zero3_checkpoints_export_exactly(tmp_path: Path, toy_env
         sock.bind(("127.0.0.1", 0))
         port = str(sock.getsockname()[1])
     script = Path(__file__).parent / "toy" / "make_zero_checkpoint.py"
-    made = subprocess.run([sys.executable, str(script), str(tmp_path), port, "2", "3"], env=toy_env, cwd=tmp_path,
-                          capture_output=True, text=True, timeout=300)
+    made = subprocess.run(
+        [sys.executable, str(script), str(tmp_path), port, "2", "3"],
+        env=toy_env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert made.returncode == 0, made.stderr[-3000:]
     for stage in (2, 3):
         run = tmp_path / f"zero{stage}"

@@ -3,7 +3,6 @@
 import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
-
 from vlforge.common.errors import VLForgeError
 from vlforge.common.grad_checkpointing import enable_gradient_checkpointing
 
@@ -16,9 +15,9 @@ class Wrapper(torch.nn.Module):
 
 def test_transformers_model_inside_a_module_is_switched_on() -> None:
     model = Wrapper()
-    assert not model.lm.is_gradient_checkpointing
+    assert not model.lm.is_activation_checkpointing
     assert enable_gradient_checkpointing(model) >= 1
-    assert model.lm.is_gradient_checkpointing
+    assert model.lm.is_activation_checkpointing
     model.train()
     out = model.lm(torch.randint(0, 50, (2, 8)), labels=torch.randint(0, 50, (2, 8)))
     out.loss.backward()

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from vlforge.common.checkpoint import export_checkpoint, load_exported
 from vlforge.common.cli import run_cli
 
@@ -24,14 +23,45 @@ def _last(root: Path) -> Path:
 def test_two_process_ddp_matches_single_process(tmp_path: Path, toy_env: dict[str, str]) -> None:
     # Lightning re-launches this very command line for rank 1, so the run goes through the console module.
     ddp = subprocess.run(
-        [sys.executable, "-m", "vlforge.common.cli", "fit", "--config", str(TOY_BASE),
-         "--config", "common:trainer/ddp_cpu_2.yaml", "--data.init_args.batch_size", "4",
-         "--run_root", str(tmp_path / "ddp"), *STEPS],
-        env=toy_env, cwd=tmp_path, capture_output=True, text=True, timeout=240)
+        [
+            sys.executable,
+            "-m",
+            "vlforge.common.cli",
+            "fit",
+            "--config",
+            str(TOY_BASE),
+            "--config",
+            "common:trainer/ddp_cpu_2.yaml",
+            "--data.init_args.batch_size",
+            "4",
+            "--run_root",
+            str(tmp_path / "ddp"),
+            *STEPS,
+        ],
+        env=toy_env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     assert "world_size: 2" in ddp.stdout + ddp.stderr or "MEMBER: 2/2" in ddp.stdout + ddp.stderr
-    assert run_cli("common", ["fit", "--config", str(TOY_BASE), "--data.init_args.batch_size", "8",
-                              "--run_root", str(tmp_path / "single"), *STEPS]) == 0
+    assert (
+        run_cli(
+            "common",
+            [
+                "fit",
+                "--config",
+                str(TOY_BASE),
+                "--data.init_args.batch_size",
+                "8",
+                "--run_root",
+                str(tmp_path / "single"),
+                *STEPS,
+            ],
+        )
+        == 0
+    )
 
     ddp_ckpt, single_ckpt = _last(tmp_path / "ddp"), _last(tmp_path / "single")
     ddp_state = torch.load(ddp_ckpt, weights_only=True)

@@ -13,9 +13,24 @@ TOY_BASE = Path(__file__).parent / "toy" / "toy_base.yaml"
 
 def _fit(root: Path, steps: int, *extra: str) -> None:
     # 64 samples / batch 8 = 8 batches per epoch; dropout 0.3 makes the result depend on the RNG state.
-    assert run_cli("common", ["fit", "--config", str(TOY_BASE), "--run_root", str(root),
-                              "--trainer.max_steps", str(steps),
-                              "--model.init_args.net.init_args.dropout", "0.3", *extra]) == 0
+    assert (
+        run_cli(
+            "common",
+            [
+                "fit",
+                "--config",
+                str(TOY_BASE),
+                "--run_root",
+                str(root),
+                "--trainer.max_steps",
+                str(steps),
+                "--model.init_args.net.init_args.dropout",
+                "0.3",
+                *extra,
+            ],
+        )
+        == 0
+    )
 
 
 def _last(root: Path) -> dict:

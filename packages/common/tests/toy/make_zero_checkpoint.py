@@ -16,7 +16,6 @@ root, port, stages = Path(sys.argv[1]), sys.argv[2], [int(s) for s in sys.argv[3
 os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=port, RANK="0", WORLD_SIZE="1", LOCAL_RANK="0")
 import deepspeed  # noqa: E402
 from toy_lightning import ToyLitModule, ToyNet  # noqa: E402
-
 from vlforge.common.strategies import deepspeed_config  # noqa: E402
 
 
@@ -37,8 +36,9 @@ for stage in stages:
     config = deepspeed_config(stage, bf16=False, reduce_bucket_size=1000, allgather_bucket_size=1000)
     config["train_micro_batch_size_per_gpu"] = 4
     model = LightningLikeWrapper(lit)
-    engine, _, _, _ = deepspeed.initialize(model=model, optimizer=torch.optim.AdamW(model.parameters(), lr=0.05),
-                                           config=config)
+    engine, _, _, _ = deepspeed.initialize(
+        model=model, optimizer=torch.optim.AdamW(model.parameters(), lr=0.05), config=config
+    )
     for _ in range(3):
         x = torch.randn(4, 8)
         loss = (engine(x) - x.sum(-1)).pow(2).mean()
@@ -50,5 +50,6 @@ for stage in stages:
     save_file(reference, str(out / "reference.safetensors"))
     (out / "config.yaml").write_text(
         "model:\n  class_path: toy_lightning.ToyLitModule\n  init_args:\n    net:\n"
-        "      class_path: toy_lightning.ToyNet\n      init_args:\n        in_features: 8\n        hidden: 16\n")
+        "      class_path: toy_lightning.ToyNet\n      init_args:\n        in_features: 8\n        hidden: 16\n"
+    )
     print(f"zero{stage} checkpoint written")

@@ -6,7 +6,6 @@ import lightning.pytorch as pl
 import torch
 from torch import nn
 from torch.utils.data import TensorDataset
-
 from vlforge.common.resumable_loader import ResumableDataLoader
 
 
@@ -15,8 +14,9 @@ class ToyNet(nn.Module):
 
     def __init__(self, in_features: int = 8, hidden: int = 16, dropout: float = 0.0) -> None:
         super().__init__()
-        self.layers = nn.Sequential(nn.Linear(in_features, hidden), nn.Tanh(), nn.Dropout(dropout),
-                                    nn.Linear(hidden, 1))
+        self.layers = nn.Sequential(
+            nn.Linear(in_features, hidden), nn.Tanh(), nn.Dropout(dropout), nn.Linear(hidden, 1)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x).squeeze(-1)
@@ -58,8 +58,14 @@ class ToyLitModule(pl.LightningModule):
 class ToyDataModule(pl.LightningDataModule):
     """y = sum(x) + noise on `num_samples` seeded Gaussian inputs; a shuffled, resumable training loader."""
 
-    def __init__(self, num_samples: int = 64, in_features: int = 8, batch_size: int = 8, seed: int = 0,
-                 shuffle: bool = True) -> None:
+    def __init__(
+        self,
+        num_samples: int = 64,
+        in_features: int = 8,
+        batch_size: int = 8,
+        seed: int = 0,
+        shuffle: bool = True,
+    ) -> None:
         super().__init__()
         self.batch_size = batch_size
         self.seed = seed
@@ -70,7 +76,9 @@ class ToyDataModule(pl.LightningDataModule):
         self.dataset = TensorDataset(x, y)
 
     def train_dataloader(self):
-        return ResumableDataLoader(self.dataset, batch_size=self.batch_size, shuffle=self.shuffle, seed=self.seed)
+        return ResumableDataLoader(
+            self.dataset, batch_size=self.batch_size, shuffle=self.shuffle, seed=self.seed
+        )
 
     def val_dataloader(self):
         return torch.utils.data.DataLoader(self.dataset, batch_size=self.batch_size)

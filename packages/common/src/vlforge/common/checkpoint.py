@@ -17,7 +17,6 @@ import torch
 import yaml
 from safetensors.torch import load_file, save_file
 from torch import nn
-
 from vlforge.common.errors import VLForgeError
 
 WEIGHTS_FILE = "model.safetensors"
@@ -39,7 +38,9 @@ def _safe_load(path: Path, allowed: list[Any] | None = None) -> Any:
         with torch.serialization.safe_globals(allowed or []):
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - unpickling errors come in many types
-        raise VLForgeError(f"checkpoint {path}: cannot be loaded with weights_only=True ({type(err).__name__})") from None
+        raise VLForgeError(
+            f"checkpoint {path}: cannot be loaded with weights_only=True ({type(err).__name__})"
+        ) from None
 
 
 def read_checkpoint_state_dict(checkpoint: str | Path) -> dict[str, torch.Tensor]:
@@ -79,8 +80,13 @@ def find_run_config(checkpoint: str | Path) -> Path:
     raise VLForgeError(f"checkpoint {checkpoint}: no config.yaml in any parent folder; pass the run config")
 
 
-def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, *, run_config: str | Path | None = None,
-                      submodule: str | None = None) -> Path:
+def export_checkpoint(
+    checkpoint: str | Path,
+    out_dir: str | Path,
+    *,
+    run_config: str | Path | None = None,
+    submodule: str | None = None,
+) -> Path:
     """Write `model.safetensors` + `config.json` for the LitModule (or its attribute `submodule`, e.g. "net") of
     `checkpoint`, taking its class_path / init_args from the run's saved config. Returns `out_dir`."""
     state = read_checkpoint_state_dict(checkpoint)
@@ -100,8 +106,12 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, *, run_config
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_file(_unshare(state), str(out / WEIGHTS_FILE))
-    record = {"class_path": module_config["class_path"], "init_args": module_config.get("init_args") or {},
-              "exported_from": str(Path(checkpoint).resolve()), "submodule": submodule}
+    record = {
+        "class_path": module_config["class_path"],
+        "init_args": module_config.get("init_args") or {},
+        "exported_from": str(Path(checkpoint).resolve()),
+        "submodule": submodule,
+    }
     (out / CONFIG_FILE).write_text(json.dumps(record, indent=2) + "\n")
     return out
 

@@ -21,12 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from jsonargparse import ArgumentError
-from omegaconf.errors import OmegaConfBaseException
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
-
+from omegaconf.errors import OmegaConfBaseException
 from vlforge.common.config_errors import describe_config_error, locate_config_error
 from vlforge.common.errors import VLForgeError
 from vlforge.common.grad_checkpointing import enable_gradient_checkpointing
@@ -86,7 +85,9 @@ def default_config_files(package: str) -> list[str]:
 
 def latest_version(run_dir: Path) -> int | None:
     """The highest n among `run_dir/version_<n>`, or None."""
-    versions = [int(p.name.split("_", 1)[1]) for p in run_dir.glob("version_*") if p.name.split("_", 1)[1].isdigit()]
+    versions = [
+        int(p.name.split("_", 1)[1]) for p in run_dir.glob("version_*") if p.name.split("_", 1)[1].isdigit()
+    ]
     return max(versions, default=None)
 
 
@@ -98,21 +99,36 @@ class VLForgeCLI(LightningCLI):
     `("data.init_args.image_size", "model.init_args.image_size")`.
     """
 
-    def __init__(self, package: str = "common", args: Sequence[str] | None = None, *, run: bool = True,
-                 links: Sequence[tuple[str, str]] = (), **kwargs: Any) -> None:
+    def __init__(
+        self,
+        package: str = "common",
+        args: Sequence[str] | None = None,
+        *,
+        run: bool = True,
+        links: Sequence[tuple[str, str]] = (),
+        **kwargs: Any,
+    ) -> None:
         self.package = package
         self.links = tuple(links)
-        per_parser = {"parser_mode": "omegaconf", "exit_on_error": False,
-                      "default_config_files": default_config_files(package)}
+        per_parser = {
+            "parser_mode": "omegaconf",
+            "exit_on_error": False,
+            "default_config_files": default_config_files(package),
+        }
         # With subcommands the defaults belong to each subcommand's parser, not to the main one.
         main_parser = per_parser if not run else {"parser_mode": "omegaconf", "exit_on_error": False}
         parser_kwargs = {**main_parser, **{name: dict(per_parser) for name in SUBCOMMANDS}}
         super().__init__(
-            model_class=LightningModule, datamodule_class=LightningDataModule,
-            subclass_mode_model=True, subclass_mode_data=True,
+            model_class=LightningModule,
+            datamodule_class=LightningDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
             save_config_kwargs={"overwrite": True},
             parser_kwargs=parser_kwargs,
-            args=args, run=run, **kwargs)
+            args=args,
+            run=run,
+            **kwargs,
+        )
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Sequence[str] | None) -> None:
         """Parse; a config mistake becomes a one-line VLForgeError naming the key and the file."""
@@ -128,12 +144,20 @@ class VLForgeCLI(LightningCLI):
         return {name: spec for name, spec in super().subcommands().items() if name in SUBCOMMANDS}
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.add_argument("--run_name", type=str, default=self.package,
-                            help="runs are written to <run_root>/<run_name>/version_<n>")
+        parser.add_argument(
+            "--run_name",
+            type=str,
+            default=self.package,
+            help="runs are written to <run_root>/<run_name>/version_<n>",
+        )
         parser.add_argument("--run_root", type=str, default="runs", help="folder holding all run directories")
         parser.add_argument("--tensorboard", type=bool, default=False, help="also log to TensorBoard")
-        parser.add_argument("--gradient_checkpointing", type=bool, default=False,
-                            help="recompute activations in the backward pass (less memory, more compute)")
+        parser.add_argument(
+            "--gradient_checkpointing",
+            type=bool,
+            default=False,
+            help="recompute activations in the backward pass (less memory, more compute)",
+        )
         for source, target in self.links:
             parser.link_arguments(source, target)
 
@@ -148,11 +172,15 @@ class VLForgeCLI(LightningCLI):
         if trainer_config.get("logger") in (None, True):
             kwargs["logger"] = self._run_loggers()
         elif trainer_config.get("default_root_dir") is None:
-            # without a logger Lightning writes config.yaml and checkpoints to the working directory: keep them in
+            # without a logger Lightning writes config.yaml and checkpoints to the working
+            # directory: keep them in
             # <run_root>/<run_name> instead
-            kwargs["default_root_dir"] = str(Path(self._get(self.config, "run_root")) / self._get(self.config, "run_name"))
+            kwargs["default_root_dir"] = str(
+                Path(self._get(self.config, "run_root")) / self._get(self.config, "run_name")
+            )
         if trainer_config.get("enable_checkpointing") is not False and not any(
-                isinstance(c, ModelCheckpoint) for c in callbacks):
+            isinstance(c, ModelCheckpoint) for c in callbacks
+        ):
             callbacks.append(ModelCheckpoint(save_last=True))
         if trainer_config.get("enable_progress_bar") is not False:
             callbacks.append(RichProgressBar())
@@ -167,7 +195,9 @@ class VLForgeCLI(LightningCLI):
         csv = CSVLogger(save_dir=root, name=name, version=version)
         loggers: list[CSVLogger | TensorBoardLogger] = [csv]
         if self._get(self.config, "tensorboard"):
-            loggers.append(TensorBoardLogger(save_dir=root, name=name, version=csv.version, default_hp_metric=False))
+            loggers.append(
+                TensorBoardLogger(save_dir=root, name=name, version=csv.version, default_hp_metric=False)
+            )
         return loggers
 
 

@@ -48,7 +48,7 @@ def split_config_args(args: Sequence[str]) -> tuple[list[str], list[str], list[s
     head = [args[0]] if args and not args[0].startswith("-") else []
     files: list[str] = []
     rest: list[str] = []
-    items = list(args[len(head):])
+    items = list(args[len(head) :])
     i = 0
     while i < len(items):
         if items[i] == "--config" and i + 1 < len(items):
@@ -63,8 +63,12 @@ def split_config_args(args: Sequence[str]) -> tuple[list[str], list[str], list[s
     return head, files, rest
 
 
-def locate_config_error(parse: Callable[[list[str]], object], args: Sequence[str], description: str,
-                        describe: Callable[[BaseException], str]) -> str:
+def locate_config_error(
+    parse: Callable[[list[str]], object],
+    args: Sequence[str],
+    description: str,
+    describe: Callable[[BaseException], str],
+) -> str:
     """Where an error comes from: re-parse the config stack one file at a time and return ' (in FILE)' for the first
     prefix that fails with the same description, ' (on the command line)' if only the overrides do, else ''."""
     head, files, rest = split_config_args(args)

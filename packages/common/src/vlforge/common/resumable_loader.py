@@ -29,10 +29,13 @@ class ResumableSampler(DistributedSampler):
     Being a DistributedSampler, Lightning leaves it in place under DDP instead of wrapping it.
     """
 
-    def __init__(self, dataset: Dataset, *, shuffle: bool = True, seed: int = 0, drop_last: bool = False) -> None:
+    def __init__(
+        self, dataset: Dataset, *, shuffle: bool = True, seed: int = 0, drop_last: bool = False
+    ) -> None:
         num_replicas, rank = _world()
-        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed,
-                         drop_last=drop_last)
+        super().__init__(
+            dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=drop_last
+        )
         self.start_at = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -40,7 +43,7 @@ class ResumableSampler(DistributedSampler):
         from a checkpoint written when max_steps stopped an epoch early)."""
 
     def __iter__(self) -> Iterator[int]:
-        indices = list(super().__iter__())[self.start_at:]
+        indices = list(super().__iter__())[self.start_at :]
         self.start_at = 0
         return iter(indices)
 
@@ -53,8 +56,16 @@ class ResumableDataLoader(DataLoader):
     limit_train_batches), except the first one after `load_state_dict`, which finishes the checkpointed epoch.
     """
 
-    def __init__(self, dataset: Dataset, batch_size: int = 1, *, shuffle: bool = True, seed: int = 0,
-                 drop_last: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        dataset: Dataset,
+        batch_size: int = 1,
+        *,
+        shuffle: bool = True,
+        seed: int = 0,
+        drop_last: bool = False,
+        **kwargs: Any,
+    ) -> None:
         for taken in ("sampler", "batch_sampler", "generator"):
             if kwargs.get(taken) is not None:
                 raise TypeError(f"ResumableDataLoader builds its own {taken}; do not pass one")
@@ -64,8 +75,14 @@ class ResumableDataLoader(DataLoader):
         self.batches_yielded = 0
         self._resume: tuple[int, int] | None = None  # (epoch, batches already trained on)
         sampler = ResumableSampler(dataset, shuffle=shuffle, seed=seed, drop_last=drop_last)
-        super().__init__(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last,
-                         generator=torch.Generator(), **kwargs)
+        super().__init__(
+            dataset,
+            batch_size=batch_size,
+            sampler=sampler,
+            drop_last=drop_last,
+            generator=torch.Generator(),
+            **kwargs,
+        )
 
     def __iter__(self) -> Iterator[Any]:
         if self._resume is not None:

@@ -34,8 +34,9 @@ def restore_rng_state(state: dict[str, torch.Tensor]) -> None:
     gauss = state["python_gauss"].item()
     random.setstate((python[0], tuple(python[1:]), None if gauss != gauss else gauss))
     numpy = state["numpy"].tolist()
-    np.random.set_state(("MT19937", np.array(numpy[:-2], dtype=np.uint32), numpy[-2], numpy[-1],
-                         state["numpy_gauss"].item()))
+    np.random.set_state(
+        ("MT19937", np.array(numpy[:-2], dtype=np.uint32), numpy[-2], numpy[-1], state["numpy_gauss"].item())
+    )
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state(state["cuda"].cpu())
 
@@ -59,8 +60,10 @@ class RNGStateCallback(pl.Callback):
         trainer = self._trainer
         if trainer is not None and trainer.world_size > 1:
             # Every rank calls state_dict while the checkpoint is assembled; rank 0 writes all ranks' states.
-            return {key: trainer.strategy.all_gather(value.to(trainer.strategy.root_device)).cpu()
-                    for key, value in state.items()}
+            return {
+                key: trainer.strategy.all_gather(value.to(trainer.strategy.root_device)).cpu()
+                for key, value in state.items()
+            }
         return {key: value.unsqueeze(0) for key, value in state.items()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -73,6 +76,8 @@ class RNGStateCallback(pl.Callback):
         if saved_ranks == trainer.world_size:
             restore_rng_state({key: value[trainer.global_rank] for key, value in self._pending.items()})
         else:
-            rank_zero_warn(f"RNG states were saved by {saved_ranks} processes and this run has {trainer.world_size}:"
-                           " random numbers after the resume will differ from an uninterrupted run")
+            rank_zero_warn(
+                f"RNG states were saved by {saved_ranks} processes and this run has {trainer.world_size}:"
+                " random numbers after the resume will differ from an uninterrupted run"
+            )
         self._pending = None

@@ -16,10 +16,17 @@ class MetricsJSONCallback(pl.Callback):
         log_dir = trainer.log_dir  # a collective under DDP: every rank must ask
         if log_dir is None or trainer.global_rank != 0:
             return
-        metrics = {name: float(value) for name, value in trainer.callback_metrics.items()
-                   if value.numel() == 1 and math.isfinite(float(value))}
-        record = {"stage": stage, "epoch": trainer.current_epoch, "global_step": trainer.global_step,
-                  "metrics": metrics}
+        metrics = {
+            name: float(value)
+            for name, value in trainer.callback_metrics.items()
+            if value.numel() == 1 and math.isfinite(float(value))
+        }
+        record = {
+            "stage": stage,
+            "epoch": trainer.current_epoch,
+            "global_step": trainer.global_step,
+            "metrics": metrics,
+        }
         path = Path(log_dir) / f"metrics_{stage}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")

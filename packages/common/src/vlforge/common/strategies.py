@@ -6,14 +6,22 @@ from __future__ import annotations
 from typing import Any
 
 from lightning.pytorch.strategies import DeepSpeedStrategy
-
 from vlforge.common.errors import VLForgeError
 
 
-def deepspeed_config(stage: int, *, offload_optimizer: bool = False, offload_parameters: bool = False,
-                     reduce_bucket_size: int = 200_000_000, allgather_bucket_size: int = 200_000_000,
-                     prefetch_bucket_size: int = 50_000_000, param_persistence_threshold: int = 100_000,
-                     overlap_comm: bool = True, bf16: bool = True, pin_memory: bool = True) -> dict[str, Any]:
+def deepspeed_config(
+    stage: int,
+    *,
+    offload_optimizer: bool = False,
+    offload_parameters: bool = False,
+    reduce_bucket_size: int = 200_000_000,
+    allgather_bucket_size: int = 200_000_000,
+    prefetch_bucket_size: int = 50_000_000,
+    param_persistence_threshold: int = 100_000,
+    overlap_comm: bool = True,
+    bf16: bool = True,
+    pin_memory: bool = True,
+) -> dict[str, Any]:
     """The DeepSpeed config dict for ZeRO `stage` (1, 2 or 3).
 
     Offloading the optimizer (stage >= 1) or the parameters (stage 3 only) moves them to CPU memory. Bucket sizes are
@@ -31,9 +39,13 @@ def deepspeed_config(stage: int, *, offload_optimizer: bool = False, offload_par
         "reduce_bucket_size": int(reduce_bucket_size),
     }
     if stage == 3:
-        zero.update({"stage3_prefetch_bucket_size": int(prefetch_bucket_size),
-                     "stage3_param_persistence_threshold": int(param_persistence_threshold),
-                     "stage3_gather_16bit_weights_on_model_save": False})
+        zero.update(
+            {
+                "stage3_prefetch_bucket_size": int(prefetch_bucket_size),
+                "stage3_param_persistence_threshold": int(param_persistence_threshold),
+                "stage3_gather_16bit_weights_on_model_save": False,
+            }
+        )
     else:
         zero.update({"allgather_partitions": True, "allgather_bucket_size": int(allgather_bucket_size)})
     if offload_optimizer:
@@ -55,25 +67,42 @@ class ZeroStrategy(DeepSpeedStrategy):
     `bf16` must agree with the Trainer's precision (bf16-mixed / bf16-true), checked when the run starts.
     """
 
-    def __init__(self, stage: int = 2, offload_optimizer: bool = False, offload_parameters: bool = False,
-                 reduce_bucket_size: int = 200_000_000, allgather_bucket_size: int = 200_000_000,
-                 prefetch_bucket_size: int = 50_000_000, param_persistence_threshold: int = 100_000,
-                 overlap_comm: bool = True, bf16: bool = True, pin_memory: bool = True,
-                 logging_batch_size_per_gpu: int | str = "auto") -> None:
+    def __init__(
+        self,
+        stage: int = 2,
+        offload_optimizer: bool = False,
+        offload_parameters: bool = False,
+        reduce_bucket_size: int = 200_000_000,
+        allgather_bucket_size: int = 200_000_000,
+        prefetch_bucket_size: int = 50_000_000,
+        param_persistence_threshold: int = 100_000,
+        overlap_comm: bool = True,
+        bf16: bool = True,
+        pin_memory: bool = True,
+        logging_batch_size_per_gpu: int | str = "auto",
+    ) -> None:
         self.bf16 = bf16
         super().__init__(
-            config=deepspeed_config(stage, offload_optimizer=offload_optimizer,
-                                    offload_parameters=offload_parameters,
-                                    reduce_bucket_size=reduce_bucket_size,
-                                    allgather_bucket_size=allgather_bucket_size,
-                                    prefetch_bucket_size=prefetch_bucket_size,
-                                    param_persistence_threshold=param_persistence_threshold,
-                                    overlap_comm=overlap_comm, bf16=bf16, pin_memory=pin_memory),
-            logging_batch_size_per_gpu=logging_batch_size_per_gpu)
+            config=deepspeed_config(
+                stage,
+                offload_optimizer=offload_optimizer,
+                offload_parameters=offload_parameters,
+                reduce_bucket_size=reduce_bucket_size,
+                allgather_bucket_size=allgather_bucket_size,
+                prefetch_bucket_size=prefetch_bucket_size,
+                param_persistence_threshold=param_persistence_threshold,
+                overlap_comm=overlap_comm,
+                bf16=bf16,
+                pin_memory=pin_memory,
+            ),
+            logging_batch_size_per_gpu=logging_batch_size_per_gpu,
+        )
 
     def setup_environment(self) -> None:
         precision = str(self.precision_plugin.precision)
         if self.bf16 != precision.startswith("bf16"):
-            raise VLForgeError(f"strategy.init_args.bf16={self.bf16} disagrees with trainer.precision={precision}"
-                               " (use the bf16-mixed preset with bf16: true)")
+            raise VLForgeError(
+                f"strategy.init_args.bf16={self.bf16} disagrees with trainer.precision={precision}"
+                " (use the bf16-mixed preset with bf16: true)"
+            )
         super().setup_environment()
