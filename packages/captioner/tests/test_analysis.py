@@ -1,7 +1,6 @@
 """Caption analysis of a real ShapesWorld store with three generated captioner sources: statistics against
-direct
-computations, CHAIR against the scene graphs, CLIP scores against a direct open_clip computation, and the
-CLI."""
+direct computations, CHAIR against the scene graphs, CLIP scores against a direct open_clip computation, and
+the CLI."""
 
 import json
 import shutil

@@ -1,6 +1,6 @@
 """generate_captions on the tiny LLaVA / Qwen2-VL / BLIP presets: batching changes nothing, prompts and
-special tokens
-are stripped, decoding parameters reach generate, and an out-of-memory batch is split and retried."""
+special tokens are stripped, decoding parameters reach generate, and an out-of-memory batch is split and
+retried."""
 
 import pytest
 import torch

@@ -1,6 +1,6 @@
 """The Lightning predict path of caption generation: `vlforge-captioner predict` with the shipped config, in
-one
-process and as a real 2-process CPU DDP run (gloo) whose rank shard stores are merged into the main store."""
+one process and as a real 2-process CPU DDP run (gloo) whose rank shard stores are merged into the main
+store."""
 
 import os
 import shutil

@@ -2,18 +2,15 @@
 wrote.
 
 For every caption source of a store (alt_text, gt, each captioner; optionally one split, optionally some
-sources),
-over the non-empty captions:
+sources), over the non-empty captions:
 
 - lengths in words: count, mean, std, min, median, p90, max and a histogram (the paper's Fig. 4a);
 - word statistics: the most frequent words and the most frequent content words (stop words removed; the
-paper's
-  Fig. 3 counts nouns, which needs a part-of-speech tagger that vlforge does not ship), vocabulary size,
-  type/token ratio;
+  paper's Fig. 3 counts nouns, which needs a part-of-speech tagger that vlforge does not ship), vocabulary
+  size, type/token ratio;
 - CHAIR_i / CHAIR_s against the ShapesWorld scene graph (``meta["scene_graph"]``) where the images have one;
 - CLIP score (cosine similarity of the image and caption embeddings; the paper's Fig. 8b) when an open_clip
-model
-  name and checkpoint are given, with a histogram per source; otherwise skipped with a note in the JSON.
+  model name and checkpoint are given, with a histogram per source; otherwise skipped with a note in the JSON.
 
 Empty captions are counted (``empty``) but left out of every statistic. Output: ``analysis.json``,
 ``lengths.png``, ``words.png``, ``content_words.png`` and ``clip_scores.png`` in the output folder.
@@ -108,10 +105,8 @@ def chair_by_source(store: CaptionStore, captions: dict[str, list[tuple[str, str
 
 def load_open_clip(model_name: str, checkpoint: str | os.PathLike) -> tuple[Any, Any, Any]:
     """(model in eval mode, image transform, tokenizer) of an open_clip config with weights from
-    ``checkpoint``
-    (safetensors, or a torch file read with weights_only=True; a ``state_dict`` entry and ``module.`` prefixes
-    are
-    accepted, as open_clip's own training writes them)."""
+    ``checkpoint`` (safetensors, or a torch file read with weights_only=True; a ``state_dict`` entry and
+    ``module.`` prefixes are accepted, as open_clip's own training writes them)."""
     import open_clip
     import torch
     import vlforge.common.presets  # noqa: F401 - registers the tiny open_clip configs

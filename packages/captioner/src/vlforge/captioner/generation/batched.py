@@ -6,10 +6,9 @@ decoding parameters go to ``model.generate`` unchanged; special tokens are strip
 A batch that runs out of memory is split in half and each half retried (down to one image, which re-raises).
 
 BLIP conditions on the image by cross-attention and uses its prompt as a caption prefix: its ``generate``
-drops
-the prompt's last token (the separator), so its output repeats the prompt minus one token. Rows of one BLIP
-generate call must have prompts of equal length (its prefix handling knows no padding), so BLIP batches are
-grouped by prompt.
+drops the prompt's last token (the separator), so its output repeats the prompt minus one token. Rows of one
+BLIP generate call must have prompts of equal length (its prefix handling knows no padding), so BLIP batches
+are grouped by prompt.
 """
 
 from __future__ import annotations
@@ -115,11 +114,10 @@ def generate_captions(
     """Caption ``images`` (one instruction per image, or one for all) in batches of ``batch_size``.
 
     ``captioner_or_model``: a :class:`~vlforge.captioner.captioner.Captioner` (``processor`` may then be None)
-    or a
-    transformers model with ``processor``. ``decoding``: keyword arguments of ``model.generate`` (e.g. the
-    MLLM-augmented paper's Table 10: ``max_new_tokens=30, num_beams=1, do_sample=True, temperature=0.2``).
-    Returns the generated texts without prompt, special tokens or surrounding whitespace (possibly "").
-    The model is put in eval mode for the call and restored after; the tokenizer's padding side too.
+    or a transformers model with ``processor``. ``decoding``: keyword arguments of ``model.generate`` (e.g.
+    the MLLM-augmented paper's Table 10: ``max_new_tokens=30, num_beams=1, do_sample=True, temperature=0.2``).
+    Returns the generated texts without prompt, special tokens or surrounding whitespace (possibly ""). The
+    model is put in eval mode for the call and restored after; the tokenizer's padding side too.
     """
     if batch_size < 1:
         raise VLForgeError(f"batch_size must be >= 1, got {batch_size}")

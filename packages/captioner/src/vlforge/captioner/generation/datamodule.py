@@ -3,11 +3,9 @@ caption.
 
 Which images those are depends on the captioner, so ``CaptionerPredictLitModule`` calls :meth:`select` in its
 ``setup`` (after leftover shards of an interrupted run are merged); ``predict_dataloader`` serves them in
-sorted id
-order and Lightning's predict sampler gives every rank a disjoint part. Items are ``(record, PendingImage)``
-or
-``(record, reason)`` for an image that cannot be captioned (undecodable, no alt-text for alt-text fusion); the
-store is opened lazily in each process or worker.
+sorted id order and Lightning's predict sampler gives every rank a disjoint part. Items are ``(record,
+PendingImage)`` or ``(record, reason)`` for an image that cannot be captioned (undecodable, no alt-text for
+alt-text fusion); the store is opened lazily in each process or worker.
 """
 
 from __future__ import annotations

@@ -1,18 +1,14 @@
 """CaptionerPredictLitModule: caption generation into the store as a Lightning predict run, so it scales out
-with the
-trainer (``vlforge-captioner predict --config captioner:generation/predict_tiny.yaml --trainer.devices 8``;
-under
-DDP each rank captions a disjoint part of the split).
+with the trainer (``vlforge-captioner predict --config captioner:generation/predict_tiny.yaml
+--trainer.devices 8``; under DDP each rank captions a disjoint part of the split).
 
 Works with :class:`~vlforge.captioner.generation.datamodule.CaptionGenerationDataModule`. The run:
 
-1. ``setup`` (rank 0, then a barrier): shards of this captioner left by an interrupted run are merged into the
-main
-   store; then every rank reads the same list of images the captioner still has to caption and hands it to the
-   data module, and fixes the shear budget T (``shear_tokens`` or the store's mean alt-text length);
+1. ``setup`` (rank 0, then a barrier): shards of this captioner left by an interrupted run are merged into
+   the main store; then every rank reads the same list of images the captioner still has to caption and hands
+   it to the data module, and fixes the shear budget T (``shear_tokens`` or the store's mean alt-text length);
 2. ``predict_step``: generate (``generate_captions``), shear, and write captions with provenance plus failed
-images
-   into this rank's shard store (one transaction per batch);
+   images into this rank's shard store (one transaction per batch);
 3. ``teardown`` (a barrier, then rank 0): merge every rank's shard into the main store and remove the shards.
 """
 
@@ -43,8 +39,7 @@ class CaptionerPredictLitModule(L.LightningModule):
 
     ``generate_batch_size``: images per ``generate`` call (default: the data module's batch). ``shear``: text
     shearing on (to ``shear_tokens`` words, default the store's mean alt-text length). ``shard_root``: where
-    the
-    per-rank shard stores live (default ``<store>.generation-shards`` beside the store).
+    the per-rank shard stores live (default ``<store>.generation-shards`` beside the store).
     """
 
     def __init__(

@@ -1,12 +1,10 @@
 """``generate_into_store``: run several captioners over one split of a store in this process (no Lightning).
 
 For each captioner in turn: build it, find the split's images it has not captioned yet, and caption them in
-chunks
-of ``chunk_batches`` batches; each chunk is one ``append_captions`` transaction (plus one info update when
-images
-failed or earlier failures now succeeded), so a killed run loses at most its open chunk and the next run
-resumes.
-For several processes or GPUs, use the Lightning predict path (``vlforge-captioner predict``) instead.
+chunks of ``chunk_batches`` batches; each chunk is one ``append_captions`` transaction (plus one info update
+when images failed or earlier failures now succeeded), so a killed run loses at most its open chunk and the
+next run resumes. For several processes or GPUs, use the Lightning predict path (``vlforge-captioner
+predict``) instead.
 """
 
 from __future__ import annotations

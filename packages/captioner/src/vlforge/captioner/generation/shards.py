@@ -1,22 +1,16 @@
 """Per-rank shard stores of a distributed generation run and their merge into the main store.
 
 Each rank writes the captions it generates into its own CaptionStore (``<shard_root>/<captioner>/rank<k>``),
-so
-ranks never contend for the main store's write lock. A shard record carries the image's id, split, size and
-image
-reference (so a shard is a complete store that ``vlforge-store merge`` could also take) but no meta; its info
-holds
-the rank's failures like the main store does.
+so ranks never contend for the main store's write lock. A shard record carries the image's id, split, size and
+image reference (so a shard is a complete store that ``vlforge-store merge`` could also take) but no meta; its
+info holds the rank's failures like the main store does.
 
 ``merge_shards`` folds shards into the main store with ``append_captions`` (one transaction per chunk),
-skipping any
-image that already has a caption of that captioner, so a merge that is repeated after an interruption, or two
-ranks that (against the sampler's contract) captioned the same image with different sampled text, still leave
-exactly one caption per image. Failures are merged after the captions; a shard is removed only when it has
-been
-merged entirely. (``vlforge.common.store.merge.merge_stores`` re-creates the output's metadata and merges
-every
-caption; neither fits here.)
+skipping any image that already has a caption of that captioner, so a merge that is repeated after an
+interruption, or two ranks that (against the sampler's contract) captioned the same image with different
+sampled text, still leave exactly one caption per image. Failures are merged after the captions; a shard is
+removed only when it has been merged entirely. (``vlforge.common.store.merge.merge_stores`` re-creates the
+output's metadata and merges every caption; neither fits here.)
 """
 
 from __future__ import annotations
@@ -59,8 +53,7 @@ def shard_record(record: ImageRecord, captions: list[Caption]) -> ImageRecord:
 
 def merge_shards(store_path: str | os.PathLike, shard_root: str | os.PathLike, name: str) -> int:
     """Merge every shard of captioner ``name`` under ``shard_root`` into the main store and remove it; returns
-    the
-    number of captions added."""
+    the number of captions added."""
     folder = shard_dir(shard_root, name, 0).parent
     shards = sorted(p for p in folder.glob("rank*") if (p / "data.mdb").is_file()) if folder.is_dir() else []
     added = 0

@@ -159,9 +159,8 @@ class LoadedCaptioner:
 
 def build_captioner(spec: CaptionerSpec) -> LoadedCaptioner:
     """The spec's model and processor: a preset (optionally re-seeded), a hub name or a local directory (the
-    loaders
-    of vlforge.common.presets), with the weights of a Lightning ``checkpoint`` of a captioner LitModule (its
-    ``model.*`` entries) loaded on top. No freezing policy applies: nothing trains here."""
+    loaders of vlforge.common.presets), with the weights of a Lightning ``checkpoint`` of a captioner
+    LitModule (its ``model.*`` entries) loaded on top. No freezing policy applies: nothing trains here."""
     if spec.source.startswith(PRESET_PREFIX):
         model, processor = build_preset(spec.source[len(PRESET_PREFIX) :], seed=spec.preset_seed)
         model = model.to(DTYPES[spec.dtype])

@@ -1,20 +1,15 @@
 """The store side of caption generation, shared by the single-process run and the Lightning predict path.
 
 - which images of a split still need a captioner (``pending_ids``: those without any caption of its source, so
-an
-  interrupted run resumes where it stopped and nothing is generated or stored twice);
+  an interrupted run resumes where it stopped and nothing is generated or stored twice);
 - loading a batch's images, where one that fails to decode is set aside as a failure, not an error;
 - captioning a batch: generate, shear to T words (``vlforge.common.text.shear``), and wrap each text as a
   ``Caption(source=<captioner name>, kind=<format kind>)`` with full provenance (model, checkpoint, prompt,
-  format,
-  decoding, seed, shear T, raw length in words before shearing, time). An empty generation is stored as ""
-  (the
-  training datasets skip empty captions);
+  format, decoding, seed, shear T, raw length in words before shearing, time). An empty generation is stored
+  as "" (the training datasets skip empty captions);
 - the failures list in the store's info: ``info["generation_failures"][<captioner>][<image id>] = reason``; an
-image
-  listed there has no caption of that captioner, so the next run retries it and removes it from the list when
-  it
-  succeeds.
+  image listed there has no caption of that captioner, so the next run retries it and removes it from the list
+  when it succeeds.
 """
 
 from __future__ import annotations
@@ -67,8 +62,7 @@ def pending_ids(store: CaptionStore, split: str, name: str, limit: int | None = 
 
 def default_shear_tokens(store: CaptionStore) -> int:
     """T = round(mean word count of the store's alt-text captions), at least 1 (the paper's "average length of
-    the
-    original captions")."""
+    the original captions")."""
     return max(1, round(mean_caption_tokens(store, RAW_SOURCE)))
 
 
