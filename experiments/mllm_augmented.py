@@ -1,10 +1,11 @@
-"""The MLLM-augmented experiment (papers/mllms-augmented-vl-representation-learning.md) end to end, one command:
+"""The MLLM-augmented experiment (papers/mllms-augmented-vl-representation-learning.md) end to end, one
+command:
 
     python experiments/mllm_augmented.py experiments/shapes/mllm_augmented.yaml [DELTA.yaml ...] \\
         [--seed S] [--only STAGE] [--dry-run]
 
-Stages, each in runs/<name>/seed<S>/<stage>/ with its generated config files, its exact command (command.sh, to
-re-run it alone, e.g. under torchrun / srun) and its log:
+Stages, each in runs/<name>/seed<S>/<stage>/ with its generated config files, its exact command (command.sh,
+to re-run it alone, e.g. under torchrun / srun) and its log:
 
 - ``world``: ShapesWorld into a caption store (``vlforge-store shapes``); or, with ``store.path``, an existing
   store (e.g. CC3M ingested with ``vlforge-store ingest``) and no stage;
@@ -16,9 +17,9 @@ re-run it alone, e.g. under torchrun / srun) and its log:
   optimizer steps for every run: the paper's 1/k epochs) and test it (``vlforge-vlm test``).
 
 Afterwards runs/<name>/report.md is written from every seed present (``mllm_augmented_report``). Stages whose
-outputs are complete are skipped (vlforge.common.stages); ``--only STAGE`` re-runs one stage; ``--dry-run`` writes
-and checks every stage's config (instantiated with run=False; parse-only for captioners loaded by hub name)
-without running anything. Later YAML files are deltas merged over the first (ablations).
+outputs are complete are skipped (vlforge.common.stages); ``--only STAGE`` re-runs one stage; ``--dry-run``
+writes and checks every stage's config (instantiated with run=False; parse-only for captioners loaded by hub
+name) without running anything. Later YAML files are deltas merged over the first (ablations).
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ from typing import Any
 
 import yaml
 from omegaconf import OmegaConf
-
 from vlforge.common.errors import VLForgeError
 from vlforge.common.stages import Stage, StageRunner
 
@@ -42,7 +42,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mllm_augmented_report import write_report  # noqa: E402
 
 BIN = Path(sys.executable).parent
-TOP_KEYS = {"name", "seed", "threads", "runs_root", "world", "store", "captioners", "generation", "clip", "report"}
+TOP_KEYS = {
+    "name",
+    "seed",
+    "threads",
+    "runs_root",
+    "world",
+    "store",
+    "captioners",
+    "generation",
+    "clip",
+    "report",
+}
 RAW = "alt_text"
 
 
@@ -56,7 +67,9 @@ def load_experiment(paths: list[str]) -> dict[str, Any]:
         try:
             data = yaml.safe_load(Path(path).read_text()) or {}
         except yaml.YAMLError as err:
-            raise VLForgeError(f"experiment config {path}: not valid YAML ({str(err).splitlines()[0]})") from None
+            raise VLForgeError(
+                f"experiment config {path}: not valid YAML ({str(err).splitlines()[0]})"
+            ) from None
         unknown = set(data) - TOP_KEYS
         if unknown:
             raise VLForgeError(f"experiment config {path}: unknown key {sorted(unknown)[0]!r}")
@@ -66,22 +79,29 @@ def load_experiment(paths: list[str]) -> dict[str, Any]:
         if key not in exp:
             raise VLForgeError(f"experiment config {paths[0]}: missing key {key!r}")
     if ("world" in exp) == ("store" in exp):
-        raise VLForgeError(f"experiment config {paths[0]}: give exactly one of 'world' (generate ShapesWorld) "
-                           "and 'store' (an existing store)")
+        raise VLForgeError(
+            f"experiment config {paths[0]}: give exactly one of 'world' (generate ShapesWorld) "
+            "and 'store' (an existing store)"
+        )
     for run, captions in exp["clip"]["runs"].items():
         for entry in captions:
             source = entry if isinstance(entry, str) else entry.get("source")
             if source != RAW and source not in exp["captioners"]:
-                raise VLForgeError(f"experiment config: clip run {run!r} uses captions of {source!r}, which is "
-                                   "neither alt_text nor a captioner")
+                raise VLForgeError(
+                    f"experiment config: clip run {run!r} uses captions of {source!r}, which is "
+                    "neither alt_text nor a captioner"
+                )
     return exp
 
 
 def deep_merge(base: dict[str, Any], delta: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in delta.items():
-        out[key] = deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) \
+        out[key] = (
+            deep_merge(out[key], value)
+            if isinstance(value, dict) and isinstance(out.get(key), dict)
             else value
+        )
     return out
 
 
@@ -118,8 +138,10 @@ class Console:
             code = subprocess.run(args, stdout=log, stderr=subprocess.STDOUT, env=self.env).returncode
         if code != 0:
             tail = (folder / log_name).read_text().strip().splitlines()[-1:] or [""]
-            raise VLForgeError(f"stage {folder.name}: `{Path(args[0]).name} {args[1] if len(args) > 1 else ''}` "
-                               f"exited with {code}: {tail[0][:300]} (log: {folder / log_name})")
+            raise VLForgeError(
+                f"stage {folder.name}: `{Path(args[0]).name} {args[1] if len(args) > 1 else ''}` "
+                f"exited with {code}: {tail[0][:300]} (log: {folder / log_name})"
+            )
 
 
 def cli_args(console: str, subcommand: str, configs: list[str], folder: Path, run_name: str) -> list[str]:
@@ -139,12 +161,14 @@ def check_cli(console: str, args: list[str], instantiate: bool) -> None:
         args += ["--trainer.accelerator", "cpu", "--trainer.devices", "1"]
     cls = VLForgeCLI
     if not instantiate:
+
         class ParseOnly(VLForgeCLI):
             def instantiate_classes(self) -> None:
                 self.model = self.trainer = None
 
             def after_instantiate_classes(self) -> None:
                 pass
+
         cls = ParseOnly
     cls(console, args, run=False)
 
@@ -180,23 +204,42 @@ class Experiment:
             stages.append(Stage("world", self.world, {"world": self.exp["world"], "seed": self.seed}))
         for name, captioner in self.exp["captioners"].items():
             if captioner.get("train"):
-                stages.append(Stage(f"sft_{name}", lambda f, n=name: self.sft(f, n),
-                                    {"train": captioner["train"], "seed": self.captioner_seed(name)}, base))
+                stages.append(
+                    Stage(
+                        f"sft_{name}",
+                        lambda f, n=name: self.sft(f, n),
+                        {"train": captioner["train"], "seed": self.captioner_seed(name)},
+                        base,
+                    )
+                )
         caption_stages = []
         for name, captioner in self.exp["captioners"].items():
             after = base + ((f"sft_{name}",) if captioner.get("train") else ())
-            inputs = {"generate": captioner["generate"], "generation": self.exp.get("generation", {}),
-                      "seed": self.captioner_seed(name)}
-            stages.append(Stage(f"caption_{name}", lambda f, n=name: self.caption(f, n), inputs, after,
-                                resume=True))
+            inputs = {
+                "generate": captioner["generate"],
+                "generation": self.exp.get("generation", {}),
+                "seed": self.captioner_seed(name),
+            }
+            stages.append(
+                Stage(f"caption_{name}", lambda f, n=name: self.caption(f, n), inputs, after, resume=True)
+            )
             caption_stages.append(f"caption_{name}")
         if "world" in self.exp:
-            stages.append(Stage("analyze", self.analyze, {"sources": sorted(self.exp["captioners"])},
-                                tuple(caption_stages)))
+            stages.append(
+                Stage(
+                    "analyze",
+                    self.analyze,
+                    {"sources": sorted(self.exp["captioners"])},
+                    tuple(caption_stages),
+                )
+            )
         for run, captions in self.exp["clip"]["runs"].items():
             after = base + tuple(f"caption_{s}" for s in sources_of(captions))
-            inputs = {"captions": captions, "clip": {k: v for k, v in self.exp["clip"].items() if k != "runs"},
-                      "seed": self.seed}
+            inputs = {
+                "captions": captions,
+                "clip": {k: v for k, v in self.exp["clip"].items() if k != "runs"},
+                "seed": self.seed,
+            }
             stages.append(Stage(f"clip_{run}", lambda f, r=run: self.clip(f, r), inputs, after))
         return stages
 
@@ -206,9 +249,18 @@ class Experiment:
 
     def world(self, folder: Path) -> None:
         world = self.exp["world"]
-        args = [str(BIN / "vlforge-store"), "shapes", str(folder / "store"), "--num-images",
-                str(world["num_images"]), "--seed", str(self.seed), "--image-size", str(world.get("image_size", 64)),
-                "--json"]
+        args = [
+            str(BIN / "vlforge-store"),
+            "shapes",
+            str(folder / "store"),
+            "--num-images",
+            str(world["num_images"]),
+            "--seed",
+            str(self.seed),
+            "--image-size",
+            str(world.get("image_size", 64)),
+            "--json",
+        ]
         for knob, value in (world.get("knobs") or {}).items():
             args += ["--set", f"{knob}={json.dumps(value)}"]
         if not self.dry_run:
@@ -216,37 +268,63 @@ class Experiment:
 
     def sft(self, folder: Path, name: str) -> None:
         train = self.exp["captioners"][name]["train"]
-        delta = deep_merge(train.get("config") or {}, {
-            "seed_everything": self.captioner_seed(name),
-            "data": {"init_args": {"store": self.store}},
-            "trainer": {"enable_progress_bar": False}})
+        delta = deep_merge(
+            train.get("config") or {},
+            {
+                "seed_everything": self.captioner_seed(name),
+                "data": {"init_args": {"store": self.store}},
+                "trainer": {"enable_progress_bar": False},
+            },
+        )
         configs = [*train.get("configs", []), write_yaml(folder / "config.yaml", delta)]
-        source = (((delta.get("model") or {}).get("init_args") or {}).get("captioner") or {}).get(
-            "init_args", {}).get("source", "preset:")
-        self.run_or_check(folder, "captioner", cli_args("captioner", "fit", configs, folder, "fit"),
-                          instantiate=str(source).startswith("preset:"))
+        source = (
+            (((delta.get("model") or {}).get("init_args") or {}).get("captioner") or {})
+            .get("init_args", {})
+            .get("source", "preset:")
+        )
+        self.run_or_check(
+            folder,
+            "captioner",
+            cli_args("captioner", "fit", configs, folder, "fit"),
+            instantiate=str(source).startswith("preset:"),
+        )
 
     def caption(self, folder: Path, name: str) -> None:
         captioner = self.exp["captioners"][name]
         generate = dict(captioner["generate"])
         shear, shear_tokens = generate.pop("shear", True), generate.pop("shear_tokens", None)
         spec = {"name": name, "seed": self.captioner_seed(name), **generate}
-        if captioner.get("train") and not self.dry_run:  # a dry run checks the config before any checkpoint exists
+        if (
+            captioner.get("train") and not self.dry_run
+        ):  # a dry run checks the config before any checkpoint exists
             spec["checkpoint"] = str(last_checkpoint(self.run_dir / f"sft_{name}", "fit"))
         self._check_same_spec(folder, name, spec)
         generation = self.exp.get("generation") or {}
         config = {
             "seed_everything": self.captioner_seed(name),
-            "model": {"class_path": "vlforge.captioner.generation.lit_predict.CaptionerPredictLitModule",
-                      "init_args": {"captioner": spec, "shear": shear, "shear_tokens": shear_tokens}},
-            "data": {"class_path": "vlforge.captioner.generation.datamodule.CaptionGenerationDataModule",
-                     "init_args": {"store": self.store, "split": generation.get("split", "pool"),
-                                   "batch_size": generation.get("batch_size", 32),
-                                   "limit": generation.get("limit"), "num_workers": 0}},
-            "trainer": {"enable_checkpointing": False, "enable_progress_bar": False, "logger": False}}
+            "model": {
+                "class_path": "vlforge.captioner.generation.lit_predict.CaptionerPredictLitModule",
+                "init_args": {"captioner": spec, "shear": shear, "shear_tokens": shear_tokens},
+            },
+            "data": {
+                "class_path": "vlforge.captioner.generation.datamodule.CaptionGenerationDataModule",
+                "init_args": {
+                    "store": self.store,
+                    "split": generation.get("split", "pool"),
+                    "batch_size": generation.get("batch_size", 32),
+                    "limit": generation.get("limit"),
+                    "num_workers": 0,
+                },
+            },
+            "trainer": {"enable_checkpointing": False, "enable_progress_bar": False, "logger": False},
+        }
         configs = [*generation.get("configs", []), write_yaml(folder / "config.yaml", config)]
-        self.run_or_check(folder, "captioner", cli_args("captioner", "predict", configs, folder, "predict"),
-                          instantiate=str(spec.get("source", "preset:")).startswith("preset:"))
+        self.run_or_check(
+            folder,
+            "captioner",
+            cli_args("captioner", "predict", configs, folder, "predict"),
+            instantiate=str(spec.get("source", "preset:")).startswith("preset:"),
+        )
 
     def _check_same_spec(self, folder: Path, name: str, spec: dict[str, Any]) -> None:
         """A resumed caption stage must continue with the same captioner: captions already in the store would
@@ -254,51 +332,81 @@ class Experiment:
         record = folder / "spec.json"
         text = json.dumps(spec, sort_keys=True)
         if record.is_file() and record.read_text() != text and not self.dry_run:
-            raise VLForgeError(f"captioner {name!r} changed since its captions were written into {self.store}; "
-                               f"give it a new name, or delete {self.run_dir / 'world'} to start over")
+            raise VLForgeError(
+                f"captioner {name!r} changed since its captions were written into {self.store}; "
+                f"give it a new name, or delete {self.run_dir / 'world'} to start over"
+            )
         record.write_text(text)
 
     def analyze(self, folder: Path) -> None:
         split = (self.exp.get("generation") or {}).get("split", "pool")
-        args = [sys.executable, "-m", "vlforge.captioner.tools_cli", "analyze", "--store", self.store,
-                "--out", str(folder), "--split", split]
+        args = [
+            sys.executable,
+            "-m",
+            "vlforge.captioner.tools_cli",
+            "analyze",
+            "--store",
+            self.store,
+            "--out",
+            str(folder),
+            "--split",
+            split,
+        ]
         if not self.dry_run:
             self.console(folder, args)
 
     def clip(self, folder: Path, run: str) -> None:
         clip = self.exp["clip"]
         choices = [caption_choice(c) for c in clip["runs"][run]]
-        data_args = deep_merge(clip.get("data") or {}, {
-            "store": self.store, "train_captions": choices,
-            "sampling": "per_caption" if len(choices) > 1 else "weighted"})
-        config = deep_merge(clip.get("config") or {}, {
-            "seed_everything": self.seed,
-            "data": {"class_path": "vlforge.vlm.data.ContrastiveDataModule", "init_args": data_args},
-            "trainer": {"max_steps": clip["max_steps"], "enable_progress_bar": False}})
+        data_args = deep_merge(
+            clip.get("data") or {},
+            {
+                "store": self.store,
+                "train_captions": choices,
+                "sampling": "per_caption" if len(choices) > 1 else "weighted",
+            },
+        )
+        config = deep_merge(
+            clip.get("config") or {},
+            {
+                "seed_everything": self.seed,
+                "data": {"class_path": "vlforge.vlm.data.ContrastiveDataModule", "init_args": data_args},
+                "trainer": {"max_steps": clip["max_steps"], "enable_progress_bar": False},
+            },
+        )
         configs = [*clip.get("configs", []), write_yaml(folder / "config.yaml", config)]
         self.run_or_check(folder, "vlm", cli_args("vlm", "fit", configs, folder, "fit"))
         if self.dry_run:
             return
-        test = cli_args("vlm", "test", configs, folder, "test") + ["--ckpt_path", str(last_checkpoint(folder, "fit"))]
+        test = cli_args("vlm", "test", configs, folder, "test") + [
+            "--ckpt_path",
+            str(last_checkpoint(folder, "fit")),
+        ]
         self.console(folder, test)
         metrics = sorted((folder / "test").glob("version_*/metrics_test.json"))[-1]
         (folder / "metrics.json").write_text(metrics.read_text())
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="mllm_augmented", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="mllm_augmented", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("configs", nargs="+", help="experiment YAML, then optional deltas merged over it")
     parser.add_argument("--seed", type=int, default=None, help="overrides the config's seed")
     parser.add_argument("--only", help="run only this stage (even if complete)")
-    parser.add_argument("--dry-run", action="store_true", help="write and check every stage's config; run nothing")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="write and check every stage's config; run nothing"
+    )
     args = parser.parse_args(argv)
     try:
         exp = load_experiment(args.configs)
         seed = args.seed if args.seed is not None else exp.get("seed", 0)
         experiment = Experiment(exp, seed, dry_run=args.dry_run)
-        runner = StageRunner(experiment.run_dir, experiment.stages(),
-                             log=lambda line: print(f"[{exp['name']} seed {seed}] {line}", flush=True))
+        runner = StageRunner(
+            experiment.run_dir,
+            experiment.stages(),
+            log=lambda line: print(f"[{exp['name']} seed {seed}] {line}", flush=True),
+        )
         if args.dry_run:
             for stage in runner.stages:
                 if args.only is None or stage.name == args.only:
@@ -310,8 +418,12 @@ def main(argv: list[str] | None = None) -> int:
         results = runner.run(only=args.only)
         report = write_report(experiment.root, exp)
         ran = [r for r in results if r.status == "ran"]
-        print(f"[{exp['name']} seed {seed}] done: {len(ran)} stage(s) ran in {sum(r.seconds for r in ran):.0f} s "
-              f"(CPU {sum(r.cpu_seconds for r in ran):.0f} s); report: {report}", flush=True)
+        wall, cpu = sum(r.seconds for r in ran), sum(r.cpu_seconds for r in ran)
+        print(
+            f"[{exp['name']} seed {seed}] done: {len(ran)} stage(s) ran in {wall:.0f} s (CPU {cpu:.0f} s); "
+            f"report: {report}",
+            flush=True,
+        )
     except VLForgeError as err:
         print(f"mllm_augmented: error: {err}", file=sys.stderr)
         return 2

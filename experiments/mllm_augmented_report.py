@@ -1,7 +1,9 @@
-"""runs/<name>/report.md of the MLLM-augmented experiment, from every seed folder present (runs/<name>/seed<S>/):
+"""runs/<name>/report.md of the MLLM-augmented experiment, from every seed folder present
+(runs/<name>/seed<S>/):
 
-- a table in the style of the paper's Table 1: each CLIP run's test retrieval on clean ground-truth captions (T2I and
-  I2T R@1/5/10), ARO-style accuracy and zero-shot accuracy where the evaluation logged one; mean ± std over seeds;
+- a table in the style of the paper's Table 1: each CLIP run's test retrieval on clean ground-truth captions
+  (T2I and I2T R@1/5/10), ARO-style accuracy and zero-shot accuracy where the evaluation logged one; mean ±
+  std over seeds;
 - the gain of the augmented run over the baseline per seed and its mean, and the gain against the number of
   captioners (the paper's Fig. 5c) as a plot (report_captioners.png) from the runs named in ``report.curve``;
 - the caption analysis of each source (the ``analyze`` stage): count, empty, length, CHAIR;
@@ -15,9 +17,16 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-METRICS = (("T2I R@1", "test/t2i_r1"), ("T2I R@5", "test/t2i_r5"), ("T2I R@10", "test/t2i_r10"),
-           ("I2T R@1", "test/i2t_r1"), ("I2T R@5", "test/i2t_r5"), ("I2T R@10", "test/i2t_r10"),
-           ("ARO", "test/aro_all"), ("zero-shot", "test/zero_shot_top1"))
+METRICS = (
+    ("T2I R@1", "test/t2i_r1"),
+    ("T2I R@5", "test/t2i_r5"),
+    ("T2I R@10", "test/t2i_r10"),
+    ("I2T R@1", "test/i2t_r1"),
+    ("I2T R@5", "test/i2t_r5"),
+    ("I2T R@10", "test/i2t_r10"),
+    ("ARO", "test/aro_all"),
+    ("zero-shot", "test/zero_shot_top1"),
+)
 HEADLINE = "test/t2i_r1"
 
 
@@ -64,14 +73,18 @@ def describe_captions(captions: list[Any]) -> str:
 
 def results_table(exp: dict[str, Any], results: dict[str, dict[int, dict[str, float]]]) -> list[str]:
     present = [m for m in METRICS if any(m[1] in per for runs in results.values() for per in runs.values())]
-    lines = ["| run | captions | seeds | " + " | ".join(m[0] for m in present) + " |",
-             "|---|---|---|" + "---|" * len(present)]
+    lines = [
+        "| run | captions | seeds | " + " | ".join(m[0] for m in present) + " |",
+        "|---|---|---|" + "---|" * len(present),
+    ]
     for run, captions in exp["clip"]["runs"].items():
         if run not in results:
             continue
         per_seed = results[run]
         cells = [mean_std([m[key] for m in per_seed.values() if key in m]) for _, key in present]
-        lines.append(f"| {run} | {describe_captions(captions)} | {len(per_seed)} | " + " | ".join(cells) + " |")
+        lines.append(
+            f"| {run} | {describe_captions(captions)} | {len(per_seed)} | " + " | ".join(cells) + " |"
+        )
     return lines
 
 
@@ -84,13 +97,19 @@ def gains(exp: dict[str, Any], results: dict[str, dict[int, dict[str, float]]]) 
     return {s: aug[s][HEADLINE] - base[s][HEADLINE] for s in sorted(set(base) & set(aug))}
 
 
-def curve(exp: dict[str, Any], results: dict[str, dict[int, dict[str, float]]]) -> list[tuple[int, float, float]]:
+def curve(
+    exp: dict[str, Any], results: dict[str, dict[int, dict[str, float]]]
+) -> list[tuple[int, float, float]]:
     """(number of captioners, mean T2I R@1, std) for the runs of ``report.curve`` that completed."""
     points = []
-    for count, run in sorted(((int(k), v) for k, v in ((exp.get("report") or {}).get("curve") or {}).items())):
+    for count, run in sorted(
+        ((int(k), v) for k, v in ((exp.get("report") or {}).get("curve") or {}).items())
+    ):
         values = [m[HEADLINE] for m in results.get(run, {}).values()]
         if values:
-            points.append((count, statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0))
+            points.append(
+                (count, statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0)
+            )
     return points
 
 
@@ -101,7 +120,9 @@ def plot_curve(points: list[tuple[int, float, float]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(4, 3))
-    ax.errorbar([p[0] for p in points], [p[1] for p in points], yerr=[p[2] for p in points], marker="o", capsize=3)
+    ax.errorbar(
+        [p[0] for p in points], [p[1] for p in points], yerr=[p[2] for p in points], marker="o", capsize=3
+    )
     ax.set_xlabel("number of captioners")
     ax.set_ylabel("T2I R@1 (clean gt captions)")
     ax.set_xticks([p[0] for p in points])
@@ -116,22 +137,26 @@ def caption_analysis(seed_dir: Path) -> list[str]:
     if not path.is_file():
         return ["(no caption analysis: the analyze stage has not run)"]
     data = json.loads(path.read_text())
-    lines = ["| source | captions | empty | mean words | p90 words | CHAIR_i | CHAIR_s |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| source | captions | empty | mean words | p90 words | type/token | CHAIR_i % | CHAIR_s % "
+        "| top content words |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for source, counts in sorted(data["sources"].items()):
         length = data["lengths"].get(source, {})
         chair = (data.get("chair") or {}).get(source) or {}
-        lines.append(f"| {source} | {counts['captions']} | {counts['empty']} | {length.get('mean', 0):.1f} | "
-                     f"{length.get('p90', 0)} | {_fmt(chair.get('chair_i'))} | {_fmt(chair.get('chair_s'))} |")
-    top = data.get("content_words") or {}
-    for source in sorted(top):
-        words = ", ".join(w for w, _ in top[source][:8]) if isinstance(top[source], list) else ""
-        if words:
-            lines.append(f"\n- {source}: {words}")
+        words = (data.get("content_words") or {}).get(source) or {}
+        top = ", ".join(word for word, _ in (words.get("top") or [])[:6])
+        lines.append(
+            f"| {source} | {counts['captions']} | {counts['empty']} | {length.get('mean', 0):.1f} | "
+            f"{length.get('p90', 0)} | {_fmt(words.get('type_token_ratio'))} | {_fmt(chair.get('chair_i'))} "
+            f"| {_fmt(chair.get('chair_s'))} | {top} |"
+        )
     return lines
 
 
 def _fmt(value: Any) -> str:
-    return f"{value:.3f}" if isinstance(value, (int, float)) else "–"
+    return f"{value:.2f}" if isinstance(value, (int, float)) else "–"
 
 
 def timings(seed_dir: Path) -> list[str]:
@@ -144,31 +169,56 @@ def timings(seed_dir: Path) -> list[str]:
 
 
 def write_report(root: str | Path, exp: dict[str, Any]) -> Path:
-    """Write root/report.md (and root/report_captioners.png when the curve has two points); returns the path."""
+    """Write root/report.md (and root/report_captioners.png when the curve has two points); returns the
+    path."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     results = collect(root, list(exp["clip"]["runs"]))
-    lines = [f"# {exp['name']}: MLLM-augmented CLIP training", "",
-             "Test-split retrieval against clean ground-truth captions (each image's gt short caption), ARO-style "
-             "accuracy over the test split's negatives; every CLIP run takes the same optimizer steps "
-             f"({exp['clip']['max_steps']}). Mean ± std over seeds.", "", *results_table(exp, results), ""]
+    lines = [
+        f"# {exp['name']}: MLLM-augmented CLIP training",
+        "",
+        "Test-split retrieval against clean ground-truth captions (each image's gt short caption), ARO-style "
+        "accuracy over the test split's negatives; every CLIP run takes the same optimizer steps "
+        f"({exp['clip']['max_steps']}). Mean ± std over seeds.",
+        "",
+        *results_table(exp, results),
+        "",
+    ]
     per_seed = gains(exp, results)
     if per_seed:
         values = list(per_seed.values())
-        lines += ["## Gain of the augmented run over the baseline (T2I R@1)", "",
-                  "per seed: " + ", ".join(f"seed {s}: {g:+.1f}" for s, g in per_seed.items()),
-                  f"mean: {statistics.mean(values):+.1f} points over {len(values)} seed(s)", ""]
+        lines += [
+            "## Gain of the augmented run over the baseline (T2I R@1)",
+            "",
+            "per seed: " + ", ".join(f"seed {s}: {g:+.1f}" for s, g in per_seed.items()),
+            f"mean: {statistics.mean(values):+.1f} points over {len(values)} seed(s)",
+            "",
+        ]
     points = curve(exp, results)
     if len(points) >= 2:
         plot_curve(points, root / "report_captioners.png")
-        lines += ["## T2I R@1 against the number of captioners (paper Fig. 5c)", "",
-                  "![gain against captioners](report_captioners.png)", "",
-                  "| captioners | T2I R@1 |", "|---|---|",
-                  *(f"| {n} | {m:.1f} ± {s:.1f} |" for n, m, s in points), ""]
+        lines += [
+            "## T2I R@1 against the number of captioners (paper Fig. 5c)",
+            "",
+            "![gain against captioners](report_captioners.png)",
+            "",
+            "| captioners | T2I R@1 |",
+            "|---|---|",
+            *(f"| {n} | {m:.1f} ± {s:.1f} |" for n, m, s in points),
+            "",
+        ]
     seeds = seed_dirs(root)
     if seeds:
-        lines += [f"## Caption analysis per source ({seeds[0].name}, pool split)", "", *caption_analysis(seeds[0]), "",
-                  "## Stage times", "", *[line for s in seeds for line in timings(s)], ""]
+        lines += [
+            f"## Caption analysis per source ({seeds[0].name}, pool split)",
+            "",
+            *caption_analysis(seeds[0]),
+            "",
+            "## Stage times",
+            "",
+            *[line for s in seeds for line in timings(s)],
+            "",
+        ]
     path = root / "report.md"
     path.write_text("\n".join(lines) + "\n")
     (root / "results.json").write_text(json.dumps({"results": results, "gains": per_seed}, indent=1) + "\n")

@@ -1,5 +1,5 @@
-"""The MLLM-augmented experiment runner (experiments/mllm_augmented.py): a miniature end-to-end run of every stage,
-skip/resume, and the real-data example checked by --dry-run (configs instantiated with run=False)."""
+"""The MLLM-augmented experiment runner (experiments/mllm_augmented.py): a miniature end-to-end run of every
+stage, skip/resume, and the real-data example checked by --dry-run (configs instantiated with run=False)."""
 
 from __future__ import annotations
 
@@ -31,13 +31,20 @@ def delta(tmp_path: Path, data: dict) -> str:
     return str(path)
 
 
-MINIATURE = {"name": "mini", "threads": 1,
-             "world": {"num_images": 400, "knobs": {"split_fractions": {"pool": 0.5, "seed": 0.3, "val": 0.1,
-                                                                       "test": 0.1}}},
-             "captioners": {n: {"train": {"config": {"trainer": {"max_steps": 3}}}}
-                            for n in ("llava_short", "qwen2vl_descriptive", "llava_dense")},
-             "generation": {"limit": 40},
-             "clip": {"max_steps": 3}}
+MINIATURE = {
+    "name": "mini",
+    "threads": 1,
+    "world": {
+        "num_images": 400,
+        "knobs": {"split_fractions": {"pool": 0.5, "seed": 0.3, "val": 0.1, "test": 0.1}},
+    },
+    "captioners": {
+        n: {"train": {"config": {"trainer": {"max_steps": 3}}}}
+        for n in ("llava_short", "qwen2vl_descriptive", "llava_dense")
+    },
+    "generation": {"limit": 40},
+    "clip": {"max_steps": 3},
+}
 
 
 @pytest.mark.slow
@@ -46,12 +53,23 @@ def test_miniature_run_of_every_stage_then_skip(tmp_path: Path, capsys) -> None:
     configs = [str(SHAPES), delta(tmp_path, {**MINIATURE, "runs_root": str(tmp_path / "runs")})]
     assert runner.main(configs) == 0
     root = tmp_path / "runs" / "mini"
-    stages = ["world", "sft_llava_short", "sft_qwen2vl_descriptive", "sft_llava_dense", "caption_llava_short",
-              "caption_qwen2vl_descriptive", "caption_llava_dense", "analyze", "clip_baseline", "clip_augmented"]
+    stages = [
+        "world",
+        "sft_llava_short",
+        "sft_qwen2vl_descriptive",
+        "sft_llava_dense",
+        "caption_llava_short",
+        "caption_qwen2vl_descriptive",
+        "caption_llava_dense",
+        "analyze",
+        "clip_baseline",
+        "clip_augmented",
+    ]
     assert all((root / "seed0" / s / ".done").is_file() for s in stages)
     assert (root / "seed0" / "clip_augmented" / "command.sh").read_text().count("vlforge-vlm") == 2
 
     from vlforge.common.store import CaptionStore
+
     with CaptionStore(root / "seed0" / "world" / "store") as store:
         pool = store.ids("pool")[:40]
         for name in ("llava_short", "qwen2vl_descriptive", "llava_dense"):
@@ -82,7 +100,10 @@ def test_real_data_example_instantiates_in_a_dry_run(tmp_path: Path, capsys) -> 
     config = yaml.safe_load((seed_dir / "clip_augmented" / "config.yaml").read_text())
     assert config["data"]["init_args"]["sampling"] == "per_caption"
     assert [c["source"] for c in config["data"]["init_args"]["train_captions"]] == [
-        "alt_text", "qwen2_vl_2b", "llava_1_5_7b"]
+        "alt_text",
+        "qwen2_vl_2b",
+        "llava_1_5_7b",
+    ]
     caption = yaml.safe_load((seed_dir / "caption_qwen2_vl_2b" / "config.yaml").read_text())
     assert caption["model"]["init_args"]["captioner"]["source"] == "Qwen/Qwen2-VL-2B-Instruct"
     assert not any((seed_dir / s / ".done").exists() for s in ("clip_baseline", "caption_qwen2_vl_2b"))

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from vlforge.common.errors import VLForgeError
 from vlforge.common.stages import Stage, StageRunner
 
@@ -25,14 +24,17 @@ class Recorder:
                 self.fail.discard(name)
                 raise RuntimeError(f"{name} broke")
             (folder / "out.txt").write_text(name)
+
         return run
 
 
 def pipeline(rec: Recorder, inputs: dict | None = None, resume: bool = False) -> list[Stage]:
     inputs = inputs or {}
-    return [Stage("a", rec.body("a"), inputs.get("a", {})),
-            Stage("b", rec.body("b"), inputs.get("b", {}), after=("a",), resume=resume),
-            Stage("c", rec.body("c"), {}, after=("b",))]
+    return [
+        Stage("a", rec.body("a"), inputs.get("a", {})),
+        Stage("b", rec.body("b"), inputs.get("b", {}), after=("a",), resume=resume),
+        Stage("c", rec.body("c"), {}, after=("b",)),
+    ]
 
 
 def test_second_run_skips_every_complete_stage(tmp_path: Path) -> None:

@@ -1,15 +1,15 @@
-"""A stage runner for multi-step experiments: each stage runs once, is skipped when its outputs are complete, and a
-failed or interrupted stage re-runs alone.
+"""A stage runner for multi-step experiments: each stage runs once, is skipped when its outputs are complete,
+and a failed or interrupted stage re-runs alone.
 
-A stage is complete when ``<root>/<stage>/.done`` exists and records the stage's current fingerprint. The marker is
-written last, after the stage's own work returned, so a killed stage leaves no marker and runs again next time.
-The fingerprint is a hash of the stage's ``inputs`` (its configuration, as JSON) and of the markers of the stages
-it depends on (``after``); a marker holds a token that is new at every completion, so when an upstream stage runs
-again, every stage downstream of it runs again too.
+A stage is complete when ``<root>/<stage>/.done`` exists and records the stage's current fingerprint. The
+marker is written last, after the stage's own work returned, so a killed stage leaves no marker and runs again
+next time. The fingerprint is a hash of the stage's ``inputs`` (its configuration, as JSON) and of the markers
+of the stages it depends on (``after``); a marker holds a token that is new at every completion, so when an
+upstream stage runs again, every stage downstream of it runs again too.
 
-Before a stage runs, its folder is emptied unless the stage says ``resume=True`` (a stage that continues from its
-own partial output, e.g. caption generation that skips already-captioned images). Each stage reports its wall time
-and the CPU time of this process and its children.
+Before a stage runs, its folder is emptied unless the stage says ``resume=True`` (a stage that continues from
+its own partial output, e.g. caption generation that skips already-captioned images). Each stage reports its
+wall time and the CPU time of this process and its children.
 """
 
 from __future__ import annotations
@@ -61,15 +61,19 @@ def cpu_seconds() -> float:
 class StageRunner:
     """Runs ``stages`` in order under ``root`` (one folder per stage); ``log`` receives one line per event."""
 
-    def __init__(self, root: str | os.PathLike, stages: Sequence[Stage], log: Callable[[str], None] = print) -> None:
+    def __init__(
+        self, root: str | os.PathLike, stages: Sequence[Stage], log: Callable[[str], None] = print
+    ) -> None:
         self.root, self.stages, self.log = Path(root), list(stages), log
         names = [s.name for s in self.stages]
         for stage in self.stages:
             if not stage.name or "/" in stage.name or stage.name.startswith("."):
                 raise VLForgeError(f"stage name {stage.name!r} must be a plain folder name")
-            unknown = [a for a in stage.after if a not in names[:names.index(stage.name)]]
+            unknown = [a for a in stage.after if a not in names[: names.index(stage.name)]]
             if unknown:
-                raise VLForgeError(f"stage {stage.name!r} runs after {unknown[0]!r}, which is not an earlier stage")
+                raise VLForgeError(
+                    f"stage {stage.name!r} runs after {unknown[0]!r}, which is not an earlier stage"
+                )
         if len(set(names)) != len(names):
             raise VLForgeError(f"stage names must be unique: {names}")
 
@@ -96,8 +100,8 @@ class StageRunner:
         return marker is not None and marker.get("fingerprint") == self.fingerprint(stage)
 
     def run(self, only: str | None = None, dry_run: bool = False) -> list[StageResult]:
-        """Run every incomplete stage (or only stage ``only``, which then runs even if complete); with ``dry_run``
-        report what would run without running it."""
+        """Run every incomplete stage (or only stage ``only``, which then runs even if complete); with
+        ``dry_run`` report what would run without running it."""
         names = [s.name for s in self.stages]
         if only is not None and only not in names:
             raise VLForgeError(f"unknown stage {only!r}; stages: {', '.join(names)}")
@@ -109,8 +113,9 @@ class StageRunner:
             if only is None and self.is_complete(stage):
                 done = self.marker(stage.name) or {}
                 self.log(f"{head}: complete, skipped (took {done.get('seconds', 0):.0f} s)")
-                results.append(StageResult(stage.name, "skipped", done.get("seconds", 0.0),
-                                           done.get("cpu_seconds", 0.0)))
+                results.append(
+                    StageResult(stage.name, "skipped", done.get("seconds", 0.0), done.get("cpu_seconds", 0.0))
+                )
                 continue
             if dry_run:
                 self.log(f"{head}: would run")
@@ -133,12 +138,20 @@ class StageRunner:
         try:
             stage.run(folder)
         except BaseException:
-            self.log(f"{head}: FAILED after {time.perf_counter() - start_wall:.0f} s (re-run to retry this stage)")
+            self.log(
+                f"{head}: FAILED after {time.perf_counter() - start_wall:.0f} s (re-run to retry this stage)"
+            )
             raise
-        result = StageResult(stage.name, "ran", round(time.perf_counter() - start_wall, 2),
-                             round(cpu_seconds() - start_cpu, 2))
-        record = {"fingerprint": self.fingerprint(stage), "token": uuid.uuid4().hex, "seconds": result.seconds,
-                  "cpu_seconds": result.cpu_seconds, "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        result = StageResult(
+            stage.name, "ran", round(time.perf_counter() - start_wall, 2), round(cpu_seconds() - start_cpu, 2)
+        )
+        record = {
+            "fingerprint": self.fingerprint(stage),
+            "token": uuid.uuid4().hex,
+            "seconds": result.seconds,
+            "cpu_seconds": result.cpu_seconds,
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
         tmp = folder / (DONE_MARKER + ".tmp")
         tmp.write_text(json.dumps(record, indent=1) + "\n")
         tmp.replace(folder / DONE_MARKER)
