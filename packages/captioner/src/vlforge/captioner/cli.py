@@ -1,4 +1,5 @@
-"""`vlforge-captioner`: fit / validate / test / predict any vlforge-captioner LitModule from stacked YAML configs."""
+"""`vlforge-captioner`: fit / validate / test / predict any vlforge-captioner LitModule from stacked YAML configs,
+plus the store tools `generate` and `analyze` (vlforge.captioner.tools_cli)."""
 
 import sys
 
@@ -6,6 +7,10 @@ from vlforge.common.cli import run_cli
 
 
 def main() -> None:
+    if sys.argv[1:2] and sys.argv[1] in ("generate", "analyze"):
+        from vlforge.captioner.tools_cli import main as tools
+
+        sys.exit(tools(sys.argv[1:]))
     sys.exit(run_cli("captioner"))
 
 

@@ -16,7 +16,7 @@ from vlforge.common.errors import VLForgeError
 
 PROJECTOR_MARKERS = ("multi_modal_projector", "visual.merger", "mm_projector", "vision_projection")
 VISION_MARKERS = ("vision_tower", "visual", "vision_model")
-LLM_MARKERS = ("language_model", "lm_head", "text_model")
+LLM_MARKERS = ("language_model", "lm_head", "text_model", "text_decoder")
 PARTS = ("vision_tower", "projector", "llm")
 
 
