@@ -9,7 +9,8 @@ model.safetensors); or an open_clip folder (open_clip_config.json + weights). Pe
 retrieval R@1/5/10 both directions over ``--eval_captions``, ShapesWorld zero-shot (``--zero_shot_tasks``),
 ARO-style accuracy per perturbation, and a linear probe fitted on ``--probe_train_split``. Per image folder:
 zero-shot with folder names as classes. Writes ``metrics.json``, ``metrics.md`` and ``recall_bars.png`` into
-``--output_dir`` and prints the markdown table. Options may come from a YAML file (``--config``).
+``--output_dir`` and prints the markdown table. Options may come from a YAML file (``--config``; the
+shipped ``vlm:eval/shapes_full.yaml`` runs every metric).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from torch import nn
 
 from vlforge.common.checkpoint import CONFIG_FILE as EXPORT_CONFIG_FILE
 from vlforge.common.checkpoint import load_exported
+from vlforge.common.cli import resolve_config_args
 from vlforge.common.errors import VLForgeError
 from vlforge.common.metrics import plot_recall_bars, write_metrics
 from vlforge.common.sampling import CaptionChoice
@@ -65,9 +67,10 @@ def _unique_names(paths: Sequence[str]) -> list[str]:
     return [name if names.count(name) == 1 else path for name, path in zip(names, paths, strict=True)]
 
 
-def evaluate_store(model: nn.Module, store: str, metrics: Sequence[str], *, split: str, probe_train_split: str,
-                   eval_captions: CaptionChoice, zero_shot_tasks: Sequence[str], object_rule: str,
-                   image_size: int, batch_size: int, max_images: int | None) -> dict[str, Any]:
+def evaluate_store(model: nn.Module, store: str, metrics: Sequence[str], *, split: str,
+                   probe_train_split: str, eval_captions: CaptionChoice, zero_shot_tasks: Sequence[str],
+                   object_rule: str, image_size: int, batch_size: int,
+                   max_images: int | None) -> dict[str, Any]:
     """The requested metrics of one store (``metric name -> its results``)."""
     encoding = encode_split(model, store, split, image_size, batch_size, max_images)
     result: dict[str, Any] = {}
@@ -123,17 +126,21 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--stores", type=list[str], default=[], help="caption stores to evaluate")
     parser.add_argument("--image_folders", type=list[str], default=[],
                         help="ImageFolder-layout folders for zero-shot classification")
-    parser.add_argument("--metrics", type=list[str], default=list(METRICS), help=f"any of {', '.join(METRICS)}")
+    parser.add_argument("--metrics", type=list[str], default=list(METRICS),
+                        help=f"any of {', '.join(METRICS)}")
     parser.add_argument("--split", type=str, default="test", help="the evaluated split of every store")
-    parser.add_argument("--probe_train_split", type=str, default="seed", help="the linear probe's training split")
+    parser.add_argument("--probe_train_split", type=str, default="seed",
+                        help="the linear probe's training split")
     parser.add_argument("--eval_captions", type=dict, default={"source": "gt", "kind": "short"},
                         help="which captions retrieval uses (source, kind)")
     parser.add_argument("--zero_shot_tasks", type=list[str], default=list(SHAPES_TASKS),
                         help="ShapesWorld tasks of zero-shot and the linear probe")
-    parser.add_argument("--object_rule", type=str, default="largest", help=f"one of {', '.join(OBJECT_RULES)}")
+    parser.add_argument("--object_rule", type=str, default="largest",
+                        help=f"one of {', '.join(OBJECT_RULES)}")
     parser.add_argument("--image_size", type=int | None, default=None, help="default: the image tower's")
     parser.add_argument("--batch_size", type=int, default=256)
-    parser.add_argument("--max_images", type=int | None, default=None, help="evaluate at most this many per split")
+    parser.add_argument("--max_images", type=int | None, default=None,
+                        help="evaluate at most this many per split")
     parser.add_argument("--device", type=str, default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--output_dir", type=str, required=True, help="where metrics.json / .md / .png go")
     return parser
@@ -170,11 +177,11 @@ def evaluate(args: Any) -> tuple[dict[str, Any], str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Console entry (``vlforge-vlm evaluate ...``); returns the exit code, 2 with one line on a user mistake."""
+    """Console entry (``vlforge-vlm evaluate ...``); returns the exit code (2 with one line on a mistake)."""
     prog = "vlforge-vlm evaluate"
     try:
         try:
-            args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+            args = build_parser().parse_args(resolve_config_args(sys.argv[1:] if argv is None else argv))
         except ArgumentError as err:
             raise VLForgeError(str(err).splitlines()[0]) from None
         _, table = evaluate(args)

@@ -1,7 +1,8 @@
 """Evaluation of a contrastive model (no Lightning): one encoding pass over a store split, then retrieval and
 ARO-style compositional accuracy through the common metrics.
 
-A model here is anything with ``encode_image(images)``, ``tokenize(texts)`` and ``encode_text(tokens)`` returning
+A model here is anything with ``encode_image(images)``, ``tokenize(texts)`` and ``encode_text(tokens)``
+returning
 normalised features (``ContrastiveModel``, ``BlipPretrainingModel``).
 """
 
@@ -31,18 +32,19 @@ def retrieval_from_features(image_features: torch.Tensor, text_features: torch.T
 
 def pairwise_accuracy(positive_scores: torch.Tensor, negative_scores: torch.Tensor,
                       kinds: list[str]) -> dict[str, float]:
-    """ARO-style accuracy in percent per perturbation kind, ``all`` (every pair) and ``macro`` (mean over kinds):
-    an image scores its true caption above the perturbed one, ties count as failures. Computed by
+    """ARO-style accuracy in percent per perturbation kind, ``all`` (every pair) and ``macro`` (mean over
+    kinds): an image scores its true caption above the perturbed one, ties count as failures. Computed by
     :func:`vlforge.common.metrics.pairwise_accuracy`; this only names its keys as the vlm logs them."""
     result = metrics.pairwise_accuracy(positive_scores, negative_scores, kinds)
-    named = {key.removeprefix("accuracy/"): value for key, value in result.items() if key.startswith("accuracy/")}
+    named = {key.removeprefix("accuracy/"): value for key, value in result.items()
+             if key.startswith("accuracy/")}
     return {**named, "all": result["accuracy"], "macro": result["macro_accuracy"]}
 
 
 @dataclass
 class SplitEncoding:
-    """Normalised image features [N, D] of one store split, in the split's order, with each image's captions and
-    meta (e.g. the ShapesWorld scene graph). ``name`` names the store and split in error messages."""
+    """Normalised image features [N, D] of one store split, in the split's order, with each image's captions
+    and meta (e.g. the ShapesWorld scene graph). ``name`` names the store and split in error messages."""
 
     name: str
     image_ids: list[str]
@@ -94,8 +96,8 @@ def encode_texts(model: nn.Module, texts: list[str], batch_size: int = 256) -> t
 
 def split_retrieval(model: nn.Module, encoding: SplitEncoding, choice: CaptionChoice,
                     batch_size: int = 256) -> dict[str, float]:
-    """Retrieval over the split's captions that match ``choice`` (an image may own several; an image without one
-    is only a distractor). Adds ``num_images`` and ``num_texts``."""
+    """Retrieval over the split's captions that match ``choice`` (an image may own several; an image without
+    one is only a distractor). Adds ``num_images`` and ``num_texts``."""
     texts, owners = [], []
     for index, captions in enumerate(encoding.captions):
         for caption in captions:
@@ -123,8 +125,8 @@ def split_aro(model: nn.Module, encoding: SplitEncoding, batch_size: int = 256) 
                 negatives.append(caption.text)
                 kinds.append(caption.provenance.get("perturbation", "negative"))
     if not owners:
-        raise VLForgeError(f"{encoding.name}: metric aro needs negative captions with a positive_text in their "
-                           "provenance; there are none")
+        raise VLForgeError(f"{encoding.name}: metric aro needs negative captions with a positive_text in "
+                           "their provenance; there are none")
     images = encoding.image_features[torch.tensor(owners)]
     positive_scores = (images * encode_texts(model, positives, batch_size)).sum(-1)
     negative_scores = (images * encode_texts(model, negatives, batch_size)).sum(-1)

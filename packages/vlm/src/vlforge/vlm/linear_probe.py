@@ -1,5 +1,5 @@
-"""Linear probing (CLIP's protocol): multinomial logistic regression (scikit-learn, L-BFGS, L2 strength 1/C) on
-frozen image features, fitted on one split and scored on another. ShapesWorld labels are those of
+"""Linear probing (CLIP's protocol): multinomial logistic regression (scikit-learn, L-BFGS, L2 strength
+1/C) on frozen image features, fitted on one split and scored on another. ShapesWorld labels are those of
 :func:`vlforge.vlm.zero_shot.shapes_labels`.
 """
 
@@ -21,14 +21,16 @@ def linear_probe(train_features: torch.Tensor, train_labels: torch.Tensor, test_
     """Fit ``LogisticRegression(C=inverse_regularization)`` on the training features and return the test
     ``accuracy`` (percent) with ``num_train`` / ``num_test``."""
     if len(set(train_labels.tolist())) < 2:
-        raise VLForgeError(f"linear probe needs at least 2 classes among its {len(train_labels)} training labels")
+        raise VLForgeError(f"linear probe needs at least 2 classes among its {len(train_labels)} "
+                           "training labels")
     if test_labels.numel() == 0:
         raise VLForgeError("linear probe needs at least one test image")
     classifier = LogisticRegression(C=inverse_regularization, max_iter=max_iter)
     classifier.fit(train_features.float().numpy(), train_labels.numpy())
     predictions = torch.from_numpy(classifier.predict(test_features.float().numpy()))
     accuracy = 100.0 * (predictions == test_labels).double().mean().item()
-    return {"accuracy": accuracy, "num_train": int(train_labels.numel()), "num_test": int(test_labels.numel())}
+    return {"accuracy": accuracy, "num_train": int(train_labels.numel()),
+            "num_test": int(test_labels.numel())}
 
 
 def shapes_linear_probe(train: SplitEncoding, test: SplitEncoding, tasks: Sequence[str] = SHAPES_TASKS,
@@ -38,6 +40,6 @@ def shapes_linear_probe(train: SplitEncoding, test: SplitEncoding, tasks: Sequen
     result = {}
     for task in tasks:
         fit, score = shapes_labels(train, task, object_rule), shapes_labels(test, task, object_rule)
-        result[task] = linear_probe(train.image_features[fit.kept], fit.labels, test.image_features[score.kept],
-                                    score.labels, inverse_regularization)
+        result[task] = linear_probe(train.image_features[fit.kept], fit.labels,
+                                    test.image_features[score.kept], score.labels, inverse_regularization)
     return result

@@ -1,9 +1,11 @@
 """ContrastiveLitModule: CLIP / SigLIP training of a ContrastiveModel, retrieval and ARO-style evaluation.
 
 The module receives its network and loss (composition). A training batch comes from
-:class:`vlforge.vlm.data.ContrastiveDataModule`: images, texts, optional hard-negative captions (appended to the
+:class:`vlforge.vlm.data.ContrastiveDataModule`: images, texts, optional hard-negative captions (appended to
+the
 text side of the loss, NegCLIP style) and the count of skipped items by reason (logged cumulatively as
-``train/skipped_<reason>``). A non-finite loss stops the run with a VLForgeError naming the step. Validation and
+``train/skipped_<reason>``). A non-finite loss stops the run with a VLForgeError naming the step. Validation
+and
 test log ``<stage>/t2i_r1`` ... (retrieval over every evaluation caption) and ``<stage>/aro_<perturbation>``.
 With ``zero_shot_tasks`` / ``linear_probe_tasks`` (ShapesWorld shape / colour / count) they also log
 ``<stage>/zero_shot_<task>_top1`` (``_top5``) and ``<stage>/linear_probe_<task>``, computed at the end of the
@@ -46,7 +48,8 @@ class ContrastiveLitModule(LightningModule):
         self.model = model
         self.loss = loss if loss is not None else ClipLoss()
         if isinstance(self.loss, SigLipLoss) and model.logit_bias is None:
-            raise VLForgeError("the SigLIP loss needs a model with a logit bias (model.init_logit_bias, e.g. -10)")
+            raise VLForgeError("the SigLIP loss needs a model with a logit bias "
+                               "(model.init_logit_bias, e.g. -10)")
         self.skipped: Counter[str] = Counter()
         self._eval: dict[str, list] = {}
 
@@ -67,8 +70,8 @@ class ContrastiveLitModule(LightningModule):
         loss = self.loss(image_features, text_features[:n], self.model.scale(), self.model.logit_bias,
                          negative_text_features=negatives)
         if not torch.isfinite(loss):
-            raise VLForgeError(f"training loss is {loss.item()} at step {self.global_step} (batch {batch_idx}); "
-                               "stopping (lower the learning rate or check the data)")
+            raise VLForgeError(f"training loss is {loss.item()} at step {self.global_step} "
+                               f"(batch {batch_idx}); stopping (lower the learning rate or check the data)")
         self.log("train/loss", loss, prog_bar=True, batch_size=n)
         self.log("train/logit_scale", self.model.scale().detach(), batch_size=n)
         return loss
@@ -119,16 +122,17 @@ class ContrastiveLitModule(LightningModule):
             return {}
         data = getattr(self.trainer.datamodule, "hparams", {})
         if not all(key in data for key in ("store", "image_size", f"{stage}_split")):
-            raise VLForgeError("zero-shot / linear-probe evaluation needs a datamodule with store, image_size and "
-                               f"{stage}_split (e.g. ContrastiveDataModule)")
+            raise VLForgeError("zero-shot / linear-probe evaluation needs a datamodule with store, "
+                               f"image_size and {stage}_split (e.g. ContrastiveDataModule)")
         encode = {"store": data["store"], "image_size": data["image_size"]}
         encoding = encode_split(self.model, split=data[f"{stage}_split"], **encode)
         out: dict[str, float] = {}
-        for task, scores in shapes_zero_shot(self.model, encoding, zero_shot or [], self.hparams.object_rule).items():
+        rule = self.hparams.object_rule
+        for task, scores in shapes_zero_shot(self.model, encoding, zero_shot or [], rule).items():
             out.update({f"zero_shot_{task}_{k}": v for k, v in scores.items() if k.startswith("top")})
         if probe:
             train = encode_split(self.model, split=self.hparams.linear_probe_train_split, **encode)
-            for task, scores in shapes_linear_probe(train, encoding, probe, self.hparams.object_rule).items():
+            for task, scores in shapes_linear_probe(train, encoding, probe, rule).items():
                 out[f"linear_probe_{task}"] = scores["accuracy"]
         return out
 

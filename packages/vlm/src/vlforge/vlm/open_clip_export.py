@@ -1,13 +1,16 @@
-"""open_clip interoperability: a trained ContrastiveModel with open_clip towers exported in open_clip's own format,
-and a ContrastiveModel initialised from any open_clip checkpoint.
+"""open_clip interoperability: a trained ContrastiveModel with open_clip towers exported in open_clip's own
+format, and a ContrastiveModel initialised from any open_clip checkpoint.
 
-Export folder (open_clip's hub layout, loaded by ``open_clip.create_model_and_transforms("local-dir:<folder>")``)::
+Export folder (open_clip's hub layout, loaded by
+``open_clip.create_model_and_transforms("local-dir:<folder>")``)::
 
-    open_clip_config.json         {"model_cfg": {embed_dim, vision_cfg, text_cfg, ...}, "preprocess_cfg": {...}}
+    open_clip_config.json         {"model_cfg": {embed_dim, vision_cfg, text_cfg, ...}, "preprocess_cfg":
+    {...}}
     open_clip_model.safetensors   the open_clip CLIP (or CustomTextCLIP) state dict
 
 Key mapping between the two: ``image_tower.visual.*`` <-> ``visual.*``; ``text_tower.text.*`` <-> the CLIP's
-top-level text keys (``token_embedding``, ``transformer``, ``ln_final``, ...), or ``text.*`` for a CustomTextCLIP
+top-level text keys (``token_embedding``, ``transformer``, ``ln_final``, ...), or ``text.*`` for a
+CustomTextCLIP
 (``custom_text`` or a Hugging Face text tower); ``logit_scale`` / ``logit_bias`` unchanged.
 """
 
@@ -38,8 +41,8 @@ LOCAL_DIR = "local-dir:"
 
 def open_clip_model_config(image_model: str | dict[str, Any], text_model: str | dict[str, Any] | None = None,
                            init_logit_bias: float | None = None) -> dict[str, Any]:
-    """One open_clip model config from the image tower's config (its ``vision_cfg``, ``embed_dim``, ...) and the
-    text tower's (its ``text_cfg``); each a registered open_clip name or a config dict."""
+    """One open_clip model config from the image tower's config (its ``vision_cfg``, ``embed_dim``, ...) and
+    the text tower's (its ``text_cfg``); each a registered open_clip name or a config dict."""
     config = open_clip_config(image_model)
     if text_model is not None:
         text = open_clip_config(text_model)
@@ -64,13 +67,15 @@ def _text_prefix(config: dict[str, Any]) -> str:
 
 
 def to_open_clip(model: ContrastiveModel, config: dict[str, Any]) -> CLIP | CustomTextCLIP:
-    """An open_clip CLIP (CustomTextCLIP for custom text configs) of ``config`` holding ``model``'s weights."""
-    if not isinstance(model.image_tower, OpenClipImageTower) or not isinstance(model.text_tower, OpenClipTextTower):
-        raise VLForgeError(f"open_clip export needs open_clip towers, got {type(model.image_tower).__name__} and "
-                           f"{type(model.text_tower).__name__}")
+    """An open_clip CLIP (CustomTextCLIP for custom text configs) of ``config`` with ``model``'s weights."""
+    image, text = model.image_tower, model.text_tower
+    if not isinstance(image, OpenClipImageTower) or not isinstance(text, OpenClipTextTower):
+        raise VLForgeError(f"open_clip export needs open_clip towers, got {type(image).__name__} and "
+                           f"{type(text).__name__}")
     model_cfg = {k: v for k, v in config.items() if k != "custom_text"}
     if (model.logit_bias is None) != ("init_logit_bias" not in model_cfg):
-        raise VLForgeError("the model's logit bias and the config's init_logit_bias must both be set or both unset")
+        raise VLForgeError("the model's logit bias and the config's init_logit_bias must both be set or both "
+                           "unset")
     target = (CustomTextCLIP if _is_custom_text(config) else CLIP)(**model_cfg)
     prefix = _text_prefix(config)
     state = {f"visual.{k}": v for k, v in model.image_tower.visual.state_dict().items()}
@@ -81,8 +86,9 @@ def to_open_clip(model: ContrastiveModel, config: dict[str, Any]) -> CLIP | Cust
     try:
         target.load_state_dict(state, strict=True)
     except RuntimeError as err:
-        raise VLForgeError(f"the model's weights do not fit open_clip's {type(target).__name__} of this config "
-                           f"({str(err).splitlines()[1].strip() if len(str(err).splitlines()) > 1 else err})") from None
+        detail = [line.strip() for line in str(err).splitlines() if line.strip()][-1]
+        raise VLForgeError(f"the model's weights do not fit open_clip's {type(target).__name__} of this "
+                           f"config ({detail})") from None
     return target
 
 
@@ -104,9 +110,9 @@ def export_open_clip(model: ContrastiveModel, out_dir: str | os.PathLike, config
 
 def model_from_checkpoint(checkpoint: str | os.PathLike, run_config: str | os.PathLike | None = None,
                           ) -> tuple[nn.Module, dict[str, Any]]:
-    """The network (``model``) of a Lightning checkpoint of ContrastiveLitModule (or any LitModule holding it as
-    ``model``), built from the run's saved config (``run_config`` or the config.yaml of a parent folder) and
-    filled from the checkpoint; returns it with its ``{"class_path", "init_args"}`` config."""
+    """The network (``model``) of a Lightning checkpoint of ContrastiveLitModule (or any LitModule holding it
+    as ``model``), built from the run's saved config (``run_config`` or the config.yaml of a parent folder)
+    and filled from the checkpoint; returns it with its ``{"class_path", "init_args"}`` config."""
     config_path = Path(run_config) if run_config is not None else find_run_config(checkpoint)
     run = yaml.safe_load(Path(config_path).read_text()) or {}
     network = ((run.get("model") or {}).get("init_args") or {}).get("model")
@@ -130,7 +136,8 @@ def export_open_clip_checkpoint(checkpoint: str | os.PathLike, out_dir: str | os
     image_model = ((towers.get("image_tower") or {}).get("init_args") or {}).get("model")
     text_model = ((towers.get("text_tower") or {}).get("init_args") or {}).get("model")
     if image_model is None or text_model is None:
-        raise VLForgeError(f"checkpoint {checkpoint}: the run config names no open_clip model for both towers")
+        raise VLForgeError(f"checkpoint {checkpoint}: the run config names no open_clip model for both "
+                           "towers")
     bias = None if model.logit_bias is None else float(model.logit_bias.detach())
     return export_open_clip(model, out_dir, open_clip_model_config(image_model, text_model, bias))
 
@@ -140,14 +147,16 @@ class OpenClipContrastiveModel(ContrastiveModel):
     ContrastiveModel with open_clip towers).
 
     ``model_name``: a registered open_clip name (``ViT-B-16``), ``local-dir:<folder>`` (an export of
-    :func:`export_open_clip` or any open_clip hub folder) or ``hf-hub:<repo>``; ``pretrained``: with a registered
+    :func:`export_open_clip` or any open_clip hub folder) or ``hf-hub:<repo>``; ``pretrained``: with a
+    registered
     name, a pretrained tag (``laion2b_s34b_b88k``, needs the hub) or a local weights file. Files are read with
     ``torch.load(weights_only=True)`` or safetensors.
     """
 
     def __init__(self, model_name: str, pretrained: str | None = None, cache_dir: str | None = None) -> None:
-        if model_name.startswith(LOCAL_DIR) and not (Path(model_name[len(LOCAL_DIR):]) / CONFIG_FILE).is_file():
-            raise VLForgeError(f"open_clip folder {model_name[len(LOCAL_DIR):]}: no {CONFIG_FILE}")
+        folder = Path(model_name.removeprefix(LOCAL_DIR))
+        if model_name.startswith(LOCAL_DIR) and not (folder / CONFIG_FILE).is_file():
+            raise VLForgeError(f"open_clip folder {folder}: no {CONFIG_FILE}")
         if pretrained is not None and not pretrained.strip():
             pretrained = None
         try:
@@ -157,8 +166,9 @@ class OpenClipContrastiveModel(ContrastiveModel):
             raise VLForgeError(f"open_clip model {model_name!r} (pretrained={pretrained!r}): "
                                f"{str(err).splitlines()[0]}") from None
         bias = None if source.logit_bias is None else float(source.logit_bias.detach().reshape(-1)[0])
+        scale = float(source.logit_scale.detach().reshape(-1)[0])
         super().__init__(OpenClipImageTower(model_name), OpenClipTextTower(model_name),
-                         init_logit_scale=float(source.logit_scale.detach().reshape(-1)[0]), init_logit_bias=bias)
+                         init_logit_scale=scale, init_logit_bias=bias)
         prefix = "text." if isinstance(source, CustomTextCLIP) else ""
         state: dict[str, torch.Tensor] = {}
         for key, value in source.state_dict().items():

@@ -10,7 +10,8 @@ ShapesWorld labels (the same ones the linear probe uses):
 - ``shape`` / ``colour``: of the image's one object (``object_rule="single"``: images with several objects are
   left out) or of its largest object (``"largest"``, the default: images whose largest radius is shared by
   several objects are left out). Classes: every shape / colour of the ShapesWorld vocabulary.
-- ``count``: the number of objects; classes 1 .. the largest count in the split ("one shape", "two shapes", ...).
+- ``count``: the number of objects; classes 1 .. the largest count in the split ("one shape", "two
+  shapes", ...).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".ti
 
 @dataclass
 class ClassLabels:
-    """``labels[n]`` is the class index of image ``kept[n]`` of an encoding; ``class_names`` fill the templates."""
+    """``labels[n]``: the class of image ``kept[n]`` of an encoding; ``class_names`` fill the templates."""
 
     class_names: list[str]
     labels: torch.Tensor
@@ -56,8 +57,8 @@ class ClassLabels:
 def _scene_graph(meta: dict[str, Any], name: str, index: int, image_id: str) -> dict[str, Any]:
     graph = meta.get("scene_graph")
     if not isinstance(graph, dict) or not graph.get("objects"):
-        raise VLForgeError(f"{name}: record {image_id!r} (#{index}) has no ShapesWorld scene graph with objects, "
-                           "which the ShapesWorld zero-shot / linear-probe labels need")
+        raise VLForgeError(f"{name}: record {image_id!r} (#{index}) has no ShapesWorld scene graph with "
+                           "objects, which the ShapesWorld zero-shot / linear-probe labels need")
     return graph
 
 
@@ -70,7 +71,7 @@ def _labelled_object(objects: list[dict[str, Any]], object_rule: str) -> dict[st
 
 
 def shapes_labels(encoding: SplitEncoding, task: str, object_rule: str = "largest") -> ClassLabels:
-    """The ShapesWorld ``task`` labels (shape, colour or count; see the module docstring) of an encoded split."""
+    """The ShapesWorld ``task`` labels (shape, colour or count; see the module docstring) of a split."""
     if task not in SHAPES_TASKS:
         raise VLForgeError(f"ShapesWorld task {task!r} is not one of {', '.join(SHAPES_TASKS)}")
     if object_rule not in OBJECT_RULES:
@@ -100,7 +101,7 @@ def prompt_embeddings(model: nn.Module, class_names: Sequence[str], templates: S
 
 def classify(model: nn.Module, image_features: torch.Tensor, classes: ClassLabels,
              templates: Sequence[str]) -> dict[str, float]:
-    """Top-1 (and top-5 with at least 5 classes) accuracy in percent, plus ``num_images`` / ``num_classes``."""
+    """Top-1 (and top-5 with at least 5 classes) accuracy in percent, ``num_images`` and ``num_classes``."""
     ks = [k for k in (1, 5) if k <= len(classes.class_names)]
     result = zero_shot_accuracy(image_features[classes.kept],
                                 prompt_embeddings(model, classes.class_names, templates), classes.labels, ks)
@@ -115,9 +116,9 @@ def shapes_zero_shot(model: nn.Module, encoding: SplitEncoding, tasks: Sequence[
 
 
 class ImageFolderImages(Dataset):
-    """``root/<class>/<image>`` (torchvision's ImageFolder layout): classes are the sorted sub-folder names, an
-    image is any file with an image suffix in a class folder or below it. Nothing outside ``root`` is read (a
-    link leading out is an error)."""
+    """``root/<class>/<image>`` (torchvision's ImageFolder layout): classes are the sorted sub-folder names,
+    an image is any file with an image suffix in a class folder or below it; every class folder holds one.
+    Nothing outside ``root`` is read (a link leading out is an error)."""
 
     def __init__(self, root: str | os.PathLike, image_size: int) -> None:
         self.root = Path(root).resolve()
@@ -126,16 +127,18 @@ class ImageFolderImages(Dataset):
         self.transform = image_transform(image_size, is_train=False)
         folders = sorted(p for p in self.root.iterdir() if p.is_dir())
         self.class_names = [p.name.replace("_", " ") for p in folders]
+        if len(folders) < 2:
+            raise VLForgeError(f"image folder {root}: needs at least 2 class folders, found {len(folders)}")
         self.samples: list[tuple[Path, int]] = []
         for label, folder in enumerate(folders):
-            for path in sorted(folder.rglob("*")):
-                if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
-                    if not path.resolve().is_relative_to(self.root):
-                        raise VLForgeError(f"image folder {root}: {path} leads outside the folder")
-                    self.samples.append((path, label))
-        if len(self.class_names) < 2 or not self.samples:
-            raise VLForgeError(f"image folder {root}: needs at least 2 class folders holding images, found "
-                               f"{len(self.class_names)} folders and {len(self.samples)} images")
+            images = [p for p in sorted(folder.rglob("*"))
+                      if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+            if not images:
+                raise VLForgeError(f"image folder {root}: class folder {folder.name!r} holds no image")
+            for path in images:
+                if not path.resolve().is_relative_to(self.root):
+                    raise VLForgeError(f"image folder {root}: {path} leads outside the folder")
+                self.samples.append((path, label))
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -146,7 +149,8 @@ class ImageFolderImages(Dataset):
             with Image.open(path) as image:
                 return self.transform(image.convert("RGB")), label
         except (OSError, UnidentifiedImageError) as err:
-            raise VLForgeError(f"image folder {self.root}: cannot decode {path} ({type(err).__name__})") from None
+            raise VLForgeError(f"image folder {self.root}: cannot decode {path} "
+                               f"({type(err).__name__})") from None
 
 
 @torch.no_grad()
