@@ -14,7 +14,8 @@ to re-run it alone, e.g. under torchrun / srun) and its log:
   (``vlforge-captioner predict``; resumable: an interrupted stage continues where it stopped);
 - ``analyze``: caption analysis per source (``python -m vlforge.captioner.tools_cli analyze``);
 - ``clip_<run>``: train CLIP on the run's captions (``vlforge-vlm fit``, one pair per caption and the same
-  optimizer steps for every run: the paper's 1/k epochs) and test it (``vlforge-vlm test``).
+  optimizer steps for every run: the paper's 1/k epochs) and evaluate its checkpoint (``vlforge-vlm evaluate``:
+  retrieval both directions, zero-shot, ARO, linear probe on the test split).
 
 Afterwards runs/<name>/report.md is written from every seed present (``mllm_augmented_report``). Stages whose
 outputs are complete are skipped (vlforge.common.stages); ``--only STAGE`` re-runs one stage; ``--dry-run``
@@ -376,15 +377,23 @@ class Experiment:
         )
         configs = [*clip.get("configs", []), write_yaml(folder / "config.yaml", config)]
         self.run_or_check(folder, "vlm", cli_args("vlm", "fit", configs, folder, "fit"))
+        checkpoint = folder / "fit" / "last.ckpt" if self.dry_run else last_checkpoint(folder, "fit")
+        evaluation = deep_merge(
+            {"split": "test", "eval_captions": (clip.get("data") or {}).get("eval_captions")},
+            clip.get("evaluation") or {},
+        )
+        evaluation.update(checkpoint=str(checkpoint), stores=[self.store], output_dir=str(folder / "eval"))
+        args = [str(BIN / "vlforge-vlm"), "evaluate", "--config", write_yaml(folder / "evaluate.yaml", evaluation)]
         if self.dry_run:
+            from vlforge.vlm.evaluate import build_parser
+
+            build_parser().parse_args(args[2:])
             return
-        test = cli_args("vlm", "test", configs, folder, "test") + [
-            "--ckpt_path",
-            str(last_checkpoint(folder, "fit")),
-        ]
-        self.console(folder, test)
-        metrics = sorted((folder / "test").glob("version_*/metrics_test.json"))[-1]
-        (folder / "metrics.json").write_text(metrics.read_text())
+        self.console(folder, args)
+        from vlforge.vlm.evaluate import table_row
+
+        results = json.loads((folder / "eval" / "metrics.json").read_text())["results"]
+        (folder / "metrics.json").write_text(json.dumps({"metrics": table_row(*results.values())}, indent=1))
 
 
 def main(argv: list[str] | None = None) -> int:

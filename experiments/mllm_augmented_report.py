@@ -18,16 +18,19 @@ from pathlib import Path
 from typing import Any
 
 METRICS = (
-    ("T2I R@1", "test/t2i_r1"),
-    ("T2I R@5", "test/t2i_r5"),
-    ("T2I R@10", "test/t2i_r10"),
-    ("I2T R@1", "test/i2t_r1"),
-    ("I2T R@5", "test/i2t_r5"),
-    ("I2T R@10", "test/i2t_r10"),
-    ("ARO", "test/aro_all"),
-    ("zero-shot", "test/zero_shot_top1"),
+    ("T2I R@1", "t2i_r1"),
+    ("T2I R@5", "t2i_r5"),
+    ("T2I R@10", "t2i_r10"),
+    ("I2T R@1", "i2t_r1"),
+    ("I2T R@5", "i2t_r5"),
+    ("I2T R@10", "i2t_r10"),
+    ("ARO", "aro_all"),
+    ("zero-shot shape", "zs_shape_top1"),
+    ("zero-shot colour", "zs_colour_top1"),
+    ("zero-shot count", "zs_count_top1"),
+    ("probe shape", "probe_shape"),
 )
-HEADLINE = "test/t2i_r1"
+HEADLINE = "t2i_r1"
 
 
 def seed_dirs(root: Path) -> list[Path]:
@@ -38,7 +41,8 @@ def run_metrics(seed_dir: Path, run: str) -> dict[str, float] | None:
     path = seed_dir / f"clip_{run}" / "metrics.json"
     if not (seed_dir / f"clip_{run}" / ".done").is_file() or not path.is_file():
         return None
-    return json.loads(path.read_text())["metrics"]
+    metrics = json.loads(path.read_text())["metrics"]
+    return {key.removeprefix("test/"): value for key, value in metrics.items()}
 
 
 def collect(root: Path, runs: list[str]) -> dict[str, dict[int, dict[str, float]]]:

@@ -83,6 +83,11 @@ def test_miniature_run_of_every_stage_then_skip(tmp_path: Path, capsys) -> None:
     assert "Caption analysis per source" in report and "| llava_dense |" in report
     assert (root / "report_captioners.png").is_file()
 
+    first = json.loads((root / "seed0" / "clip_augmented" / "metrics.json").read_text())["metrics"]
+    assert runner.main([*configs, "--only", "clip_augmented"]) == 0  # seeded: the same numbers again
+    again = json.loads((root / "seed0" / "clip_augmented" / "metrics.json").read_text())["metrics"]
+    assert again == first
+
     capsys.readouterr()
     assert runner.main(configs) == 0
     out = capsys.readouterr().out
