@@ -36,6 +36,7 @@ from typing import Any
 
 import yaml
 from omegaconf import OmegaConf
+
 from vlforge.common.errors import VLForgeError
 from vlforge.common.stages import Stage, StageRunner
 
@@ -155,6 +156,7 @@ def cli_args(console: str, subcommand: str, configs: list[str], folder: Path, ru
 def check_cli(console: str, args: list[str], instantiate: bool) -> None:
     """Parse (and with ``instantiate`` build, run=False) a console's command line in this process."""
     import torch
+
     from vlforge.common.cli import VLForgeCLI
 
     args = list(args[2:])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from vlforge.common.errors import VLForgeError
 from vlforge.common.stages import Stage, StageRunner
 
