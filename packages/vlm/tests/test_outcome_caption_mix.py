@@ -7,6 +7,7 @@ test split of a 3000-image ShapesWorld store."""
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ OUTCOMES_SCRIPT = Path(__file__).resolve().parents[3] / "experiments" / "vlm" / 
 def load_outcomes():
     spec = importlib.util.spec_from_file_location("vlforge_vlm_outcomes", OUTCOMES_SCRIPT)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve their annotations through sys.modules
     spec.loader.exec_module(module)
     return module
 
