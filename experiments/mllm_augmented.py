@@ -57,6 +57,7 @@ TOP_KEYS = {
     "report",
 }
 RAW = "alt_text"
+GT = "gt"  # ground-truth captions: a perfect captioner, the upper bound of an oracle run
 
 
 # ---------------------------------------------------------------------------------------------- configuration
@@ -88,10 +89,10 @@ def load_experiment(paths: list[str]) -> dict[str, Any]:
     for run, captions in exp["clip"]["runs"].items():
         for entry in captions:
             source = entry if isinstance(entry, str) else entry.get("source")
-            if source != RAW and source not in exp["captioners"]:
+            if source not in (RAW, GT) and source not in exp["captioners"]:
                 raise VLForgeError(
                     f"experiment config: clip run {run!r} uses captions of {source!r}, which is "
-                    "neither alt_text nor a captioner"
+                    "neither alt_text, gt nor a captioner"
                 )
     return exp
 
@@ -118,7 +119,7 @@ def caption_choice(entry: str | dict[str, Any]) -> dict[str, Any]:
 
 
 def sources_of(captions: list[str | dict[str, Any]]) -> list[str]:
-    return [caption_choice(c)["source"] for c in captions if caption_choice(c)["source"] != RAW]
+    return [caption_choice(c)["source"] for c in captions if caption_choice(c)["source"] not in (RAW, GT)]
 
 
 # ------------------------------------------------------------------------------------------------ commands
