@@ -19,6 +19,7 @@ from vlforge.common.presets import TINY_OPEN_CLIP_CONFIGS, build_preset, preset_
 
 EXPECTED = {
     "llava_tiny": LlavaForConditionalGeneration,
+    "llava_small": LlavaForConditionalGeneration,
     "qwen2_vl_tiny": Qwen2VLForConditionalGeneration,
     "blip_tiny": BlipForConditionalGeneration,
     "blip_itm_tiny": BlipForImageTextRetrieval,
