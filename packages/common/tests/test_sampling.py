@@ -97,3 +97,18 @@ def test_bad_mode_and_empty_mixture():
         CaptionSampler([{"source": "gt"}], mode="round_robin")
     with pytest.raises(VLForgeError, match="at least one"):
         CaptionSampler([])
+
+
+def test_empty_generated_captions_never_train():
+    import random
+
+    from vlforge.common.records import Caption, ImageRecord
+    from vlforge.common.sampling import CaptionSampler
+
+    record = ImageRecord("a", "pool", 8, 8, captions=[Caption("", "capA", "short"), Caption("  ", "capA", "short"),
+                                                      Caption("a red circle", "alt_text", "free")])
+    sampler = CaptionSampler([{"source": "capA"}, {"source": "alt_text"}], mode="per_caption")
+    rng = random.Random(0)
+    # slot 0 asks for capA, whose captions are all empty: the draw falls back to the alt-text
+    assert {sampler.text_for(record, rng, slot=0) for _ in range(20)} == {"a red circle"}
+    assert CaptionSampler([{"source": "capA"}]).text_for(record, rng) is None

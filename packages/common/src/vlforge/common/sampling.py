@@ -60,7 +60,8 @@ class CaptionChoice:
         return f"source={self.source or '*'} kind={self.kind or '*'}"
 
     def matches(self, caption: Caption) -> bool:
-        if self.kind is None and caption.kind == "negative":
+        """Empty captions (a captioner that produced nothing is stored as "") never train."""
+        if not caption.text.strip() or (self.kind is None and caption.kind == "negative"):
             return False
         return (self.source is None or caption.source == self.source) and (self.kind is None or caption.kind == self.kind)
 
