@@ -104,13 +104,17 @@ def run_plain(store: str, args: argparse.Namespace, seed: int) -> dict[str, floa
         return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - WARMUP_LR_STEPS) / max(total - WARMUP_LR_STEPS, 1))))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    data = make_data(store, args.batch_size, args.workers)
-    iterator = iter(data.train_dataloader())
+    loader = make_data(store, args.batch_size, args.workers).train_dataloader()
+    iterator = iter(loader)
     model.train()
     waits, samples, ends = [], [], []
     for _ in range(total):
         fetch = time.perf_counter()
-        batch = next(iterator)
+        try:
+            batch = next(iterator)
+        except StopIteration:  # next epoch (persistent workers, as under Lightning)
+            iterator = iter(loader)
+            batch = next(iterator)
         waits.append(time.perf_counter() - fetch)
         n = len(batch["texts"])
         image_features = model.encode_image(batch["images"])
@@ -122,7 +126,7 @@ def run_plain(store: str, args: argparse.Namespace, seed: int) -> dict[str, floa
         scheduler.step()
         samples.append(n)
         ends.append(time.perf_counter())
-    del iterator  # stops the workers
+    del iterator, loader  # stops the workers
     w = args.warmup
     wall = ends[-1] - ends[w - 1]
     return {"samples_per_s": sum(samples[w:]) / wall, "step_ms": 1000 * wall / args.steps,
