@@ -77,7 +77,7 @@ def test_miniature_run_of_every_stage_then_skip(tmp_path: Path, capsys) -> None:
             assert captioned == set(pool), name
     results = json.loads((root / "results.json").read_text())["results"]
     assert set(results) == {"baseline", "augmented"}
-    assert 0 <= results["augmented"]["0"]["test/t2i_r1"] <= 100
+    assert 0 <= results["augmented"]["0"]["t2i_r1"] <= 100
     report = (root / "report.md").read_text()
     assert "| augmented | alt_text + llava_short + qwen2vl_descriptive + llava_dense | 1 |" in report
     assert "Caption analysis per source" in report and "| llava_dense |" in report

@@ -38,6 +38,9 @@ WRITER = textwrap.dedent(f"""
         else:
             store.append_captions({{i: [Caption(f"dense {{i}}", "capt", "dense")] for i in ids}})
         print(t, flush=True)
+    if sys.argv[2:] == ["--linger"]:  # stay alive after the last commit, so that the kill always finds the writer
+        import time
+        time.sleep(300)
 """)
 
 
@@ -67,7 +70,7 @@ def check_whole_transactions(path, committed: int) -> None:
 def test_sigkilled_writer_leaves_exactly_the_committed_transactions(tmp_path, seed):
     rng = random.Random(seed)
     path = tmp_path / "s"
-    child = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen([sys.executable, "-c", WRITER, str(path), "--linger"], stdout=subprocess.PIPE, text=True)
     wait_for = rng.randint(0, TRANSACTIONS - 2)
     for _ in range(wait_for):
         assert child.stdout.readline().strip()
