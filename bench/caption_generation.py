@@ -27,6 +27,7 @@ import time
 import numpy as np
 import torch
 from PIL import Image
+
 from vlforge.captioner.collate import chat_prompt
 from vlforge.captioner.generation import generate_captions
 from vlforge.common.presets import build_preset, shapes_tokenizer

@@ -19,6 +19,7 @@ import lightning.pytorch as pl
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
+
 from vlforge.common.checkpoint import export_checkpoint, load_exported
 from vlforge.common.strategies import ZeroStrategy
 

@@ -195,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
                 with open(args.out, "a") as f:
                     f.write(json.dumps({"outcome": key, "arm": arm.name, "seed": seed, "split": args.split,
                                         "steps": args.steps or outcome.steps,
-                                        "learning_rate": args.learning_rate or outcome.learning_rate, "seconds": round(seconds, 1),
+                                        "learning_rate": args.learning_rate or outcome.learning_rate,
+                                        "seconds": round(seconds, 1),
                                         **metrics}) + "\n")
                 print(f"outcome {key} {arm.name} seed {seed}: {seconds:.0f} s "
                       + " ".join(f"{m}={metrics[m]:.1f}" for m in outcome.metrics), file=sys.stderr, flush=True)

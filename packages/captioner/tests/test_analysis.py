@@ -9,6 +9,7 @@ import open_clip
 import pytest
 import torch
 from safetensors.torch import save_file
+
 from vlforge.captioner.analysis import analyze, content_words
 from vlforge.captioner.generation.run import generate_into_store
 from vlforge.captioner.generation.spec import CaptionerSpec, GenerationConfig

@@ -5,6 +5,7 @@ retried."""
 import pytest
 import torch
 from torch import nn
+
 from vlforge.captioner.captioner import Captioner
 from vlforge.captioner.collate import chat_prompt
 from vlforge.captioner.generation import generate_captions

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+
 from vlforge.captioner.generation.run import generate_into_store
 from vlforge.captioner.generation.shards import default_shard_root
 from vlforge.captioner.generation.spec import CaptionerSpec, GenerationConfig

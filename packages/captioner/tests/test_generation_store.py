@@ -9,6 +9,7 @@ import shutil
 import pytest
 import torch
 from transformers import GenerationConfig as HFGenerationConfig
+
 from vlforge.captioner.data import SFTCaptionDataset
 from vlforge.captioner.generation.run import generate_into_store
 from vlforge.captioner.generation.spec import (

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from vlforge.common.checkpoint import export_checkpoint, load_exported, read_checkpoint_state_dict
 from vlforge.common.cli import run_cli
 from vlforge.common.errors import VLForgeError

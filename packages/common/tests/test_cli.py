@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from vlforge.common.cli import resolve_config, run_cli
 
 TOY_BASE = Path(__file__).parent / "toy" / "toy_base.yaml"

@@ -3,6 +3,7 @@
 import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
+
 from vlforge.common.errors import VLForgeError
 from vlforge.common.grad_checkpointing import enable_gradient_checkpointing
 

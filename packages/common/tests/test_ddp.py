@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from vlforge.common.checkpoint import export_checkpoint, load_exported
 from vlforge.common.cli import run_cli
 

@@ -9,8 +9,15 @@ import random
 import pytest
 from PIL import Image
 
-from vlforge.common.ingest.checks import (MAX_CAPTION_BYTES, Rejection, check_caption, decode_text,
-                                          image_size, read_image, safe_image_file)
+from vlforge.common.ingest.checks import (
+    MAX_CAPTION_BYTES,
+    Rejection,
+    check_caption,
+    decode_text,
+    image_size,
+    read_image,
+    safe_image_file,
+)
 
 
 def encoded(fmt: str, size=(40, 30)) -> bytes:

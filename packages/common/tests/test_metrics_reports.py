@@ -2,7 +2,6 @@
 
 import json
 import random
-import statistics
 from collections import Counter
 
 import numpy as np

@@ -76,7 +76,8 @@ def test_blip_captioning_end_to_end():
     assert texts == ["a picture of a red circle."]
     inputs = processor(images=_images(1), text=texts, return_tensors="pt")
     ids = inputs["input_ids"][0].tolist()
-    assert ids[0] == tokenizer.bos_token_id and ids[-1] == tokenizer.eos_token_id == model.config.text_config.sep_token_id
+    assert ids[0] == tokenizer.bos_token_id
+    assert ids[-1] == tokenizer.eos_token_id == model.config.text_config.sep_token_id
     loss = model(**inputs, labels=_labels(inputs)).loss
     assert torch.isfinite(loss)
     loss.backward()

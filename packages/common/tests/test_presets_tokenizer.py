@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from vlforge.common.errors import VLForgeError
 from vlforge.common.presets.tokenizer import (
     SPECIAL_TOKENS,
     minilm_model_dir,
@@ -12,7 +13,6 @@ from vlforge.common.presets.tokenizer import (
     shapes_tokenizer,
     train_bpe_tokenizer,
 )
-from vlforge.common.errors import VLForgeError
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from vlforge.common.cli import run_cli
 from vlforge.common.rng_state import capture_rng_state, restore_rng_state
 

@@ -12,8 +12,14 @@ from vlforge.common.errors import VLForgeError
 from vlforge.common.shapes.build import generate_records, make_record
 from vlforge.common.shapes.config import DEFAULT_SPLIT_FRACTIONS, SPLITS, ShapesWorldConfig
 from vlforge.common.shapes.splits import split_of
-from vlforge.common.shapes.vocabulary import (BACKGROUND_CLASHES, COLOUR_RGB, COLOUR_SYNONYMS, COLOURS,
-                                              SHAPE_SYNONYMS, SHAPES)
+from vlforge.common.shapes.vocabulary import (
+    BACKGROUND_CLASHES,
+    COLOUR_RGB,
+    COLOUR_SYNONYMS,
+    COLOURS,
+    SHAPE_SYNONYMS,
+    SHAPES,
+)
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from vlforge.common.records import Caption, ImageRecord
-from vlforge.common.store import CaptionDataset, CaptionStore, collate_image_records
-from vlforge.common.store import environments
+from vlforge.common.store import CaptionDataset, CaptionStore, collate_image_records, environments
 from vlforge.common.store.verify import verify_store
 
 TINY_MAP = 32 << 10

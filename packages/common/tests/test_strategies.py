@@ -5,6 +5,7 @@ from pathlib import Path
 import lightning.pytorch as pl
 import pytest
 import yaml
+
 from vlforge.common.cli import resolve_config
 from vlforge.common.errors import VLForgeError
 from vlforge.common.strategies import ZeroStrategy, deepspeed_config

@@ -16,6 +16,7 @@ root, port, stages = Path(sys.argv[1]), sys.argv[2], [int(s) for s in sys.argv[3
 os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=port, RANK="0", WORLD_SIZE="1", LOCAL_RANK="0")
 import deepspeed  # noqa: E402
 from toy_lightning import ToyLitModule, ToyNet  # noqa: E402
+
 from vlforge.common.strategies import deepspeed_config  # noqa: E402
 
 

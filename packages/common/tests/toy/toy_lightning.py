@@ -6,6 +6,7 @@ import lightning.pytorch as pl
 import torch
 from torch import nn
 from torch.utils.data import TensorDataset
+
 from vlforge.common.resumable_loader import ResumableDataLoader
 
 

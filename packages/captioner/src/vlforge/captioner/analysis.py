@@ -109,6 +109,7 @@ def load_open_clip(model_name: str, checkpoint: str | os.PathLike) -> tuple[Any,
     ``module.`` prefixes are accepted, as open_clip's own training writes them)."""
     import open_clip
     import torch
+
     import vlforge.common.presets  # noqa: F401 - registers the tiny open_clip configs
 
     path = Path(checkpoint)

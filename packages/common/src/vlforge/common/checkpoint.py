@@ -17,6 +17,7 @@ import torch
 import yaml
 from safetensors.torch import load_file, save_file
 from torch import nn
+
 from vlforge.common.errors import VLForgeError
 
 WEIGHTS_FILE = "model.safetensors"

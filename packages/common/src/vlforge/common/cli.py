@@ -26,6 +26,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from omegaconf.errors import OmegaConfBaseException
+
 from vlforge.common.config_errors import describe_config_error, locate_config_error
 from vlforge.common.errors import VLForgeError
 from vlforge.common.grad_checkpointing import enable_gradient_checkpointing

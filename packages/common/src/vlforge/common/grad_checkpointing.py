@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from torch import nn
+
 from vlforge.common.errors import VLForgeError
 
 

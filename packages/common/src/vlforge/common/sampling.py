@@ -63,7 +63,8 @@ class CaptionChoice:
         """Empty captions (a captioner that produced nothing is stored as "") never train."""
         if not caption.text.strip() or (self.kind is None and caption.kind == "negative"):
             return False
-        return (self.source is None or caption.source == self.source) and (self.kind is None or caption.kind == self.kind)
+        return ((self.source is None or caption.source == self.source)
+                and (self.kind is None or caption.kind == self.kind))
 
 
 class CaptionSampler:

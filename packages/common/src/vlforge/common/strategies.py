@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from lightning.pytorch.strategies import DeepSpeedStrategy
+
 from vlforge.common.errors import VLForgeError
 
 

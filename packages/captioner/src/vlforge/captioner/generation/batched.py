@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 from PIL import Image
+
 from vlforge.captioner.collate import chat_prompt
 from vlforge.common.errors import VLForgeError
 

@@ -14,6 +14,7 @@ import os
 
 import lightning as L
 from torch.utils.data import DataLoader, Dataset
+
 from vlforge.captioner.formats import CaptionFormat
 from vlforge.captioner.generation.store_io import PendingImage, prepare
 from vlforge.common.errors import VLForgeError

@@ -18,6 +18,7 @@ import os
 from pathlib import Path
 
 import lightning as L
+
 from vlforge.captioner.generation.datamodule import CaptionGenerationDataModule
 from vlforge.captioner.generation.shards import default_shard_root, merge_shards, shard_dir, shard_record
 from vlforge.captioner.generation.spec import CaptionerSpec, build_captioner

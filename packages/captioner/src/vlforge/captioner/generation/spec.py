@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from vlforge.captioner.captioner import DTYPES, PRESET_PREFIX
 from vlforge.captioner.formats import CaptionFormat, load_format
 from vlforge.common.errors import VLForgeError

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import vlforge.captioner as _captioner
 from PIL import Image
+
+import vlforge.captioner as _captioner
 from vlforge.captioner.formats import CaptionFormat
 from vlforge.captioner.generation.batched import generate_captions
 from vlforge.captioner.generation.spec import CaptionerSpec, LoadedCaptioner

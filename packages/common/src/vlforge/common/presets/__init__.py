@@ -1,5 +1,6 @@
 """Tiny presets of real architectures (built from YAML, random init), tokenizers that need no download, and loading
-of real pretrained models by hub name or local path. See ``registry.build_preset`` and ``pretrained.load_pretrained``."""
+of real pretrained models by hub name or local path. See ``registry.build_preset`` and
+``pretrained.load_pretrained``."""
 
 from vlforge.common.presets.open_clip_models import TINY_OPEN_CLIP_CONFIGS, register_tiny_open_clip_configs
 from vlforge.common.presets.pretrained import load_pretrained

@@ -16,8 +16,15 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from vlforge.common.shapes.grammar import (RELATION_PHRASES, background_phrase, capitalise, count_phrase,
-                                           join_list, noun_phrase, region_phrase)
+from vlforge.common.shapes.grammar import (
+    RELATION_PHRASES,
+    background_phrase,
+    capitalise,
+    count_phrase,
+    join_list,
+    noun_phrase,
+    region_phrase,
+)
 from vlforge.common.shapes.vocabulary import INVERSE_RELATION
 
 SHORT_TOKENS = (8, 15)

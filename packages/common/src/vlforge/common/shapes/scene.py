@@ -25,8 +25,15 @@ import random
 from typing import Any
 
 from vlforge.common.shapes.config import ShapesWorldConfig
-from vlforge.common.shapes.vocabulary import (BACKGROUND_CLASHES, BACKGROUND_TEXTURES, BACKGROUNDS,
-                                              HORIZONTAL_REGIONS, SIGN_WORDS, SIZES, VERTICAL_REGIONS)
+from vlforge.common.shapes.vocabulary import (
+    BACKGROUND_CLASHES,
+    BACKGROUND_TEXTURES,
+    BACKGROUNDS,
+    HORIZONTAL_REGIONS,
+    SIGN_WORDS,
+    SIZES,
+    VERTICAL_REGIONS,
+)
 
 PLACEMENT_ATTEMPTS = 60
 

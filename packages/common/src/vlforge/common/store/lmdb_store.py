@@ -307,7 +307,8 @@ class CaptionStore:
     def put_records(self, records: Iterable[ImageRecord], batch_size: int = 1000) -> PutResult:
         """Bulk ingest, one transaction per ``batch_size`` records. Idempotent: an image id already stored is merged
         (captions deduplicated by ``Caption.key()``, meta keys updated; the stored split and image are kept, the
-        size too unless it was unknown (0)), never doubled. A structurally invalid record aborts only its own batch, with a VLForgeError."""
+        size too unless it was unknown (0)), never doubled. A structurally invalid record aborts only its own batch,
+        with a VLForgeError."""
         if batch_size < 1:
             raise VLForgeError(f"batch_size must be >= 1, got {batch_size}")
         total = PutResult()
@@ -353,7 +354,7 @@ def _initialize(txn: lmdb.Transaction, path: str) -> bytes:
     if txn.stat()["entries"]:
         raise VLForgeError(f"{path!r} is an LMDB environment with data but no vlforge metadata: not a vlforge store")
     raw = codec.encode_json({"schema_version": codec.SCHEMA_VERSION,
-                             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                             "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
                              "created_by": f"vlforge-common {_common.__version__}", "image_root": None})
     txn.put(codec.INFO_KEY, raw)
     txn.put(codec.COUNTS_KEY, codec.encode_json(empty_counts()))

@@ -15,7 +15,8 @@ _COMMAND_MODULES = ("ingest", "shapes", "inspect")
 def build_parser() -> argparse.ArgumentParser:
     import importlib
 
-    parser = argparse.ArgumentParser(prog="vlforge-store", description="Build, inspect and export vlforge caption stores.")
+    parser = argparse.ArgumentParser(prog="vlforge-store",
+                                     description="Build, inspect and export vlforge caption stores.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every skipped record")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in _COMMAND_MODULES:

@@ -61,7 +61,7 @@ def run_ingest(args: argparse.Namespace) -> int:
             "format": args.fmt, "annotations": os.path.abspath(args.annotations),
             "images": os.path.abspath(args.images) if args.images else None,
             "embed_images": args.embed_images,
-            "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "time": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
             "added": summary.added, "merged": summary.merged, "captions_added": summary.captions_added}])
     except VLForgeError:
         if is_new and not store.counts()["images"]:

@@ -1,7 +1,8 @@
 """A transformers model as CLIP text tower: encoder (mean / CLS pooling) or decoder LLM (last-token pooling).
 
-Loaded by hub name, local path or ``pkg://package/dir`` (``from_pretrained``; trust_remote_code off unless asked) or built from a config
-dict with random weights (``{"model_type": "bert", "hidden_size": 32, ...}``, a from-scratch tower). A linear
+Loaded by hub name, local path or ``pkg://package/dir`` (``from_pretrained``; trust_remote_code off unless asked) or
+built from a config dict with random weights (``{"model_type": "bert", "hidden_size": 32, ...}``, a from-scratch
+tower). A linear
 projection maps the pooled hidden state to the joint embedding. Only the last ``trainable_layers`` transformer
 layers (and the projection) train — the semantic-guidance paper unfreezes the last 4 layers of its LLM text
 encoder; ``None`` trains everything. ``lora`` (a dict of peft ``LoraConfig`` arguments) adds LoRA adapters.
@@ -38,7 +39,8 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> to
 
 
 def transformer_layers(backbone: nn.Module) -> nn.ModuleList:
-    """The backbone's stack of transformer blocks: its longest ModuleList (BERT encoder.layer, Llama layers, GPT-2 h)."""
+    """The backbone's stack of transformer blocks: its longest ModuleList (BERT encoder.layer, Llama layers,
+    GPT-2 h)."""
     stacks = [m for m in backbone.modules() if isinstance(m, nn.ModuleList)]
     if not stacks:
         raise VLForgeError(f"{type(backbone).__name__} has no layer stack to unfreeze")
