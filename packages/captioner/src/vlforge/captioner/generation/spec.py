@@ -35,8 +35,6 @@ from vlforge.captioner.formats import CaptionFormat, load_format
 from vlforge.common.errors import VLForgeError
 from vlforge.common.presets import build_preset, load_pretrained
 
-MODEL_PREFIX = "model."
-
 
 @dataclass
 class CaptionerSpec:
@@ -185,18 +183,11 @@ def build_captioner(spec: CaptionerSpec) -> LoadedCaptioner:
 
 
 def load_checkpoint_weights(captioner: LoadedCaptioner, checkpoint: str, name: str) -> None:
-    """Load the ``model.*`` weights of a captioner LitModule's Lightning checkpoint into
-    ``captioner.model``."""
-    from vlforge.common.checkpoint import read_checkpoint_state_dict
+    """Load the ``model.*`` weights of a captioner LitModule's Lightning checkpoint into ``captioner.model``
+    (``vlforge.captioner.weights.weights_from``); an error names the captioner and its source."""
+    from vlforge.captioner.weights import weights_from
 
-    state = read_checkpoint_state_dict(checkpoint)
-    weights = {k[len(MODEL_PREFIX) :]: v for k, v in state.items() if k.startswith(MODEL_PREFIX)}
-    if not weights:
-        raise VLForgeError(f"captioner {name!r}: checkpoint {checkpoint} holds no 'model.*' weights")
-    missing, unexpected = captioner.model.load_state_dict(weights, strict=False)
-    if missing or unexpected:
-        first = (missing or unexpected)[0]
-        raise VLForgeError(
-            f"captioner {name!r}: checkpoint {checkpoint} does not fit {captioner.name!r} "
-            f"({len(missing)} missing, {len(unexpected)} unexpected weights, e.g. {first!r})"
-        )
+    try:
+        weights_from(checkpoint, captioner.model)
+    except VLForgeError as err:
+        raise VLForgeError(f"captioner {name!r}: does not fit {captioner.name!r}: {err}") from None
