@@ -1,16 +1,13 @@
-"""ContrastiveLitModule: CLIP / SigLIP training of a ContrastiveModel, retrieval and ARO-style evaluation.
-
-The module receives its network and loss (composition). A training batch comes from
-:class:`vlforge.vlm.data.ContrastiveDataModule`: images, texts, optional hard-negative captions (appended to
-the
+"""ContrastiveLitModule: CLIP / SigLIP training of a ContrastiveModel, retrieval and ARO-style evaluation. The module
+receives its network and loss (composition). A training batch comes from
+:class:`vlforge.vlm.data.ContrastiveDataModule`: images, texts, optional hard-negative captions (appended to the
 text side of the loss, NegCLIP style) and the count of skipped items by reason (logged cumulatively as
-``train/skipped_<reason>``). A non-finite loss stops the run with a VLForgeError naming the step. Validation
-and
-test log ``<stage>/t2i_r1`` ... (retrieval over every evaluation caption) and ``<stage>/aro_<perturbation>``.
-With ``zero_shot_tasks`` / ``linear_probe_tasks`` (ShapesWorld shape / colour / count) they also log
-``<stage>/zero_shot_<task>_top1`` (``_top5``) and ``<stage>/linear_probe_<task>``, computed at the end of the
-epoch on the datamodule's store and evaluation split (the probe fitted on ``linear_probe_train_split``); not
-during the sanity check.
+``train/skipped_<reason>``; under DDP ranks may hold different numbers of pairs, none included). A non-finite loss
+stops the run with a VLForgeError naming the step. Validation and test log ``<stage>/t2i_r1`` ... (retrieval over
+every evaluation caption) and ``<stage>/aro_<perturbation>``. With ``zero_shot_tasks`` / ``linear_probe_tasks``
+(ShapesWorld shape / colour / count) they also log ``<stage>/zero_shot_<task>_top1`` (``_top5``) and
+``<stage>/linear_probe_<task>``, computed at the end of the epoch on the datamodule's store and evaluation split
+(the probe fitted on ``linear_probe_train_split``); not during the sanity check.
 """
 
 from __future__ import annotations
@@ -27,6 +24,7 @@ from vlforge.common.errors import VLForgeError
 from vlforge.vlm.evaluation import encode_split, pairwise_accuracy, retrieval_from_features
 from vlforge.vlm.linear_probe import shapes_linear_probe
 from vlforge.vlm.losses import ClipLoss, SigLipLoss
+from vlforge.vlm.losses.distributed import world
 from vlforge.vlm.models import ContrastiveModel
 from vlforge.vlm.zero_shot import OBJECT_RULES, SHAPES_TASKS, shapes_zero_shot
 
@@ -61,12 +59,14 @@ class ContrastiveLitModule(LightningModule):
         self.skipped.update(batch["skipped"])
         for reason, count in self.skipped.items():
             self.log(f"train/skipped_{reason}", float(count))
+        distributed = world()[1] > 1
         if len(batch["texts"]) == 0:
-            return None
+            return self._empty_rank_loss() if distributed else None
         n = len(batch["texts"])
         image_features = self.model.encode_image(batch["images"])
         text_features = self._encode_texts(batch["texts"] + batch["negatives"])
-        negatives = text_features[n:] if batch["negatives"] else None
+        # across processes every rank gathers negatives (maybe none of its own), so the collectives stay matched
+        negatives = text_features[n:] if batch["negatives"] or distributed else None
         loss = self.loss(image_features, text_features[:n], self.model.scale(), self.model.logit_bias,
                          negative_text_features=negatives)
         if not torch.isfinite(loss):
@@ -75,6 +75,14 @@ class ContrastiveLitModule(LightningModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=n)
         self.log("train/logit_scale", self.model.scale().detach(), batch_size=n)
         return loss
+
+    def _empty_rank_loss(self) -> torch.Tensor:
+        """Under DDP, a rank whose batch was skipped entirely still joins the loss's gathers and the gradient
+        all-reduce (otherwise the other ranks wait forever): zero-row features, and a zero loss that reaches every
+        trainable parameter."""
+        empty = self.model.logit_scale.new_zeros((0, self.model.text_tower.embed_dim)).requires_grad_()
+        loss = self.loss(empty, empty, self.model.scale(), self.model.logit_bias, negative_text_features=empty)
+        return loss + 0.0 * sum(p.sum() for p in self.parameters() if p.requires_grad)
 
     # ------------------------------------------------------------------ evaluation
     def _eval_step(self, batch: dict[str, Any]) -> None:

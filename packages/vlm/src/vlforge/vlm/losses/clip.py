@@ -14,8 +14,9 @@ unchanged (a negative caption has no image).
 
 Across processes the features are all-gathered with gradient. ``local_loss=False`` computes the full N x N logits
 on every rank (open_clip's default); ``local_loss=True`` computes only the local rows (n x N and n x N for the two
-directions), so memory is linear in the local batch n, with targets offset by rank * n. Both give open_clip's
-``ClipLoss(gather_with_grad=True)`` value on every rank.
+directions), so memory is linear in the local batch n, with targets offset by the rows of the lower ranks. Both
+give open_clip's ``ClipLoss(gather_with_grad=True)`` value on every rank. Ranks may hold different numbers of pairs
+(skipped records), zero included: such a rank still takes part in the gathers and its local loss is 0.
 """
 
 from __future__ import annotations
@@ -24,20 +25,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vlforge.vlm.losses.distributed import gather_variable_with_grad, gather_with_grad, world
+from vlforge.vlm.losses.distributed import gather_rows_with_grad, gather_variable_with_grad
 
 
 def clip_loss(image_features: torch.Tensor, text_features: torch.Tensor, logit_scale: torch.Tensor,
               logit_bias: torch.Tensor | None = None, *, negative_text_features: torch.Tensor | None = None,
               local_loss: bool = False) -> torch.Tensor:
     """The symmetric InfoNCE loss above; features are this rank's [n, D] pairs (normalised), negatives [m, D]."""
-    rank, _ = world()
-    all_images = gather_with_grad(image_features)
-    all_texts = gather_with_grad(text_features)
+    all_images, offset = gather_rows_with_grad(image_features)
+    all_texts, _ = gather_rows_with_grad(text_features)
     if local_loss:
         rows_image, rows_text = image_features, text_features
-        local = image_features.shape[0]
-        targets = torch.arange(local, device=image_features.device) + rank * local
+        targets = torch.arange(image_features.shape[0], device=image_features.device) + offset
     else:
         rows_image, rows_text = all_images, all_texts
         targets = torch.arange(all_images.shape[0], device=image_features.device)
@@ -49,6 +48,8 @@ def clip_loss(image_features: torch.Tensor, text_features: torch.Tensor, logit_s
     if logit_bias is not None:
         logits_per_image = logits_per_image + logit_bias
         logits_per_text = logits_per_text + logit_bias
+    if targets.numel() == 0:  # no pairs on this rank: a zero loss that keeps the graph for DDP's all-reduce
+        return (logits_per_image.sum() + logits_per_text.sum()) * 0.0
     return (F.cross_entropy(logits_per_image, targets) + F.cross_entropy(logits_per_text, targets)) / 2
 
 

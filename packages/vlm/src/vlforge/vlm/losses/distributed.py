@@ -19,18 +19,15 @@ def world() -> tuple[int, int]:
     return 0, 1
 
 
-def gather_with_grad(features: torch.Tensor) -> torch.Tensor:
-    """All ranks' ``features`` concatenated in rank order, differentiable; every rank must pass the same shape."""
-    if world()[1] == 1:
-        return features
-    return torch.cat(dist_nn.all_gather(features.contiguous()), dim=0)
+def gather_rows_with_grad(features: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """All ranks' ``features`` concatenated in rank order, differentiable, and the row offset of this rank's rows.
 
-
-def gather_variable_with_grad(features: torch.Tensor) -> torch.Tensor:
-    """Like ``gather_with_grad`` but ranks may hold different numbers of rows (e.g. hard negatives)."""
-    world_size = world()[1]
+    Ranks may hold different numbers of rows, zero included (a batch whose images were all skipped): the row
+    counts are exchanged first and every rank pads to the longest before the gather.
+    """
+    rank, world_size = world()
     if world_size == 1:
-        return features
+        return features, 0
     count = torch.tensor([features.shape[0]], device=features.device)
     counts = [torch.zeros_like(count) for _ in range(world_size)]
     dist.all_gather(counts, count)
@@ -38,4 +35,9 @@ def gather_variable_with_grad(features: torch.Tensor) -> torch.Tensor:
     longest = max(counts)
     padding = features.new_zeros((longest - features.shape[0], *features.shape[1:]))
     gathered = dist_nn.all_gather(torch.cat([features, padding], dim=0).contiguous())
-    return torch.cat([g[:n] for g, n in zip(gathered, counts, strict=True)], dim=0)
+    return torch.cat([g[:n] for g, n in zip(gathered, counts, strict=True)], dim=0), sum(counts[:rank])
+
+
+def gather_variable_with_grad(features: torch.Tensor) -> torch.Tensor:
+    """Like ``gather_rows_with_grad`` without the offset (e.g. hard negatives)."""
+    return gather_rows_with_grad(features)[0]
