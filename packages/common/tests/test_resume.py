@@ -1,5 +1,5 @@
 """`fit --ckpt_path last` continues exactly: N steps + resume to 2N == 2N uninterrupted (weights, optimizer,
-scheduler, data position, RNG via dropout), at an epoch boundary and mid-epoch."""
+scheduler, data position, RNG via dropout), at an epoch boundary and mid-epoch; the first config.yaml is kept."""
 
 from pathlib import Path
 
@@ -54,6 +54,10 @@ def test_resume_matches_uninterrupted_run(tmp_path: Path, steps: int) -> None:
     for index, state in adam_straight.items():
         torch.testing.assert_close(adam_resumed[index]["exp_avg_sq"], state["exp_avg_sq"], rtol=0, atol=0)
     assert resumed["lr_schedulers"] == straight["lr_schedulers"]
+    # the first run's config survives the resume; the resumed run's config is written beside it
+    (version,) = (tmp_path / "resumed" / "common").glob("version_*")
+    assert f"max_steps: {steps}\n" in (version / "config.yaml").read_text()
+    assert f"max_steps: {2 * steps}\n" in (version / "config.resume1.yaml").read_text()
 
 
 def test_rng_state_round_trip() -> None:

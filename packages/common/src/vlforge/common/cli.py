@@ -7,7 +7,8 @@
   package ships one;
 - the run directory is `<run_root>/<run_name>/version_<n>` and holds the merged config (config.yaml), the CSV (and with
   `--tensorboard true` TensorBoard) logs, metrics_<stage>.json and checkpoints/ (last.ckpt always kept);
-  `fit --ckpt_path last` continues the newest version of the run in place;
+  `fit --ckpt_path last` continues the newest version of the run in place, keeping the first config.yaml and
+  writing the resumed run's merged config beside it as config.resume<k>.yaml;
 - a config mistake (unknown key, wrong type, missing value, missing file) is one line on stderr, exit code 2.
 """
 
@@ -31,6 +32,7 @@ from vlforge.common.config_errors import describe_config_error, locate_config_er
 from vlforge.common.errors import VLForgeError
 from vlforge.common.grad_checkpointing import enable_gradient_checkpointing
 from vlforge.common.rng_state import RNGStateCallback
+from vlforge.common.run_config import KeepFirstConfig
 from vlforge.common.run_metrics import MetricsJSONCallback
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
@@ -124,6 +126,7 @@ class VLForgeCLI(LightningCLI):
             datamodule_class=LightningDataModule,
             subclass_mode_model=True,
             subclass_mode_data=True,
+            save_config_callback=KeepFirstConfig,
             save_config_kwargs={"overwrite": True},
             parser_kwargs=parser_kwargs,
             args=args,
