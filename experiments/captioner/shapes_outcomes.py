@@ -3,7 +3,8 @@
     python experiments/captioner/shapes_outcomes.py sft --seed 0 --out runs/outcomes/s0
     python experiments/captioner/shapes_outcomes.py preference --seed 0 --out runs/outcomes/s0
     python experiments/captioner/shapes_outcomes.py collapse --seed 0 --out runs/outcomes/s0
-    python experiments/captioner/shapes_outcomes.py formats --out runs/outcomes/formats
+    python experiments/captioner/shapes_outcomes.py formats --experiment runs/mllm_augmented/seed0 \
+        --out runs/outcomes/formats
 
 - ``sft``: the llava_small preset fine-tuned on the seed split's ground-truth dense captions (5,041 images of a
   6,000-image store), checkpoints along the way, each evaluated greedily on the held-out test split (CHAIR_i,
@@ -14,8 +15,9 @@
   training with the full loss; test-split evaluation before and after.
 - ``collapse``: the same pairs, pure DPO at lr x 10 vs the full loss at lr x 10; the chosen and rejected rewards
   per step.
-- ``formats``: three captioners of different architecture and format (LLaVA dense = the SFT run, a LLaVA short and a
-  Qwen2-VL descriptive captioner trained briefly) captioning the test split; length and word statistics.
+- ``formats``: the three captioners of different architecture and format that the MLLM-augmented experiment
+  trained (``--experiment runs/<name>/seed<S>``), each captioning that store's test split unsheared; length,
+  vocabulary and word statistics plus CHAIR / colour accuracy per captioner.
 
 Every step writes JSON into ``--out``. One torch thread (the machine's 2 cores are shared).
 """
@@ -50,7 +52,7 @@ from vlforge.common.store import CaptionDataset, CaptionStore
 STORE_IMAGES, STORE_SEED = 6000, 0
 SPLITS = {"seed": 0.84, "pref": 0.08, "test": 0.08}
 PRESET = "preset:llava_small"
-SFT = {"steps": 900, "lr": 2e-3, "batch_size": 16, "warmup_ratio": 0.03, "checkpoint_every": 150}
+SFT = {"steps": 900, "lr": 5e-4, "batch_size": 16, "warmup_ratio": 0.03, "checkpoint_every": 150}
 EVAL = {"limit": 200, "max_new_tokens": 160, "batch_size": 25}
 PREFERENCE = {"samples": 2, "temperature": 1.0, "lr": 2e-4, "steps": 60, "batch_size": 8}
 COLLAPSE_STEPS = 40
@@ -86,31 +88,27 @@ def trainer(out: Path, steps: int, callbacks: list) -> L.Trainer:
                      enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks))
 
 
-def sft(out: Path, seed: int, preset: str = PRESET, targets: dict | None = None, steps: int | None = None,
-        curve: bool = True, store: str | None = None) -> dict:
+def sft(out: Path, seed: int, fmt: str = "dense", steps: int | None = None, store: str | None = None) -> dict:
     store = store or store_path(out)
     steps = steps or SFT["steps"]
     L.seed_everything(seed)
-    model, processor = build_preset(preset.removeprefix("preset:"), seed=seed)  # the seed varies the init too
+    model, processor = build_preset(PRESET.removeprefix("preset:"), seed=seed)  # the seed varies the init too
     captioner = Captioner.from_parts(model, processor, freeze=FreezePolicy(vision_tower=True, projector=True,
                                                                           llm=True))
     module = CaptionerSFTLitModule(captioner, lr=SFT["lr"], warmup_ratio=SFT["warmup_ratio"])
-    data = CaptionerSFTDataModule(store, val_split=None, targets=targets, batch_size=SFT["batch_size"])
-    every = SFT["checkpoint_every"] if curve else steps
+    data = CaptionerSFTDataModule(store, val_split=None, targets={fmt: fmt}, batch_size=SFT["batch_size"])
+    every = SFT["checkpoint_every"]
     checkpoints = ModelCheckpoint(dirpath=out / "sft", filename="step{step}", every_n_train_steps=every,
                                   save_top_k=-1, auto_insert_metric_name=False)
     start_cpu, start = cpu_seconds(), time.time()
     trainer(out, steps, [checkpoints]).fit(module, datamodule=data)
-    result = {"preset": preset, "seed": seed, "recipe": SFT | {"steps": steps},
-              "targets": targets or {"dense": "dense"},
+    result = {"preset": PRESET, "seed": seed, "recipe": SFT | {"steps": steps}, "format": fmt,
               "train_cpu_s": cpu_seconds() - start_cpu, "train_wall_s": time.time() - start,
               "train_images": len(data.train_set), "curve": []}
     for path in sorted((out / "sft").glob("step*.ckpt"), key=lambda p: int(p.stem[4:])):
-        if curve or int(path.stem[4:]) == steps:
-            fmt = next(iter(targets)) if targets else "dense"
-            scores = evaluate(Captioner(source=preset, weights=str(path)), store, fmt)
-            result["curve"].append({"step": int(path.stem[4:]), **scores})
-            print(result["curve"][-1], flush=True)
+        scores = evaluate(Captioner(source=PRESET, weights=str(path)), store, fmt)
+        result["curve"].append({"step": int(path.stem[4:]), **scores})
+        print(result["curve"][-1], flush=True)
     return result
 
 
@@ -118,9 +116,9 @@ def final_checkpoint(out: Path) -> str:
     return str(max((out / "sft").glob("step*.ckpt"), key=lambda p: int(p.stem[4:])))
 
 
-def own_worst_captions(out: Path, seed: int, store: str, checkpoint: str) -> tuple[str, dict]:
+def own_worst_captions(seed: int, store: str, checkpoint: str, fmt: str) -> tuple[str, dict]:
     """Sample K captions per pref image from the SFT model; store the hallucinating ones with their scores."""
-    name = f"sft_s{seed}"
+    name = f"sft_{fmt}_s{seed}"
     captioner = Captioner(source=PRESET, weights=checkpoint)
     dataset = CaptionDataset(store, split="pref")
     items = [dataset[i] for i in range(len(dataset))]
@@ -131,14 +129,14 @@ def own_worst_captions(out: Path, seed: int, store: str, checkpoint: str) -> tup
     chair_all = []
     for k in range(PREFERENCE["samples"]):
         torch.manual_seed(1000 * seed + k)
-        texts = generate_captions(captioner, None, images, load_format("dense").prompt(), decoding=decoding,
+        texts = generate_captions(captioner, None, images, load_format(fmt).prompt(), decoding=decoding,
                                   batch_size=EVAL["batch_size"])
         for text, record, graph in zip(texts, records, graphs, strict=True):
             chair_i = score_captions([text], [graph]).chair_i
             chair_all.append(chair_i)
             if chair_i > 0:
                 by_id.setdefault(record.image_id, []).append(Caption(
-                    text=text, source=name, kind="dense", scores={"chair_i": chair_i},
+                    text=text, source=name, kind=fmt, scores={"chair_i": chair_i},
                     provenance={"model": PRESET, "checkpoint": checkpoint, "decoding": decoding, "sample": k}))
     store_rw = CaptionStore(store, readonly=False)
     try:
@@ -159,39 +157,39 @@ class RewardTrace(Callback):
                           for k in ("rewards_chosen", "rewards_rejected", "rewards_accuracy", "collapse", "delta")})
 
 
-def preference_run(out: Path, seed: int, store: str, checkpoint: str, source: str, weights: tuple, lr: float,
-                   steps: int) -> tuple[CaptionerPreferenceLitModule, list[dict]]:
+def preference_run(out: Path, seed: int, store: str, checkpoint: str, source: str, fmt: str, weights: tuple,
+                   lr: float, steps: int) -> tuple[CaptionerPreferenceLitModule, list[dict]]:
     L.seed_everything(seed)
     captioner = Captioner(source=PRESET, weights=checkpoint,
                           freeze=FreezePolicy(vision_tower=False, projector=True, llm=True))
     module = CaptionerPreferenceLitModule(captioner, reference="precomputed", weights=weights, lr=lr,
                                           warmup_ratio=0.1, collapse_window=10)
-    data = CaptionerPreferenceDataModule(store, chosen_kind="dense", rejected=f"source:{source}",
+    data = CaptionerPreferenceDataModule(store, chosen_kind=fmt, rejected=f"source:{source}",
                                          batch_size=PREFERENCE["batch_size"], seed=seed)
     trace = RewardTrace()
     trainer(out, steps, [trace]).fit(module, datamodule=data)
     return module, trace.rows
 
 
-def preference(out: Path, seed: int) -> dict:
+def preference(out: Path, seed: int, fmt: str) -> dict:
     store, checkpoint = store_path(out), final_checkpoint(out)
-    source, sampling = own_worst_captions(out, seed, store, checkpoint)
-    before = evaluate(Captioner(source=PRESET, weights=checkpoint), store)
+    source, sampling = own_worst_captions(seed, store, checkpoint, fmt)
+    before = evaluate(Captioner(source=PRESET, weights=checkpoint), store, fmt)
     start = cpu_seconds()
-    module, rows = preference_run(out, seed, store, checkpoint, source, (0.8, 1.0, 0.2), PREFERENCE["lr"],
+    module, rows = preference_run(out, seed, store, checkpoint, source, fmt, (0.8, 1.0, 0.2), PREFERENCE["lr"],
                                   PREFERENCE["steps"])
     cpu = cpu_seconds() - start
-    after = evaluate(Captioner.from_parts(module.model, module.processor), store)
-    return {"seed": seed, "recipe": PREFERENCE, "sampling": sampling, "sft": before, "preference": after,
+    after = evaluate(Captioner.from_parts(module.model, module.processor), store, fmt)
+    return {"seed": seed, "format": fmt, "recipe": PREFERENCE, "sampling": sampling, "sft": before, "preference": after,
             "train_cpu_s": cpu, "last_rewards": rows[-10:]}
 
 
-def collapse(out: Path, seed: int) -> dict:
+def collapse(out: Path, seed: int, fmt: str) -> dict:
     store, checkpoint = store_path(out), final_checkpoint(out)
     result = {"seed": seed, "lr": 10 * PREFERENCE["lr"], "steps": COLLAPSE_STEPS}
     for name, weights in (("pure_dpo", (1.0, 0.0, 0.0)), ("full", (0.8, 1.0, 0.2))):
-        _, rows = preference_run(out, seed, store, checkpoint, f"sft_s{seed}", weights, 10 * PREFERENCE["lr"],
-                                 COLLAPSE_STEPS)
+        _, rows = preference_run(out, seed, store, checkpoint, f"sft_{fmt}_s{seed}", fmt, weights,
+                                 10 * PREFERENCE["lr"], COLLAPSE_STEPS)
         last = rows[-10:]
         result[name] = {"chosen_last10": sum(r["rewards_chosen"] for r in last) / len(last),
                         "rejected_last10": sum(r["rewards_rejected"] for r in last) / len(last),
@@ -199,27 +197,27 @@ def collapse(out: Path, seed: int) -> dict:
     return result
 
 
-FORMAT_CAPTIONERS = (("llava_small_short", "preset:llava_small", "short"),
-                     ("qwen2_vl_tiny_descriptive", "preset:qwen2_vl_tiny", "descriptive"))
-
-
-def formats(out: Path, seed: int, dense_checkpoint: str) -> dict:
-    store = store_path(out)
-    texts = {}
+def formats(experiment: Path) -> dict:
+    """The K captioners the MLLM-augmented experiment trained (``experiment`` = runs/<name>/seed<S>), each
+    captioning the first test images of that experiment's store unsheared, greedy: length, vocabulary and top
+    words per captioner, and their grounding (CHAIR, colour accuracy)."""
+    store = str(experiment / "world" / "store")
     dataset = CaptionDataset(store, split="test")
-    images = [dataset[i][0] for i in range(EVAL["limit"])]
-    captioners = [("llava_small_dense", Captioner(source=PRESET, weights=dense_checkpoint), "dense")]
-    for name, preset, fmt in FORMAT_CAPTIONERS:
-        run = out / name
-        run.mkdir(parents=True, exist_ok=True)
-        sft(run, seed, preset=preset, targets={fmt: fmt}, steps=300, curve=False, store=store)
-        captioners.append((name, Captioner(source=preset, weights=final_checkpoint(run)), fmt))
-    for name, captioner, fmt in captioners:
+    items = [dataset[i] for i in range(min(EVAL["limit"], len(dataset)))]
+    images, graphs = [i for i, _ in items], [r.meta["scene_graph"] for _, r in items]
+    texts, grounding = {}, {}
+    for folder in sorted(experiment.glob("caption_*")):
+        name, spec = folder.name.removeprefix("caption_"), json.loads((folder / "spec.json").read_text())
+        captioner = Captioner(source=spec["source"], weights=spec["checkpoint"])
+        fmt = spec["format"]
         tokens = EVAL["max_new_tokens"] if fmt == "dense" else 60
         texts[name] = generate_captions(captioner, None, images, load_format(fmt).prompt(),
                                         decoding={"do_sample": False, "max_new_tokens": tokens},
                                         batch_size=EVAL["batch_size"])
-    return {"lengths": length_stats(caption_lengths(texts)), "words": word_frequencies(texts, top_k=10),
+        grounding[name] = score_captions(texts[name], graphs).summary()
+    vocabulary = {name: len({w for t in ts for w in t.lower().split()}) for name, ts in texts.items()}
+    return {"experiment": str(experiment), "images": len(images), "lengths": length_stats(caption_lengths(texts)),
+            "vocabulary": vocabulary, "words": word_frequencies(texts, top_k=10), "grounding": grounding,
             "examples": {name: t[:2] for name, t in texts.items()}}
 
 
@@ -227,20 +225,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("step", choices=("sft", "preference", "collapse", "formats"))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--format", default="dense", choices=("short", "descriptive", "dense"),
+                        help="sft / preference / collapse: the caption format trained and evaluated")
+    parser.add_argument("--steps", type=int, help=f"sft: optimizer steps (default {SFT['steps']})")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--dense-checkpoint", help="formats: the SFT run's final checkpoint")
+    parser.add_argument("--experiment", type=Path, help="formats: runs/<name>/seed<S> of the MLLM-augmented run")
     args = parser.parse_args()
     torch.set_num_threads(1)
     random.seed(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.step == "sft":
-        write(args.out, "sft.json", sft(args.out, args.seed))
+        write(args.out, "sft.json", sft(args.out, args.seed, args.format, args.steps))
     elif args.step == "preference":
-        write(args.out, "preference.json", preference(args.out, args.seed))
+        write(args.out, "preference.json", preference(args.out, args.seed, args.format))
     elif args.step == "collapse":
-        write(args.out, "collapse.json", collapse(args.out, args.seed))
+        write(args.out, "collapse.json", collapse(args.out, args.seed, args.format))
     else:
-        write(args.out, "formats.json", formats(args.out, args.seed, args.dense_checkpoint))
+        write(args.out, "formats.json", formats(args.experiment))
 
 
 if __name__ == "__main__":

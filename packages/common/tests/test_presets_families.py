@@ -21,6 +21,7 @@ EXPECTED = {
     "llava_tiny": LlavaForConditionalGeneration,
     "llava_small": LlavaForConditionalGeneration,
     "qwen2_vl_tiny": Qwen2VLForConditionalGeneration,
+    "qwen2_vl_small": Qwen2VLForConditionalGeneration,
     "blip_tiny": BlipForConditionalGeneration,
     "blip_itm_tiny": BlipForImageTextRetrieval,
     "llama_tiny": LlamaForCausalLM,
@@ -51,8 +52,9 @@ def test_shipped_presets_are_the_expected_architectures():
         assert sum(p.numel() for p in model.parameters()) < 4_000_000, name
 
 
-def test_qwen2_vl_end_to_end():
-    model, processor = build_preset("qwen2_vl_tiny")
+@pytest.mark.parametrize("name", ["qwen2_vl_tiny", "qwen2_vl_small"])
+def test_qwen2_vl_end_to_end(name):
+    model, processor = build_preset(name)
     texts = processor.apply_chat_template([_conversation("A red circle."), _conversation("Two blue squares.")])
     assert "<|vision_start|><|image_pad|><|vision_end|>" in texts[0]
     inputs = processor(images=_images(2), text=texts, return_tensors="pt", padding=True)
