@@ -333,9 +333,11 @@ class Experiment:
     def _check_same_spec(self, folder: Path, name: str, spec: dict[str, Any]) -> None:
         """A resumed caption stage must continue with the same captioner: captions already in the store would
         otherwise mix two captioners under one name."""
+        if self.dry_run:  # a dry run writes no captions, so it records no spec either
+            return
         record = folder / "spec.json"
         text = json.dumps(spec, sort_keys=True)
-        if record.is_file() and record.read_text() != text and not self.dry_run:
+        if record.is_file() and record.read_text() != text:
             raise VLForgeError(
                 f"captioner {name!r} changed since its captions were written into {self.store}; "
                 f"give it a new name, or delete {self.run_dir / 'world'} to start over"

