@@ -11,7 +11,9 @@ to re-run it alone, e.g. under torchrun / srun) and its log:
   store (e.g. CC3M ingested with ``vlforge-store ingest``) and no stage;
 - ``sft_<captioner>``: fine-tune each captioner that has a ``train`` block (``vlforge-captioner fit``);
 - ``caption_<captioner>``: caption the pool with each captioner into the store, text shearing per captioner
-  (``vlforge-captioner predict``; resumable: an interrupted stage continues where it stopped);
+  (``vlforge-captioner predict``; resumable: an interrupted stage continues where it stopped); a captioner
+  with ``weights_of: <other>`` and no ``train`` block generates with the other's fine-tuned checkpoint (e.g. the
+  same model with other decoding parameters);
 - ``analyze``: caption analysis per source (``python -m vlforge.captioner.tools_cli analyze``);
 - ``clip_<run>``: train CLIP on the run's captions (``vlforge-vlm fit``, one pair per caption and the same
   optimizer steps for every run: the paper's 1/k epochs) and evaluate its checkpoint (``vlforge-vlm evaluate``:
@@ -86,6 +88,13 @@ def load_experiment(paths: list[str]) -> dict[str, Any]:
             f"experiment config {paths[0]}: give exactly one of 'world' (generate ShapesWorld) "
             "and 'store' (an existing store)"
         )
+    for name, captioner in exp["captioners"].items():
+        donor = captioner.get("weights_of")
+        if donor is not None and (captioner.get("train") or not (exp["captioners"].get(donor) or {}).get("train")):
+            raise VLForgeError(
+                f"experiment config: captioner {name!r} takes the weights of {donor!r}, which must be a captioner "
+                "with a train block (and it must have none of its own)"
+            )
     for run, captions in exp["clip"]["runs"].items():
         for entry in captions:
             source = entry if isinstance(entry, str) else entry.get("source")
@@ -218,9 +227,11 @@ class Experiment:
                 )
         caption_stages = []
         for name, captioner in self.exp["captioners"].items():
-            after = base + ((f"sft_{name}",) if captioner.get("train") else ())
+            trained = self.trained_as(name)
+            after = base + ((f"sft_{trained}",) if trained else ())
             inputs = {
                 "generate": captioner["generate"],
+                "weights_of": trained,
                 "generation": self.exp.get("generation", {}),
                 "seed": self.captioner_seed(name),
             }
@@ -293,15 +304,19 @@ class Experiment:
             instantiate=str(source).startswith("preset:"),
         )
 
+    def trained_as(self, name: str) -> str | None:
+        """The captioner whose SFT checkpoint ``name`` generates with: itself, its ``weights_of`` or none."""
+        captioner = self.exp["captioners"][name]
+        return name if captioner.get("train") else captioner.get("weights_of")
+
     def caption(self, folder: Path, name: str) -> None:
         captioner = self.exp["captioners"][name]
         generate = dict(captioner["generate"])
         shear, shear_tokens = generate.pop("shear", True), generate.pop("shear_tokens", None)
         spec = {"name": name, "seed": self.captioner_seed(name), **generate}
-        if (
-            captioner.get("train") and not self.dry_run
-        ):  # a dry run checks the config before any checkpoint exists
-            spec["checkpoint"] = str(last_checkpoint(self.run_dir / f"sft_{name}", "fit"))
+        trained = self.trained_as(name)
+        if trained and not self.dry_run:  # a dry run checks the config before any checkpoint exists
+            spec["checkpoint"] = str(last_checkpoint(self.run_dir / f"sft_{trained}", "fit"))
         self._check_same_spec(folder, name, spec)
         generation = self.exp.get("generation") or {}
         config = {

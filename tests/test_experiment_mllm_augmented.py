@@ -94,6 +94,20 @@ def test_miniature_run_of_every_stage_then_skip(tmp_path: Path, capsys) -> None:
     out = capsys.readouterr().out
     assert out.count("complete, skipped") == len(stages) and "0 stage(s) ran" in out
 
+    # a captioner with the weights of another (the shearing ablation's long captioners): no training, the donor's
+    # checkpoint, its own decoding; only its caption stage and the new CLIP run execute
+    long = tmp_path / "long.yaml"
+    long.write_text(yaml.safe_dump({
+        "captioners": {"llava_dense_long": {"weights_of": "llava_dense", "generate": {
+            "source": "preset:llava_small", "format": "dense", "decoding": {"max_new_tokens": 12}, "shear": False}}},
+        "clip": {"runs": {"long": ["alt_text", "llava_dense_long"]}}}))
+    assert runner.main([*configs, str(long)]) == 0
+    assert "3 stage(s) ran" in capsys.readouterr().out  # caption_llava_dense_long, clip_long, analyze
+    spec = json.loads((root / "seed0" / "caption_llava_dense_long" / "spec.json").read_text())
+    donor = json.loads((root / "seed0" / "caption_llava_dense" / "spec.json").read_text())
+    assert spec["checkpoint"] == donor["checkpoint"] and spec["decoding"] == {"max_new_tokens": 12}
+    assert not (root / "seed0" / "sft_llava_dense_long").exists()
+
 
 def test_real_data_example_instantiates_in_a_dry_run(tmp_path: Path, capsys) -> None:
     runner = load_runner()
@@ -120,6 +134,23 @@ def test_experiment_config_mistakes_are_one_line_errors(tmp_path: Path, capsys) 
     bad_run = delta(tmp_path, {"clip": {"runs": {"odd": ["alt_text", "nobody"]}}})
     assert runner.main([str(SHAPES), bad_run, "--dry-run"]) == 2
     assert "clip run 'odd' uses captions of 'nobody'" in capsys.readouterr().err
+    borrower = delta(tmp_path, {"captioners": {"x": {"weights_of": "nobody",
+                                                     "generate": {"source": "preset:llava_small"}}}})
+    assert runner.main([str(SHAPES), borrower, "--dry-run"]) == 2
+    assert "captioner 'x' takes the weights of 'nobody'" in capsys.readouterr().err
     (tmp_path / "typo.yaml").write_text("captioner: {}\n")
     assert runner.main([str(SHAPES), str(tmp_path / "typo.yaml")]) == 2
     assert "unknown key 'captioner'" in capsys.readouterr().err
+
+
+def test_ablations_stack_over_the_experiment_in_a_dry_run(tmp_path: Path, capsys) -> None:
+    runner = load_runner()
+    shapes = REPO / "experiments" / "shapes"
+    ablations = [str(shapes / f"ablation_{n}.yaml") for n in ("captioners", "shearing", "length", "oracle")]
+    assert runner.main([str(SHAPES), *ablations, delta(tmp_path, {"runs_root": str(tmp_path / "runs")}),
+                        "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    for stage in ("caption_llava_dense_long", "clip_k1", "clip_k2", "clip_long_unsheared", "clip_long_sheared",
+                  "clip_long_T4", "clip_long_T32", "clip_oracle_gt"):
+        assert f"{stage}: config checked" in out, stage
+    assert "sft_llava_dense_long" not in out

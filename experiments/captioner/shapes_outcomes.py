@@ -54,7 +54,7 @@ SPLITS = {"seed": 0.84, "pref": 0.08, "test": 0.08}
 PRESET = "preset:llava_small"
 SFT = {"steps": 900, "lr": 5e-4, "batch_size": 16, "warmup_ratio": 0.03, "checkpoint_every": 150}
 EVAL = {"limit": 200, "max_new_tokens": 160, "batch_size": 25}
-PREFERENCE = {"samples": 2, "temperature": 1.0, "lr": 2e-4, "steps": 60, "batch_size": 8}
+PREFERENCE = {"samples": 2, "temperature": 1.0, "lr": 2e-4, "steps": 60, "batch_size": 8, "train_vision": False}
 COLLAPSE_STEPS = 40
 
 
@@ -161,7 +161,7 @@ def preference_run(out: Path, seed: int, store: str, checkpoint: str, source: st
                    lr: float, steps: int) -> tuple[CaptionerPreferenceLitModule, list[dict]]:
     L.seed_everything(seed)
     captioner = Captioner(source=PRESET, weights=checkpoint,
-                          freeze=FreezePolicy(vision_tower=False, projector=True, llm=True))
+                          freeze=FreezePolicy(vision_tower=PREFERENCE["train_vision"], projector=True, llm=True))
     module = CaptionerPreferenceLitModule(captioner, reference="precomputed", weights=weights, lr=lr,
                                           warmup_ratio=0.1, collapse_window=10)
     data = CaptionerPreferenceDataModule(store, chosen_kind=fmt, rejected=f"source:{source}",
@@ -171,17 +171,17 @@ def preference_run(out: Path, seed: int, store: str, checkpoint: str, source: st
     return module, trace.rows
 
 
-def preference(out: Path, seed: int, fmt: str) -> dict:
+def preference(out: Path, seed: int, fmt: str, weights: tuple[float, float, float] = (0.8, 1.0, 0.2)) -> dict:
     store, checkpoint = store_path(out), final_checkpoint(out)
     source, sampling = own_worst_captions(seed, store, checkpoint, fmt)
     before = evaluate(Captioner(source=PRESET, weights=checkpoint), store, fmt)
     start = cpu_seconds()
-    module, rows = preference_run(out, seed, store, checkpoint, source, fmt, (0.8, 1.0, 0.2), PREFERENCE["lr"],
+    module, rows = preference_run(out, seed, store, checkpoint, source, fmt, weights, PREFERENCE["lr"],
                                   PREFERENCE["steps"])
     cpu = cpu_seconds() - start
     after = evaluate(Captioner.from_parts(module.model, module.processor), store, fmt)
-    return {"seed": seed, "format": fmt, "recipe": PREFERENCE, "sampling": sampling, "sft": before, "preference": after,
-            "train_cpu_s": cpu, "last_rewards": rows[-10:]}
+    return {"seed": seed, "format": fmt, "weights": weights, "recipe": PREFERENCE, "sampling": sampling,
+            "sft": before, "preference": after, "train_cpu_s": cpu, "last_rewards": rows[-10:]}
 
 
 def collapse(out: Path, seed: int, fmt: str) -> dict:
@@ -228,6 +228,11 @@ def main() -> None:
     parser.add_argument("--format", default="dense", choices=("short", "descriptive", "dense"),
                         help="sft / preference / collapse: the caption format trained and evaluated")
     parser.add_argument("--steps", type=int, help=f"sft: optimizer steps (default {SFT['steps']})")
+    parser.add_argument("--pref-lr", type=float, help=f"preference: peak lr (default {PREFERENCE['lr']})")
+    parser.add_argument("--pref-steps", type=int, help=f"preference: steps (default {PREFERENCE['steps']})")
+    parser.add_argument("--pref-train-vision", action="store_true", help="preference: train the vision tower too")
+    parser.add_argument("--weights", default="0.8,1.0,0.2", help="preference: a1,a2,a3 (DPO, SFT, BCO)")
+    parser.add_argument("--tag", default="", help="suffix of the output JSON's name")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--experiment", type=Path, help="formats: runs/<name>/seed<S> of the MLLM-augmented run")
     args = parser.parse_args()
@@ -237,7 +242,10 @@ def main() -> None:
     if args.step == "sft":
         write(args.out, "sft.json", sft(args.out, args.seed, args.format, args.steps))
     elif args.step == "preference":
-        write(args.out, "preference.json", preference(args.out, args.seed, args.format))
+        PREFERENCE.update({k: v for k, v in (("lr", args.pref_lr), ("steps", args.pref_steps)) if v})
+        PREFERENCE["train_vision"] = args.pref_train_vision
+        weights = tuple(float(w) for w in args.weights.split(","))
+        write(args.out, f"preference{args.tag}.json", preference(args.out, args.seed, args.format, weights))
     elif args.step == "collapse":
         write(args.out, "collapse.json", collapse(args.out, args.seed, args.format))
     else:
