@@ -3,26 +3,15 @@ stage, skip/resume, and the real-data example checked by --dry-run (configs inst
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-SCRIPT = REPO / "experiments" / "mllm_augmented.py"
 SHAPES = REPO / "experiments" / "shapes" / "mllm_augmented.yaml"
 REAL = REPO / "experiments" / "real" / "mllm_augmented_cc3m.yaml"
-
-
-def load_runner():
-    spec = importlib.util.spec_from_file_location("mllm_augmented", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["mllm_augmented"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def delta(tmp_path: Path, data: dict) -> str:
@@ -48,8 +37,8 @@ MINIATURE = {
 
 
 @pytest.mark.slow
-def test_miniature_run_of_every_stage_then_skip(tmp_path: Path, capsys) -> None:
-    runner = load_runner()
+def test_miniature_run_of_every_stage_then_skip(tmp_path: Path, capsys, mllm_runner) -> None:
+    runner = mllm_runner
     configs = [str(SHAPES), delta(tmp_path, {**MINIATURE, "runs_root": str(tmp_path / "runs")})]
     assert runner.main([*configs, "--dry-run"]) == 0  # a dry run first must not get in the real run's way
     assert runner.main(configs) == 0
@@ -109,8 +98,8 @@ def test_miniature_run_of_every_stage_then_skip(tmp_path: Path, capsys) -> None:
     assert not (root / "seed0" / "sft_llava_dense_long").exists()
 
 
-def test_real_data_example_instantiates_in_a_dry_run(tmp_path: Path, capsys) -> None:
-    runner = load_runner()
+def test_real_data_example_instantiates_in_a_dry_run(tmp_path: Path, capsys, mllm_runner) -> None:
+    runner = mllm_runner
     configs = [str(REAL), delta(tmp_path, {"runs_root": str(tmp_path / "runs")})]
     assert runner.main(configs + ["--dry-run"]) == 0
     out = capsys.readouterr().out
@@ -129,8 +118,8 @@ def test_real_data_example_instantiates_in_a_dry_run(tmp_path: Path, capsys) -> 
     assert not any((seed_dir / s / ".done").exists() for s in ("clip_baseline", "caption_qwen2_vl_2b"))
 
 
-def test_experiment_config_mistakes_are_one_line_errors(tmp_path: Path, capsys) -> None:
-    runner = load_runner()
+def test_experiment_config_mistakes_are_one_line_errors(tmp_path: Path, capsys, mllm_runner) -> None:
+    runner = mllm_runner
     bad_run = delta(tmp_path, {"clip": {"runs": {"odd": ["alt_text", "nobody"]}}})
     assert runner.main([str(SHAPES), bad_run, "--dry-run"]) == 2
     assert "clip run 'odd' uses captions of 'nobody'" in capsys.readouterr().err
@@ -143,8 +132,8 @@ def test_experiment_config_mistakes_are_one_line_errors(tmp_path: Path, capsys) 
     assert "unknown key 'captioner'" in capsys.readouterr().err
 
 
-def test_ablations_stack_over_the_experiment_in_a_dry_run(tmp_path: Path, capsys) -> None:
-    runner = load_runner()
+def test_ablations_stack_over_the_experiment_in_a_dry_run(tmp_path: Path, capsys, mllm_runner) -> None:
+    runner = mllm_runner
     shapes = REPO / "experiments" / "shapes"
     ablations = [str(shapes / f"ablation_{n}.yaml") for n in ("captioners", "shearing", "length", "oracle")]
     assert runner.main([str(SHAPES), *ablations, delta(tmp_path, {"runs_root": str(tmp_path / "runs")}),

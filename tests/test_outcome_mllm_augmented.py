@@ -7,34 +7,23 @@ gives the mean over 3 seeds. About 15 minutes on an idle 2-core machine."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-SCRIPT = REPO / "experiments" / "mllm_augmented.py"
 SHAPES = REPO / "experiments" / "shapes" / "mllm_augmented.yaml"
 BAR = 10.0
 
 
-def load_runner():
-    spec = importlib.util.spec_from_file_location("mllm_augmented", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["mllm_augmented"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(2700)
-def test_augmented_clip_beats_the_alt_text_baseline_by_ten_points(tmp_path: Path) -> None:
+def test_augmented_clip_beats_the_alt_text_baseline_by_ten_points(tmp_path: Path, mllm_runner) -> None:
     runs_root = tmp_path / "delta.yaml"
     runs_root.write_text(yaml.safe_dump({"runs_root": str(tmp_path / "runs")}))
-    assert load_runner().main([str(SHAPES), str(runs_root), "--seed", "0"]) == 0
+    assert mllm_runner.main([str(SHAPES), str(runs_root), "--seed", "0"]) == 0
     results = json.loads((tmp_path / "runs" / "mllm_augmented" / "results.json").read_text())["results"]
     baseline, augmented = results["baseline"]["0"]["t2i_r1"], results["augmented"]["0"]["t2i_r1"]
     assert augmented - baseline >= BAR, f"augmented {augmented:.1f} vs baseline {baseline:.1f} T2I R@1"
