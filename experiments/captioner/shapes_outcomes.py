@@ -36,6 +36,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from vlforge.captioner.captioner import Captioner
+from vlforge.captioner.data import REJECTED_MODES
 from vlforge.captioner.datamodules import CaptionerPreferenceDataModule, CaptionerSFTDataModule
 from vlforge.captioner.evaluation import evaluate_captioner, score_captions
 from vlforge.captioner.formats import load_format
@@ -164,23 +165,32 @@ def preference_run(out: Path, seed: int, store: str, checkpoint: str, source: st
                           freeze=FreezePolicy(vision_tower=PREFERENCE["train_vision"], projector=True, llm=True))
     module = CaptionerPreferenceLitModule(captioner, reference="precomputed", weights=weights, lr=lr,
                                           warmup_ratio=0.1, collapse_window=10)
-    data = CaptionerPreferenceDataModule(store, chosen_kind=fmt, rejected=f"source:{source}",
+    data = CaptionerPreferenceDataModule(store, chosen_kind=fmt, rejected=source if source in REJECTED_MODES
+                                         else f"source:{source}",
                                          batch_size=PREFERENCE["batch_size"], seed=seed)
     trace = RewardTrace()
     trainer(out, steps, [trace]).fit(module, datamodule=data)
     return module, trace.rows
 
 
-def preference(out: Path, seed: int, fmt: str, weights: tuple[float, float, float] = (0.8, 1.0, 0.2)) -> dict:
+def preference(out: Path, seed: int, fmt: str, weights: tuple[float, float, float] = (0.8, 1.0, 0.2),
+               rejected: str = "own") -> dict:
+    """``rejected``: "own" (the SFT model's worst sample per image, the paper's selection), or a
+    PreferencePairDataset mode: "hallucinated" (the gt caption with objects swapped for absent ones) or
+    "negative" (the store's ARO-style perturbations of the gt caption)."""
     store, checkpoint = store_path(out), final_checkpoint(out)
-    source, sampling = own_worst_captions(seed, store, checkpoint, fmt)
+    if rejected == "own":
+        source, sampling = own_worst_captions(seed, store, checkpoint, fmt)
+    else:
+        source, sampling = rejected, {}
     before = evaluate(Captioner(source=PRESET, weights=checkpoint), store, fmt)
     start = cpu_seconds()
     module, rows = preference_run(out, seed, store, checkpoint, source, fmt, weights, PREFERENCE["lr"],
                                   PREFERENCE["steps"])
     cpu = cpu_seconds() - start
     after = evaluate(Captioner.from_parts(module.model, module.processor), store, fmt)
-    return {"seed": seed, "format": fmt, "weights": weights, "recipe": PREFERENCE, "sampling": sampling,
+    return {"seed": seed, "format": fmt, "weights": weights, "rejected": rejected, "eval": EVAL,
+            "recipe": PREFERENCE, "sampling": sampling,
             "sft": before, "preference": after, "train_cpu_s": cpu, "last_rewards": rows[-10:]}
 
 
@@ -208,6 +218,8 @@ def formats(experiment: Path) -> dict:
     texts, grounding = {}, {}
     for folder in sorted(experiment.glob("caption_*")):
         name, spec = folder.name.removeprefix("caption_"), json.loads((folder / "spec.json").read_text())
+        if not (experiment / f"sft_{name}").is_dir():  # another captioner's weights (an ablation's long decoding)
+            continue
         captioner = Captioner(source=spec["source"], weights=spec["checkpoint"])
         fmt = spec["format"]
         tokens = EVAL["max_new_tokens"] if fmt == "dense" else 60
@@ -232,6 +244,9 @@ def main() -> None:
     parser.add_argument("--pref-steps", type=int, help=f"preference: steps (default {PREFERENCE['steps']})")
     parser.add_argument("--pref-train-vision", action="store_true", help="preference: train the vision tower too")
     parser.add_argument("--weights", default="0.8,1.0,0.2", help="preference: a1,a2,a3 (DPO, SFT, BCO)")
+    parser.add_argument("--rejected", default="own", choices=("own", *REJECTED_MODES),
+                        help="preference: own worst sample (default), or a perturbed gt caption")
+    parser.add_argument("--eval-limit", type=int, help=f"test images evaluated (default {EVAL['limit']})")
     parser.add_argument("--tag", default="", help="suffix of the output JSON's name")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--experiment", type=Path, help="formats: runs/<name>/seed<S> of the MLLM-augmented run")
@@ -239,13 +254,15 @@ def main() -> None:
     torch.set_num_threads(1)
     random.seed(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
+    EVAL["limit"] = args.eval_limit or EVAL["limit"]
     if args.step == "sft":
         write(args.out, "sft.json", sft(args.out, args.seed, args.format, args.steps))
     elif args.step == "preference":
         PREFERENCE.update({k: v for k, v in (("lr", args.pref_lr), ("steps", args.pref_steps)) if v})
         PREFERENCE["train_vision"] = args.pref_train_vision
         weights = tuple(float(w) for w in args.weights.split(","))
-        write(args.out, f"preference{args.tag}.json", preference(args.out, args.seed, args.format, weights))
+        write(args.out, f"preference{args.tag}.json",
+              preference(args.out, args.seed, args.format, weights, args.rejected))
     elif args.step == "collapse":
         write(args.out, "collapse.json", collapse(args.out, args.seed, args.format))
     else:
