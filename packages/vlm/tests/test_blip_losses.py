@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 import os
-import socket
 
 import pytest
 import torch
@@ -130,12 +129,6 @@ def test_lm_loss_equals_the_transformers_decoder_loss():
 
 
 # ---------------------------------------------------------------- two processes
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _ddp_worker(rank: int, world_size: int, port: int, results: dict) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world_size)
@@ -155,10 +148,10 @@ def _ddp_worker(rank: int, world_size: int, port: int, results: dict) -> None:
 
 
 @pytest.mark.ddp
-def test_mining_gathers_candidates_across_processes():
+def test_mining_gathers_candidates_across_processes(free_port):
     with mp.Manager() as manager:
         results = manager.dict()
-        mp.spawn(_ddp_worker, args=(2, _free_port(), results), nprocs=2, join=True)
+        mp.spawn(_ddp_worker, args=(2, free_port, results), nprocs=2, join=True)
         results = dict(results)
     everyone = torch.tensor([7, 7, 9, 9, 9, 10, 11])
     for rank in range(2):

@@ -5,7 +5,6 @@ gradient: after DDP's all-reduce every rank holds the single-process gradient of
 from __future__ import annotations
 
 import os
-import socket
 
 import pytest
 import torch
@@ -57,12 +56,6 @@ def _grads(module: nn.Module) -> dict[str, torch.Tensor]:
     return {k: p.grad.clone() for k, p in module.named_parameters() if p.grad is not None}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _worker(rank: int, port: int, results: dict) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=2)
@@ -83,10 +76,10 @@ def _worker(rank: int, port: int, results: dict) -> None:
 
 
 @pytest.mark.ddp
-def test_uneven_and_empty_rank_batches_give_the_single_process_gradient():
+def test_uneven_and_empty_rank_batches_give_the_single_process_gradient(free_port):
     with mp.Manager() as manager:
         results = manager.dict()
-        mp.spawn(_worker, args=(_free_port(), results), nprocs=2, join=True)
+        mp.spawn(_worker, args=(free_port, results), nprocs=2, join=True)
         results = dict(results)
     for name, ((rows0, negs0), (rows1, negs1)) in CASES.items():
         single = _module()

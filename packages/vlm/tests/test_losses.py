@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import os
-import socket
 
 import pytest
 import torch
@@ -87,12 +86,6 @@ def test_gradients_match_open_clip_in_one_process():
             torch.testing.assert_close(mine, theirs, rtol=1e-5, atol=1e-6)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _ddp_worker(rank: int, world_size: int, port: int, results: dict) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world_size)
@@ -124,11 +117,11 @@ def _ddp_worker(rank: int, world_size: int, port: int, results: dict) -> None:
 
 
 @pytest.mark.ddp
-def test_losses_match_open_clip_in_two_process_ddp():
+def test_losses_match_open_clip_in_two_process_ddp(free_port):
     world_size = 2
     with mp.Manager() as manager:
         results = manager.dict()
-        mp.spawn(_ddp_worker, args=(world_size, _free_port(), results), nprocs=world_size, join=True)
+        mp.spawn(_ddp_worker, args=(world_size, free_port, results), nprocs=world_size, join=True)
         results = dict(results)
     x_all, y_all = _features(8, seed=7)
     single = clip_loss(x_all, y_all, torch.tensor(7.0)).item()
