@@ -25,15 +25,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vlforge.vlm.losses.distributed import gather_rows_with_grad, gather_variable_with_grad
+from vlforge.vlm.losses.distributed import gather_rows_with_grad, gather_variable_with_grad, row_counts
 
 
 def clip_loss(image_features: torch.Tensor, text_features: torch.Tensor, logit_scale: torch.Tensor,
               logit_bias: torch.Tensor | None = None, *, negative_text_features: torch.Tensor | None = None,
               local_loss: bool = False) -> torch.Tensor:
     """The symmetric InfoNCE loss above; features are this rank's [n, D] pairs (normalised), negatives [m, D]."""
-    all_images, offset = gather_rows_with_grad(image_features)
-    all_texts, _ = gather_rows_with_grad(text_features)
+    counts = row_counts(image_features)  # texts pair one to one with images: one exchange serves both
+    all_images, offset = gather_rows_with_grad(image_features, counts)
+    all_texts, _ = gather_rows_with_grad(text_features, counts)
     if local_loss:
         rows_image, rows_text = image_features, text_features
         targets = torch.arange(image_features.shape[0], device=image_features.device) + offset

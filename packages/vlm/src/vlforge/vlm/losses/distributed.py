@@ -19,19 +19,28 @@ def world() -> tuple[int, int]:
     return 0, 1
 
 
-def gather_rows_with_grad(features: torch.Tensor) -> tuple[torch.Tensor, int]:
+def row_counts(features: torch.Tensor) -> list[int]:
+    """Every rank's number of rows of ``features`` (one small all-gather), in rank order."""
+    world_size = world()[1]
+    if world_size == 1:
+        return [features.shape[0]]
+    count = torch.tensor([features.shape[0]], device=features.device)
+    counts = [torch.zeros_like(count) for _ in range(world_size)]
+    dist.all_gather(counts, count)
+    return [int(c) for c in counts]
+
+
+def gather_rows_with_grad(features: torch.Tensor, counts: list[int] | None = None) -> tuple[torch.Tensor, int]:
     """All ranks' ``features`` concatenated in rank order, differentiable, and the row offset of this rank's rows.
 
     Ranks may hold different numbers of rows, zero included (a batch whose images were all skipped): the row
-    counts are exchanged first and every rank pads to the longest before the gather.
+    counts are exchanged first (pass ``counts`` from :func:`row_counts` when they are already known, e.g. texts
+    paired one to one with images) and every rank pads to the longest before the gather.
     """
     rank, world_size = world()
     if world_size == 1:
         return features, 0
-    count = torch.tensor([features.shape[0]], device=features.device)
-    counts = [torch.zeros_like(count) for _ in range(world_size)]
-    dist.all_gather(counts, count)
-    counts = [int(c) for c in counts]
+    counts = counts if counts is not None else row_counts(features)
     longest = max(counts)
     padding = features.new_zeros((longest - features.shape[0], *features.shape[1:]))
     gathered = dist_nn.all_gather(torch.cat([features, padding], dim=0).contiguous())
