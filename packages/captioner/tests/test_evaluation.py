@@ -43,6 +43,8 @@ def test_colour_accuracy_counts_every_mention_against_the_scene():
     assert (result.num_pairs, result.num_correct) == (5, 3)
     assert result.accuracy == pytest.approx(60.0)
     assert result.wrong == [[("blue", "circle")], [("red", "star")], []]
+    # all five name a shape the scene has (circle, star): on present shapes also 3 of 5
+    assert (result.num_pairs_present, result.accuracy_present) == (5, pytest.approx(60.0))
     assert colour_attribute_accuracy(["Nothing here."], [SCENE]).accuracy == 0.0
     with pytest.raises(VLForgeError, match="2 captions but 1 scene"):
         colour_attribute_accuracy(["a", "b"], [SCENE])
@@ -54,6 +56,9 @@ def test_score_captions_combines_chair_colours_and_length():
     # objects mentioned: circle, star | square (hallucinated), star
     assert result.chair_i == pytest.approx(25.0) and result.chair_s == pytest.approx(50.0)
     assert result.colour_accuracy == pytest.approx(75.0)
+    # (red, square) names an absent shape: CHAIR counts it, the colour accuracy on present shapes does not
+    assert result.colour_accuracy_present == pytest.approx(100.0)
+    assert score_captions(["A blue circle and a green hexagon."], [SCENE]).colour_accuracy_present == 0.0
     assert result.mean_length == pytest.approx((7 + 7) / 2)
     assert result.summary()["num_object_mentions"] == 4 and result.image_ids == ["a", "b"]
 

@@ -13,6 +13,10 @@ Metrics (all over the evaluated images, in percent where a rate):
   shape word (``SHAPE_SYNONYMS``), with only size words (``SIZE_SYNONYMS``) between them: "a large red circle",
   "the crimson disc", "a red small circle". Words are lower-cased letter runs, as in CHAIR. A shape named without a
   colour and a colour named without a shape ("a grey background") are no pair mentions;
+- colour accuracy on present shapes: the same over only the pair mentions whose shape the image has, so that a
+  hallucinated shape (CHAIR's error) is not also counted as a colour error::
+
+      colour_accuracy_present = 100 · |correct pair mentions| / |pair mentions whose shape is in the image|
 - mean length: whitespace-separated words per caption.
 """
 
@@ -61,6 +65,8 @@ class ColourAttributeResult:
     num_correct: int
     pairs: list[list[tuple[str, str]]]
     wrong: list[list[tuple[str, str]]]
+    accuracy_present: float = 0.0
+    num_pairs_present: int = 0
 
 
 def colour_attribute_accuracy(captions: Sequence[str], scene_graphs: Sequence[Mapping[str, Any]],
@@ -68,16 +74,20 @@ def colour_attribute_accuracy(captions: Sequence[str], scene_graphs: Sequence[Ma
     """Colour-attribute accuracy of ``captions[n]`` against ``scene_graphs[n]`` (see the module docstring)."""
     if len(captions) != len(scene_graphs):
         raise VLForgeError(f"{len(captions)} captions but {len(scene_graphs)} scene graphs")
-    pairs, wrong = [], []
+    pairs, wrong, num_pairs_present = [], [], 0
     for caption, graph in zip(captions, scene_graphs, strict=True):
         present = {(obj["colour"], obj["shape"]) for obj in graph["objects"]}
+        shapes = {obj["shape"] for obj in graph["objects"]}
         said = colour_shape_mentions(caption)
         pairs.append(said)
         wrong.append([p for p in said if p not in present])
+        num_pairs_present += sum(shape in shapes for _, shape in said)
     num_pairs = sum(map(len, pairs))
     num_correct = num_pairs - sum(map(len, wrong))
     return ColourAttributeResult(accuracy=100.0 * num_correct / num_pairs if num_pairs else 0.0,
-                                 num_pairs=num_pairs, num_correct=num_correct, pairs=pairs, wrong=wrong)
+                                 num_pairs=num_pairs, num_correct=num_correct, pairs=pairs, wrong=wrong,
+                                 accuracy_present=100.0 * num_correct / num_pairs_present if num_pairs_present
+                                 else 0.0, num_pairs_present=num_pairs_present)
 
 
 @dataclass
@@ -87,6 +97,7 @@ class CaptionerEvaluation:
     chair_i: float
     chair_s: float
     colour_accuracy: float
+    colour_accuracy_present: float
     mean_length: float
     num_images: int
     num_object_mentions: int
@@ -96,7 +107,8 @@ class CaptionerEvaluation:
 
     def summary(self) -> dict[str, float]:
         return {"chair_i": self.chair_i, "chair_s": self.chair_s, "colour_accuracy": self.colour_accuracy,
-                "mean_length": self.mean_length, "num_images": self.num_images,
+                "colour_accuracy_present": self.colour_accuracy_present, "mean_length": self.mean_length,
+                "num_images": self.num_images,
                 "num_object_mentions": self.num_object_mentions, "num_pair_mentions": self.num_pair_mentions}
 
 
@@ -107,6 +119,7 @@ def score_captions(captions: Sequence[str], scene_graphs: Sequence[Mapping[str, 
     colours = colour_attribute_accuracy(captions, scene_graphs)
     return CaptionerEvaluation(
         chair_i=hallucination.chair_i, chair_s=hallucination.chair_s, colour_accuracy=colours.accuracy,
+        colour_accuracy_present=colours.accuracy_present,
         mean_length=sum(len(c.split()) for c in captions) / len(captions), num_images=len(captions),
         num_object_mentions=hallucination.num_mentions, num_pair_mentions=colours.num_pairs,
         captions=list(captions), image_ids=list(image_ids) if image_ids is not None else [""] * len(captions))
