@@ -1,6 +1,8 @@
 """Two-process DDP (gloo) with uneven per-rank batches: skipped records leave ranks with different numbers of pairs,
 or none at all, and only some ranks with hard negatives. The contrastive step must neither hang nor change the
-gradient: after DDP's all-reduce every rank holds the single-process gradient of the global batch."""
+gradient: after DDP's all-reduce every rank holds the single-process gradient of the global batch. BLIP's step
+(ITC + ITM + LM) must not hang either: its ITC-only gradient is the single-process one, and with all three
+objectives an empty rank adds nothing to ITM / LM and the ranks end with one finite gradient."""
 
 from __future__ import annotations
 
@@ -13,9 +15,11 @@ import torch.multiprocessing as mp
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from vlforge.vlm.lit_blip import BlipLitModule
 from vlforge.vlm.lit_contrastive import ContrastiveLitModule
 from vlforge.vlm.losses import clip_loss, siglip_loss
 from vlforge.vlm.models import ContrastiveModel, OpenClipImageTower, OpenClipTextTower
+from vlforge.vlm.models.blip import BlipPretrainingModel
 
 TINY = {"embed_dim": 16,
         "vision_cfg": {"image_size": 16, "layers": 1, "width": 16, "patch_size": 8, "head_width": 8},
@@ -24,9 +28,14 @@ TEXTS = ["a red circle", "a blue square", "a green star", "two grey diamonds", "
 NEGATIVES = ["a blue circle", "a red square"]
 
 
-def _module() -> ContrastiveLitModule:
+def _module(kind: str = "clip") -> ContrastiveLitModule:
     torch.manual_seed(0)
-    return ContrastiveLitModule(ContrastiveModel(OpenClipImageTower(TINY), OpenClipTextTower(TINY)))
+    if kind == "clip":
+        return ContrastiveLitModule(ContrastiveModel(OpenClipImageTower(TINY), OpenClipTextTower(TINY)))
+    model = BlipPretrainingModel(image_size=16, patch_size=8, text={"max_position_embeddings": 32}, max_length=16)
+    if kind == "blip_itc":
+        return BlipLitModule(model, itm_weight=0.0, lm_weight=0.0)
+    return BlipLitModule(model)
 
 
 def _batch(rows: list[int], negatives: list[str]) -> dict:
@@ -60,12 +69,15 @@ def _worker(rank: int, port: int, results: dict) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=2)
     try:
-        for name, per_rank in CASES.items():
-            module = _module()
-            ddp = DistributedDataParallel(_Step(module))
-            loss = ddp(_batch(*per_rank[rank]))
-            loss.backward()
-            results[(name, rank)] = (loss.item(), _grads(module))
+        for kind in ("clip", "blip_itc", "blip"):
+            for name, per_rank in CASES.items():
+                module = _module(kind)
+                module.log = lambda *args, **kwargs: None  # no Trainer here
+                # ITC only leaves BLIP's decoder and ITM head unused (Lightning: ddp_find_unused_parameters_true)
+                ddp = DistributedDataParallel(_Step(module), find_unused_parameters=kind == "blip_itc")
+                loss = ddp(_batch(*per_rank[rank]))
+                loss.backward()
+                results[(kind, name, rank)] = (loss.item(), _grads(module))
         # the losses alone: 3 pairs on rank 0, none on rank 1
         x, y = torch.nn.functional.normalize(torch.randn(2, 3, 8, generator=torch.Generator().manual_seed(3)), dim=-1)
         x, y = (x, y) if rank == 0 else (x[:0], y[:0])
@@ -81,17 +93,30 @@ def test_uneven_and_empty_rank_batches_give_the_single_process_gradient(free_por
         results = manager.dict()
         mp.spawn(_worker, args=(free_port, results), nprocs=2, join=True)
         results = dict(results)
-    for name, ((rows0, negs0), (rows1, negs1)) in CASES.items():
-        single = _module()
-        loss = single.training_step(_batch(rows0 + rows1, negs0 + negs1), 0)
-        loss.backward()
-        expected = _grads(single)
-        for rank in range(2):
-            rank_loss, grads = results[(name, rank)]
-            assert rank_loss == pytest.approx(loss.item(), rel=1e-5), (name, rank)
-            assert set(grads) == set(expected), (name, rank)
-            for key, value in expected.items():
-                torch.testing.assert_close(grads[key], value, rtol=1e-4, atol=1e-6, msg=f"{name} rank {rank} {key}")
+    for kind in ("clip", "blip_itc"):
+        for name, ((rows0, negs0), (rows1, negs1)) in CASES.items():
+            single = _module(kind)
+            single.log = lambda *args, **kwargs: None
+            loss = single.training_step(_batch(rows0 + rows1, negs0 + negs1), 0)
+            loss.backward()
+            expected = _grads(single)
+            for rank in range(2):
+                rank_loss, grads = results[(kind, name, rank)]
+                assert rank_loss == pytest.approx(loss.item(), rel=1e-5), (kind, name, rank)
+                assert set(grads) == set(expected), (kind, name, rank)
+                for key, value in expected.items():
+                    torch.testing.assert_close(grads[key], value, rtol=1e-4, atol=1e-6,
+                                               msg=f"{kind} {name} rank {rank} {key}")
+    for name in CASES:  # BLIP with ITM and LM: per-rank means, so no single-process equality; one finite gradient
+        (loss0, grads0), (loss1, grads1) = results[("blip", name, 0)], results[("blip", name, 1)]
+        assert torch.isfinite(torch.tensor([loss0, loss1])).all() and loss1 > 0, name
+        if name == "rank_1_empty":  # rank 1: the global ITC loss only; rank 0: ITC + its ITM and LM
+            itc = results[("blip_itc", name, 1)][0]
+            assert loss1 == pytest.approx(itc, rel=1e-5) and loss0 > itc + 1.0
+        assert set(grads0) == set(grads1) and grads0, name
+        for key, value in grads0.items():
+            assert torch.isfinite(value).all(), (name, key)
+            torch.testing.assert_close(grads1[key], value, msg=f"blip {name} {key}")
     x, y = torch.nn.functional.normalize(torch.randn(2, 3, 8, generator=torch.Generator().manual_seed(3)), dim=-1)
     assert results[("clip_local", 1)] == (0.0, 0)
     assert results[("clip_local", 0)][0] == pytest.approx(clip_loss(x, y, torch.tensor(5.0)).item(), rel=1e-5)

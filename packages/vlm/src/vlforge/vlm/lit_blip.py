@@ -13,6 +13,12 @@ matched pair and, per BLIP, one negative text per image and one negative image p
 similarities (:mod:`vlforge.vlm.losses.blip`), across processes when a DDP group exists. L_lm is the
 captioning decoder's loss.
 
+Under DDP every rank joins every collective of a step in the same order, whatever its batch holds: hard
+negatives are gathered even by ranks that have none, and a rank whose batch was skipped entirely runs the ITC and
+ITM gathers with zero-row tensors: its loss is ITC's (computed over the gathered batch, as on every rank) and
+nothing for ITM / LM (per-rank means). That rank also runs one blank row through the modules a normal step uses,
+weighted 0, so that DDP's gradient all-reduce sees the same parameters used on every rank.
+
 Which pairs share an image: the batch's ``image_ids`` when the DataModule provides them, else images whose
 pixel tensors are identical (exact without augmentation; two augmented views of one image count as different
 images).
@@ -83,8 +89,9 @@ class BlipLitModule(ContrastiveLitModule):
         for reason, count in self.skipped.items():
             self.log(f"train/skipped_{reason}", float(count))
         n = len(batch["texts"])
+        distributed = world()[1] > 1
         if n == 0:
-            return None
+            return self._empty_rank_loss() if distributed else None
         hp = self.hparams
         tokens = {k: v.to(self.device) for k, v in self.model.tokenize(batch["texts"]).items()}
         image_embeddings = self.model.image_embeddings(batch["images"])
@@ -92,7 +99,10 @@ class BlipLitModule(ContrastiveLitModule):
         text_features = self.model.encode_text(tokens)
         losses: dict[str, torch.Tensor] = {}
         if hp.itc_weight > 0:
-            negatives = self._encode_texts(batch["negatives"]) if batch["negatives"] else None
+            if batch["negatives"]:
+                negatives = self._encode_texts(batch["negatives"])
+            else:  # across processes every rank gathers negatives, maybe none of its own
+                negatives = text_features[:0] if distributed else None
             losses["itc"] = self.loss(image_features, text_features, self.model.scale(), None,
                                       negative_text_features=negatives)
         if hp.itm_weight > 0:
@@ -110,6 +120,30 @@ class BlipLitModule(ContrastiveLitModule):
         for name, value in losses.items():
             self.log(f"train/{name}", value.detach(), batch_size=n)
         self.log("train/logit_scale", self.model.scale().detach(), batch_size=n)
+        return loss
+
+    def _empty_rank_loss(self) -> torch.Tensor:
+        """The loss of a rank without pairs under DDP (module docstring). One blank row (a zero image, a pad-only
+        text) runs through the modules a normal step uses, weighted 0, so that DDP sees the same parameters used;
+        the ITC and ITM gathers see zero rows, so the other ranks' losses are unchanged."""
+        hp, model = self.hparams, self.model
+        size = model.vision_model.config.image_size
+        ids = torch.full((1, 1), model.tokenizer.pad_token_id, dtype=torch.long, device=self.device)
+        mask = torch.ones_like(ids)
+        image_embeddings = model.image_embeddings(model.scale().new_zeros((1, 3, size, size)))
+        image_features = model.image_features(image_embeddings)
+        text_features = model.encode_text({"input_ids": ids, "attention_mask": mask})
+        loss = 0.0 * (image_features.sum() + text_features.sum())
+        if hp.itc_weight > 0:
+            loss = loss + self.loss(image_features[:0], text_features[:0], model.scale(), None,
+                                    negative_text_features=text_features[:0])
+        if hp.itm_weight > 0:
+            owners = torch.zeros(0, dtype=torch.long, device=self.device)
+            loss = loss + self._itm_loss(image_embeddings[:0], image_features[:0], text_features[:0],
+                                         {"input_ids": ids[:0], "attention_mask": mask[:0]}, owners)
+            loss = loss + 0.0 * model.itm_logits(image_embeddings, ids, mask).sum()
+        if hp.lm_weight > 0:
+            loss = loss + 0.0 * model.caption_logits(image_embeddings, ids, mask).sum()
         return loss
 
     def _itm_loss(self, image_embeddings: torch.Tensor, image_features: torch.Tensor,
@@ -132,6 +166,8 @@ class BlipLitModule(ContrastiveLitModule):
                                 image_embeddings[images_with]])
         input_ids = torch.cat([ids, ids[texts_with], all_ids[chosen_texts]])
         attention = torch.cat([mask, mask[texts_with], all_mask[chosen_texts]])
+        if embeddings.shape[0] == 0:  # a rank without pairs (it still joined the gathers above)
+            return embeddings.sum()
         labels = torch.zeros(embeddings.shape[0], dtype=torch.long, device=embeddings.device)
         labels[:ids.shape[0]] = 1
         return itm_loss(self.model.itm_logits(embeddings, input_ids, attention), labels)
