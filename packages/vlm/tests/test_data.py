@@ -48,6 +48,12 @@ def test_eval_batches_carry_every_eval_caption_and_negative_pairs(shapes_store):
     assert kinds & {"attribute_swap", "relation_swap", "object_replacement"}
 
 
+def test_no_val_or_test_split_means_no_evaluation(shapes_store):
+    """``val_split: null`` turns validation off (it used to evaluate every image of the store)."""
+    dm = _datamodule(shapes_store, val_split=None, test_split=None)
+    assert dm.val_dataloader() == [] and dm.test_dataloader() == []
+
+
 def test_eval_store_without_the_needed_captions_is_a_one_line_error(shapes_store):
     dm = _datamodule(shapes_store, eval_captions={"source": "llava", "kind": "dense"})
     with pytest.raises(VLForgeError, match="no caption with source=llava kind=dense"):

@@ -98,7 +98,7 @@ class ContrastiveDataModule(LightningDataModule):
     def __init__(self, store: str, train_captions: list[dict[str, Any]], sampling: str = "weighted",
                  eval_captions: dict[str, Any] | None = None, image_size: int = 32, batch_size: int = 64,
                  eval_batch_size: int = 256, num_workers: int = 0, negatives_per_image: int = 0,
-                 train_split: str = "pool", val_split: str = "val", test_split: str = "test",
+                 train_split: str = "pool", val_split: str | None = "val", test_split: str | None = "test",
                  augment: bool = False) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -122,8 +122,9 @@ class ContrastiveDataModule(LightningDataModule):
         return self._loader(ContrastiveEvalSet(records, self.eval_choice), self.hparams.eval_batch_size, False,
                             collate_eval)
 
-    def val_dataloader(self) -> DataLoader:
-        return self._eval_loader(self.hparams.val_split)
+    def val_dataloader(self) -> DataLoader | list:
+        """The val split's loader; none (no validation) when ``val_split`` is None."""
+        return [] if self.hparams.val_split is None else self._eval_loader(self.hparams.val_split)
 
-    def test_dataloader(self) -> DataLoader:
-        return self._eval_loader(self.hparams.test_split)
+    def test_dataloader(self) -> DataLoader | list:
+        return [] if self.hparams.test_split is None else self._eval_loader(self.hparams.test_split)
