@@ -9,6 +9,11 @@
 - ``sft``: the llava_small preset fine-tuned on the seed split's ground-truth dense captions (5,041 images of a
   6,000-image store), checkpoints along the way, each evaluated greedily on the held-out test split (CHAIR_i,
   CHAIR_s, colour-attribute accuracy, length): the learning curve. CPU seconds of training are reported.
+  ``--clip-tower`` first trains a CLIP on the same seed split with vlforge-vlm (its ViT shaped like llava_small's
+  vision tower), exports the ViT (``hf-vision``) and starts the captioner's vision tower from it, as LLaVA starts
+  from a CLIP ViT; ``--vision-from DIR`` starts it from any Hugging Face CLIP vision folder instead (e.g. the tower
+  ``vision_patch_probe.py --save DIR`` trains on the seed split's scene graphs); ``--freeze-vision`` keeps the
+  vision tower frozen during SFT.
 - ``preference``: from the SFT checkpoint, K sampled captions per pref-split image are scored against the scene
   graph; the hallucinating ones (CHAIR_i > 0) go into the store (source ``sft_s<seed>``) and the worst one per image
   is the rejected caption, the gt dense caption the chosen one (the paper's keep-the-worst selection). Preference
@@ -19,7 +24,7 @@
   trained (``--experiment runs/<name>/seed<S>``), each captioning that store's test split unsheared; length,
   vocabulary and word statistics plus CHAIR / colour accuracy per captioner.
 
-Every step writes JSON into ``--out``. One torch thread (the machine's 2 cores are shared).
+Every step writes JSON into ``--out``. One torch thread unless ``--threads`` (the machine's 2 cores are shared).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+import yaml
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from vlforge.captioner.captioner import Captioner
@@ -46,9 +52,15 @@ from vlforge.captioner.lit_sft import CaptionerSFTLitModule
 from vlforge.captioner.model_setup import FreezePolicy
 from vlforge.common.metrics.caption_stats import caption_lengths, length_stats, word_frequencies
 from vlforge.common.presets import build_preset
+from vlforge.common.presets.registry import load_preset_config
 from vlforge.common.records import Caption
 from vlforge.common.shapes.build import build_shapes_store
 from vlforge.common.store import CaptionDataset, CaptionStore
+from vlforge.vlm.data import ContrastiveDataModule
+from vlforge.vlm.hf_vision_export import export_hf_vision
+from vlforge.vlm.lit_contrastive import ContrastiveLitModule
+from vlforge.vlm.losses import ClipLoss
+from vlforge.vlm.models import ContrastiveModel, OpenClipImageTower, OpenClipTextTower
 
 STORE_IMAGES, STORE_SEED = 6000, 0
 SPLITS = {"seed": 0.84, "pref": 0.08, "test": 0.08}
@@ -57,6 +69,12 @@ SFT = {"steps": 900, "lr": 5e-4, "batch_size": 16, "warmup_ratio": 0.03, "checkp
 EVAL = {"limit": 200, "max_new_tokens": 160, "batch_size": 25}
 PREFERENCE = {"samples": 2, "temperature": 1.0, "lr": 2e-4, "steps": 60, "batch_size": 8, "train_vision": False}
 COLLAPSE_STEPS = 40
+# --clip-tower: a CLIP whose ViT has llava_small's vision shape (3 x 128, patch 8, 64 px, quick GELU), trained on the
+# seed split's gt captions of all three kinds
+CLIP_TOWER = {"steps": 1000, "lr": 1e-3, "batch_size": 64, "warmup_steps": 50, "model": {
+    "embed_dim": 64, "quick_gelu": True,
+    "vision_cfg": {"image_size": 64, "layers": 3, "width": 128, "patch_size": 8, "head_width": 32, "mlp_ratio": 2.0},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2, "mlp_ratio": 2.0}}}
 
 
 def cpu_seconds() -> float:
@@ -89,13 +107,47 @@ def trainer(out: Path, steps: int, callbacks: list) -> L.Trainer:
                      enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks))
 
 
-def sft(out: Path, seed: int, fmt: str = "dense", steps: int | None = None, store: str | None = None) -> dict:
+def preset_with_vision(out: Path, folder: Path, description: str) -> str:
+    """A llava_small preset YAML in ``out`` whose vision tower starts from the CLIP vision folder ``folder``."""
+    config = load_preset_config(PRESET.removeprefix("preset:"))
+    config["model"] = {k: v for k, v in config["model"].items() if k not in ("vision", "image_size", "patch_size")}
+    config["model"]["vision_from"] = str(folder.resolve())
+    config["description"] = description
+    preset = out / "llava_small_vision_from.yaml"
+    preset.write_text(yaml.safe_dump(config, sort_keys=False))
+    return f"preset:{preset}"
+
+
+def clip_tower_preset(out: Path, seed: int, store: str) -> tuple[str, dict]:
+    """Train ``CLIP_TOWER`` on the seed split, export its ViT and write a llava_small preset starting from it."""
+    L.seed_everything(seed)
+    model = ContrastiveModel(OpenClipImageTower(CLIP_TOWER["model"]), OpenClipTextTower(CLIP_TOWER["model"]))
+    module = ContrastiveLitModule(model, ClipLoss(), learning_rate=CLIP_TOWER["lr"],
+                                  warmup_steps=CLIP_TOWER["warmup_steps"])
+    data = ContrastiveDataModule(store, train_captions=[{"source": "gt", "kind": kind, "weight": 1.0}
+                                                        for kind in ("short", "descriptive", "dense")],
+                                 image_size=64, batch_size=CLIP_TOWER["batch_size"], train_split="seed",
+                                 val_split=None)
+    start_cpu = cpu_seconds()
+    trainer(out, CLIP_TOWER["steps"], []).fit(module, datamodule=data)
+    folder = export_hf_vision(model, out / "clip_vision", CLIP_TOWER["model"])
+    preset = preset_with_vision(out, folder, "llava_small with the vision tower of a CLIP trained on the seed split")
+    return preset, {k: v for k, v in CLIP_TOWER.items() if k != "model"} | {"train_cpu_s": cpu_seconds() - start_cpu}
+
+
+def sft(out: Path, seed: int, fmt: str = "dense", steps: int | None = None, store: str | None = None,
+        clip_tower: bool = False, vision_from: Path | None = None, train_vision: bool = True) -> dict:
     store = store or store_path(out)
     steps = steps or SFT["steps"]
+    preset, clip = PRESET, None
+    if clip_tower:
+        preset, clip = clip_tower_preset(out, seed, store)
+    elif vision_from is not None:
+        preset = preset_with_vision(out, vision_from, f"llava_small with the vision tower of {vision_from}")
     L.seed_everything(seed)
-    model, processor = build_preset(PRESET.removeprefix("preset:"), seed=seed)  # the seed varies the init too
-    captioner = Captioner.from_parts(model, processor, freeze=FreezePolicy(vision_tower=True, projector=True,
-                                                                          llm=True))
+    model, processor = build_preset(preset.removeprefix("preset:"), seed=seed)  # the seed varies the init too
+    captioner = Captioner.from_parts(model, processor, freeze=FreezePolicy(vision_tower=train_vision,
+                                                                          projector=True, llm=True))
     module = CaptionerSFTLitModule(captioner, lr=SFT["lr"], warmup_ratio=SFT["warmup_ratio"])
     data = CaptionerSFTDataModule(store, val_split=None, targets={fmt: fmt}, batch_size=SFT["batch_size"])
     every = SFT["checkpoint_every"]
@@ -103,11 +155,13 @@ def sft(out: Path, seed: int, fmt: str = "dense", steps: int | None = None, stor
                                   save_top_k=-1, auto_insert_metric_name=False)
     start_cpu, start = cpu_seconds(), time.time()
     trainer(out, steps, [checkpoints]).fit(module, datamodule=data)
-    result = {"preset": PRESET, "seed": seed, "recipe": SFT | {"steps": steps}, "format": fmt,
+    result = {"preset": preset, "clip_tower": clip, "vision_from": str(vision_from) if vision_from else None,
+              "train_vision": train_vision, "seed": seed,
+              "recipe": SFT | {"steps": steps}, "format": fmt,
               "train_cpu_s": cpu_seconds() - start_cpu, "train_wall_s": time.time() - start,
               "train_images": len(data.train_set), "curve": []}
     for path in sorted((out / "sft").glob("step*.ckpt"), key=lambda p: int(p.stem[4:])):
-        scores = evaluate(Captioner(source=PRESET, weights=str(path)), store, fmt)
+        scores = evaluate(Captioner(source=preset, weights=str(path)), store, fmt)
         result["curve"].append({"step": int(path.stem[4:]), **scores})
         print(result["curve"][-1], flush=True)
     return result
@@ -117,9 +171,18 @@ def final_checkpoint(out: Path) -> str:
     return str(max((out / "sft").glob("step*.ckpt"), key=lambda p: int(p.stem[4:])))
 
 
-def own_worst_captions(seed: int, store: str, checkpoint: str, fmt: str) -> tuple[str, dict]:
-    """Sample K captions per pref image from the SFT model; store the hallucinating ones with their scores."""
-    name = f"sft_{fmt}_s{seed}"
+def own_source(out: Path, fmt: str, seed: int) -> str:
+    """The store source of one run folder's own SFT samples (a folder per SFT model, so runs never mix)."""
+    return f"sft_{fmt}_s{seed}" if out.name == f"{fmt}_s{seed}" else f"sft_{fmt}_s{seed}_{out.name}"
+
+
+def own_worst_captions(out: Path, seed: int, store: str, checkpoint: str, fmt: str) -> tuple[str, dict]:
+    """Sample K captions per pref image from the SFT model; store the hallucinating ones with their scores.
+    Done once per run folder: a second preference run (another loss, a control) reuses the stored samples."""
+    name = own_source(out, fmt, seed)
+    done = out / f"{name}.json"
+    if done.exists():
+        return name, json.loads(done.read_text())
     captioner = Captioner(source=PRESET, weights=checkpoint)
     dataset = CaptionDataset(store, split="pref")
     items = [dataset[i] for i in range(len(dataset))]
@@ -144,8 +207,10 @@ def own_worst_captions(seed: int, store: str, checkpoint: str, fmt: str) -> tupl
         store_rw.append_captions(by_id)
     finally:
         store_rw.close()
-    return name, {"sampled": len(chair_all), "images_with_hallucination": len(by_id), "images": len(records),
-                  "mean_sample_chair_i": sum(chair_all) / len(chair_all)}
+    sampling = {"sampled": len(chair_all), "images_with_hallucination": len(by_id), "images": len(records),
+                "mean_sample_chair_i": sum(chair_all) / len(chair_all), "checkpoint": checkpoint}
+    done.write_text(json.dumps(sampling))
+    return name, sampling
 
 
 class RewardTrace(Callback):
@@ -180,7 +245,7 @@ def preference(out: Path, seed: int, fmt: str, weights: tuple[float, float, floa
     "negative" (the store's ARO-style perturbations of the gt caption)."""
     store, checkpoint = store_path(out), final_checkpoint(out)
     if rejected == "own":
-        source, sampling = own_worst_captions(seed, store, checkpoint, fmt)
+        source, sampling = own_worst_captions(out, seed, store, checkpoint, fmt)
     else:
         source, sampling = rejected, {}
     before = evaluate(Captioner(source=PRESET, weights=checkpoint), store, fmt)
@@ -198,7 +263,7 @@ def collapse(out: Path, seed: int, fmt: str) -> dict:
     store, checkpoint = store_path(out), final_checkpoint(out)
     result = {"seed": seed, "lr": 10 * PREFERENCE["lr"], "steps": COLLAPSE_STEPS}
     for name, weights in (("pure_dpo", (1.0, 0.0, 0.0)), ("full", (0.8, 1.0, 0.2))):
-        _, rows = preference_run(out, seed, store, checkpoint, f"sft_{fmt}_s{seed}", fmt, weights,
+        _, rows = preference_run(out, seed, store, checkpoint, own_source(out, fmt, seed), fmt, weights,
                                  10 * PREFERENCE["lr"], COLLAPSE_STEPS)
         last = rows[-10:]
         result[name] = {"chosen_last10": sum(r["rewards_chosen"] for r in last) / len(last),
@@ -240,6 +305,10 @@ def main() -> None:
     parser.add_argument("--format", default="dense", choices=("short", "descriptive", "dense"),
                         help="sft / preference / collapse: the caption format trained and evaluated")
     parser.add_argument("--steps", type=int, help=f"sft: optimizer steps (default {SFT['steps']})")
+    parser.add_argument("--clip-tower", action="store_true",
+                        help="sft: start the vision tower from a CLIP trained on the seed split")
+    parser.add_argument("--vision-from", type=Path, help="sft: start the vision tower from this CLIP vision folder")
+    parser.add_argument("--freeze-vision", action="store_true", help="sft: keep the vision tower frozen")
     parser.add_argument("--pref-lr", type=float, help=f"preference: peak lr (default {PREFERENCE['lr']})")
     parser.add_argument("--pref-steps", type=int, help=f"preference: steps (default {PREFERENCE['steps']})")
     parser.add_argument("--pref-train-vision", action="store_true", help="preference: train the vision tower too")
@@ -247,16 +316,22 @@ def main() -> None:
     parser.add_argument("--rejected", default="own", choices=("own", *REJECTED_MODES),
                         help="preference: own worst sample (default), or a perturbed gt caption")
     parser.add_argument("--eval-limit", type=int, help=f"test images evaluated (default {EVAL['limit']})")
+    parser.add_argument("--checkpoint-every", type=int,
+                        help=f"sft: steps between evaluated checkpoints (default {SFT['checkpoint_every']})")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--tag", default="", help="suffix of the output JSON's name")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--experiment", type=Path, help="formats: runs/<name>/seed<S> of the MLLM-augmented run")
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     random.seed(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     EVAL["limit"] = args.eval_limit or EVAL["limit"]
+    SFT["checkpoint_every"] = args.checkpoint_every or SFT["checkpoint_every"]
     if args.step == "sft":
-        write(args.out, "sft.json", sft(args.out, args.seed, args.format, args.steps))
+        write(args.out, f"sft{args.tag}.json", sft(args.out, args.seed, args.format, args.steps,
+                                                  clip_tower=args.clip_tower, vision_from=args.vision_from,
+                                                  train_vision=not args.freeze_vision))
     elif args.step == "preference":
         PREFERENCE.update({k: v for k, v in (("lr", args.pref_lr), ("steps", args.pref_steps)) if v})
         PREFERENCE["train_vision"] = args.pref_train_vision
