@@ -1,21 +1,34 @@
-"""Shared by the experiment tests: the MLLM-augmented runner script loaded as a module."""
+"""Shared by the experiment tests: experiment scripts loaded as modules."""
 
 from __future__ import annotations
 
 import importlib.util
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
 
+def load_script(relative_path: str) -> ModuleType:
+    """The experiment script at ``relative_path`` (from the repository root) as a module, named by its stem."""
+    path = REPO / relative_path
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture
 def mllm_runner():
     """experiments/mllm_augmented.py as a module (its ``main(argv)`` runs the experiment)."""
-    spec = importlib.util.spec_from_file_location("mllm_augmented", REPO / "experiments" / "mllm_augmented.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["mllm_augmented"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("experiments/mllm_augmented.py")
+
+
+@pytest.fixture
+def captioner_outcomes():
+    """experiments/captioner/shapes_outcomes.py as a module."""
+    return load_script("experiments/captioner/shapes_outcomes.py")

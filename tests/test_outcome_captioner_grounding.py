@@ -9,7 +9,6 @@ greedy captions of the first 200 test images. Two torch threads; several minutes
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -30,12 +29,10 @@ def _script(name: str, *args: str) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
-def test_sft_captioner_on_a_pretrained_tower_reaches_the_grounding_targets(tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location("shapes_outcomes", SCRIPTS / "shapes_outcomes.py")
-    outcomes = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(outcomes)
+def test_sft_captioner_on_a_pretrained_tower_reaches_the_grounding_targets(tmp_path: Path,
+                                                                          captioner_outcomes) -> None:
     out, tower = tmp_path / "sft_s0", tmp_path / "tower"
-    store = outcomes.store_path(out)  # the script's 6,000-image store, built beside the run folder
+    store = captioner_outcomes.store_path(out)  # the script's 6,000-image store, built beside the run folder
     _script("vision_patch_probe.py", "--store", store, "--steps", "2500", "--seed", "0", "--save", str(tower))
     assert json.loads((tower / "probe.json").read_text())["curve"][-1]["shape"] > 50.0  # the tower sees shapes
     _script("shapes_outcomes.py", "sft", "--seed", "0", "--steps", "900", "--checkpoint-every", "900",

@@ -26,13 +26,13 @@ from typing import Any
 import torch
 from open_clip.transformer import VisionTransformer
 from torch import nn
-from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
+from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
 from vlforge.common.errors import VLForgeError
-from vlforge.common.presets.llava import CLIP_MEAN, CLIP_STD
+from vlforge.common.presets.llava import CLIP_MEAN, CLIP_STD, clip_image_processor
 from vlforge.vlm.models import ContrastiveModel, OpenClipImageTower
 from vlforge.vlm.models.open_clip_towers import open_clip_config
-from vlforge.vlm.open_clip_export import model_from_checkpoint
+from vlforge.vlm.open_clip_export import model_from_checkpoint, tower_model
 
 _BLOCK_KEYS = {"attn.out_proj": "self_attn.out_proj", "ln_1": "layer_norm1", "ln_2": "layer_norm2",
                "mlp.c_fc": "mlp.fc1", "mlp.c_proj": "mlp.fc2"}
@@ -106,7 +106,6 @@ def to_hf_vision(model: ContrastiveModel, open_clip_model_config: dict[str, Any]
         raise VLForgeError("the open_clip ViT has no output projection 'proj'")
     target = CLIPVisionModelWithProjection(config)
     missing, unexpected = target.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not k.endswith("position_ids")]
     if missing or unexpected:
         raise VLForgeError(f"the converted weights do not fit CLIPVisionModelWithProjection (missing {missing[:3]}, "
                            f"unexpected {unexpected[:3]})")
@@ -119,9 +118,7 @@ def export_hf_vision(model: ContrastiveModel, out_dir: str | os.PathLike, open_c
     vision = to_hf_vision(model, open_clip_model_config)
     out = Path(out_dir)
     vision.save_pretrained(out)
-    size = vision.config.image_size
-    CLIPImageProcessor(size={"shortest_edge": size}, crop_size={"height": size, "width": size},
-                       image_mean=list(mean), image_std=list(std)).save_pretrained(out)
+    clip_image_processor(vision.config.image_size, mean, std).save_pretrained(out)
     return out
 
 
@@ -130,7 +127,7 @@ def export_hf_vision_checkpoint(checkpoint: str | os.PathLike, out_dir: str | os
     """Export the image tower of a ContrastiveLitModule checkpoint (its open_clip config read from the run
     config)."""
     model, network = model_from_checkpoint(checkpoint, run_config)
-    image_tower = ((network.get("init_args") or {}).get("image_tower") or {}).get("init_args") or {}
-    if image_tower.get("model") is None:
+    image_model = tower_model(network, "image_tower")
+    if image_model is None:
         raise VLForgeError(f"checkpoint {checkpoint}: the run config names no open_clip model for the image tower")
-    return export_hf_vision(model, out_dir, open_clip_config(image_tower["model"]))
+    return export_hf_vision(model, out_dir, open_clip_config(image_model))

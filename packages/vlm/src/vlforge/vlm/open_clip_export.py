@@ -128,13 +128,16 @@ def model_from_checkpoint(checkpoint: str | os.PathLike, run_config: str | os.Pa
     return model, network
 
 
+def tower_model(network: dict[str, Any], tower: str) -> str | dict[str, Any] | None:
+    """The open_clip model (name or config) of ``tower`` ("image_tower" / "text_tower") in a network config."""
+    return (((network.get("init_args") or {}).get(tower) or {}).get("init_args") or {}).get("model")
+
+
 def export_open_clip_checkpoint(checkpoint: str | os.PathLike, out_dir: str | os.PathLike,
                                 run_config: str | os.PathLike | None = None) -> Path:
     """Export the CLIP of a Lightning checkpoint (towers' open_clip configs read from the run config)."""
     model, network = model_from_checkpoint(checkpoint, run_config)
-    towers = network.get("init_args") or {}
-    image_model = ((towers.get("image_tower") or {}).get("init_args") or {}).get("model")
-    text_model = ((towers.get("text_tower") or {}).get("init_args") or {}).get("model")
+    image_model, text_model = tower_model(network, "image_tower"), tower_model(network, "text_tower")
     if image_model is None or text_model is None:
         raise VLForgeError(f"checkpoint {checkpoint}: the run config names no open_clip model for both "
                            "towers")

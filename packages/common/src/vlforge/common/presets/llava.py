@@ -34,10 +34,11 @@ CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
-def clip_image_processor(image_size: int) -> CLIPImageProcessor:
-    """Resize the short side to ``image_size``, centre-crop a square, normalise with CLIP's mean/std."""
+def clip_image_processor(image_size: int, mean: tuple[float, ...] = CLIP_MEAN,
+                         std: tuple[float, ...] = CLIP_STD) -> CLIPImageProcessor:
+    """Resize the short side to ``image_size``, centre-crop a square, normalise with ``mean`` / ``std`` (CLIP's)."""
     return CLIPImageProcessor(size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size},
-                              do_center_crop=True, image_mean=list(CLIP_MEAN), image_std=list(CLIP_STD))
+                              do_center_crop=True, image_mean=list(mean), image_std=list(std))
 
 
 def pretrained_clip_vision(vision_from: str) -> tuple[CLIPVisionModel, CLIPImageProcessor]:
