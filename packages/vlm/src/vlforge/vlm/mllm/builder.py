@@ -1,0 +1,100 @@
+"""Build a LLaVA from parts: a CLIP / SigLIP vision tower + LLaVA's projector + a causal LM, as transformers'
+``LlavaForConditionalGeneration`` with a matching ``LlavaProcessor``.
+
+The projector is LLaVA-1.5's ``mlp2x_gelu`` (ultra-detailed caption paper, Tables 7-8; transformers'
+``LlavaMultiModalProjector``)::
+
+    H_v = Linear(d_text -> d_text)(GELU(Linear(d_vision -> d_text)(Z_v)))
+
+where ``Z_v`` are the vision tower's hidden states at ``vision_feature_layer`` (LLaVA-1.5: -2, the penultimate
+layer), CLIP's CLS token dropped ("default" strategy) or every SigLIP patch kept ("full"). Each image becomes
+``(image_size / patch_size)^2`` image tokens; the processor expands one ``<image>`` in the text to that many.
+The vision tower and LM keep their pretrained weights; the projector is a seeded random init. The LM's output
+embedding is copied into the LLaVA's ``lm_head`` (a tied LM becomes untied). ``save_pretrained`` of model and
+processor writes a folder that ``AutoModelForImageTextToText`` / ``AutoProcessor`` (and vLLM) load.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from transformers import LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor, PreTrainedTokenizerBase
+
+from vlforge.common.errors import VLForgeError
+from vlforge.common.presets.chat_templates import chat_template as default_chat_template
+from vlforge.vlm.mllm.lm_source import load_causal_lm
+from vlforge.vlm.mllm.vision_source import load_vision_tower
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+STRATEGIES = ("default", "full")
+
+
+def image_token_count(image_size: int, patch_size: int, family: str, strategy: str) -> int:
+    """Image tokens per image: one per patch, plus CLIP's CLS token unless the "default" strategy drops it."""
+    patches = (image_size // patch_size) ** 2
+    return patches + (1 if family == "clip" else 0) - (1 if strategy == "default" else 0)
+
+
+def ensure_special_tokens(tokenizer: PreTrainedTokenizerBase, image_token: str) -> int:
+    """Add ``image_token`` (and a ``<pad>`` token when the tokenizer has none) as special tokens; returns how many
+    tokens were added."""
+    added = 0
+    if image_token not in tokenizer.get_vocab():
+        added += tokenizer.add_tokens([image_token], special_tokens=True)
+    if tokenizer.pad_token is None:
+        added += tokenizer.add_special_tokens({"pad_token": "<pad>"})
+    return added
+
+
+def build_llava(vision: str, lm: str, *, trust_remote_code: bool = False, vision_feature_layer: int = -2,
+                vision_feature_select_strategy: str | None = None, projector_hidden_act: str = "gelu",
+                image_token: str = "<image>", chat_template: str | None = None, dtype: str = "float32",
+                seed: int = 0) -> tuple[LlavaForConditionalGeneration, LlavaProcessor]:
+    """``(LlavaForConditionalGeneration, LlavaProcessor)`` from vision tower ``vision`` (a CLIP / SigLIP folder or
+    hub name) and causal LM ``lm`` (``preset:<name>``, a folder or a hub name).
+
+    Options: ``trust_remote_code`` (off); ``vision_feature_layer`` (-2, LLaVA-1.5's); ``vision_feature_select_
+    strategy`` ("default" drops CLIP's CLS token, "full" keeps every token; default: "default" for CLIP, "full" for
+    SigLIP, which has no CLS token); ``projector_hidden_act``; ``image_token``; ``chat_template`` (default: the
+    USER/ASSISTANT template of vlforge's presets, the image placed in the user turn); ``dtype``; ``seed`` (the
+    projector's init, drawn without touching the global RNG).
+    """
+    if dtype not in DTYPES:
+        raise VLForgeError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}")
+    tower = load_vision_tower(vision, trust_remote_code=trust_remote_code)
+    strategy = vision_feature_select_strategy or ("default" if tower.family == "clip" else "full")
+    if strategy not in STRATEGIES:
+        raise VLForgeError(f"vision_feature_select_strategy {strategy!r} is not one of {', '.join(STRATEGIES)}")
+    if tower.family == "siglip" and strategy == "default":
+        raise VLForgeError(f"vision {vision!r}: SigLIP has no CLS token to drop; use "
+                           "vision_feature_select_strategy 'full'")
+    layers = tower.model.config.num_hidden_layers
+    if not -layers - 1 <= vision_feature_layer <= layers:
+        raise VLForgeError(f"vision_feature_layer {vision_feature_layer} is outside the {layers}-layer tower "
+                           f"{vision!r} (hidden states -{layers + 1}..{layers})")
+    language_model, tokenizer = load_causal_lm(lm, trust_remote_code=trust_remote_code)
+    if ensure_special_tokens(tokenizer, image_token):
+        language_model.resize_token_embeddings(len(tokenizer))
+    vision_config = tower.model.config
+    count = image_token_count(vision_config.image_size, vision_config.patch_size, tower.family, strategy)
+    text_config = copy.deepcopy(language_model.config)
+    text_config.tie_word_embeddings = False  # the head is copied: LLaVA ties only Llama-style embed_tokens
+    config = LlavaConfig(vision_config=vision_config, text_config=text_config,
+                         image_token_index=tokenizer.convert_tokens_to_ids(image_token), image_seq_length=count,
+                         projector_hidden_act=projector_hidden_act, vision_feature_layer=vision_feature_layer,
+                         vision_feature_select_strategy=strategy)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = LlavaForConditionalGeneration(config)
+    model.model.vision_tower.load_state_dict(tower.model.state_dict())
+    model.model.language_model.load_state_dict(language_model.base_model.state_dict())
+    model.lm_head.load_state_dict(language_model.get_output_embeddings().state_dict())
+    for name in ("pad_token_id", "bos_token_id", "eos_token_id"):
+        setattr(model.generation_config, name, getattr(tokenizer, name))
+    processor = LlavaProcessor(image_processor=tower.image_processor, tokenizer=tokenizer,
+                               patch_size=vision_config.patch_size, vision_feature_select_strategy=strategy,
+                               chat_template=chat_template or default_chat_template(image_token),
+                               image_token=image_token, num_additional_image_tokens=int(tower.family == "clip"))
+    return model.to(DTYPES[dtype]).eval(), processor
+
