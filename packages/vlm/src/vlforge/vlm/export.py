@@ -15,9 +15,11 @@ from collections.abc import Sequence
 
 from vlforge.common.errors import VLForgeError
 from vlforge.vlm.hf_vision_export import export_hf_vision_checkpoint
+from vlforge.vlm.mllm.export import export_hf_llava_checkpoint
 from vlforge.vlm.open_clip_export import export_open_clip_checkpoint
 
 EXPORTERS = {"open_clip": export_open_clip_checkpoint, "hf-vision": export_hf_vision_checkpoint}
+EXPORTERS["hf-llava"] = export_hf_llava_checkpoint  # an MLLM checkpoint as a Hugging Face LLaVA folder
 
 
 def build_parser() -> argparse.ArgumentParser:
