@@ -1,0 +1,54 @@
+"""Evaluation questions for an MLLM from a ShapesWorld store: ``{"id", "image", "question", "answer", "type"}``
+with the image as a PIL image.
+
+- ``shapes_vqa_questions``: the stored QA pairs (``record.meta["qa"]``) of a split, by type;
+- ``shapes_pope_questions``: POPE sets built from the split's scene graphs (``vlforge.common.shapes.pope``), type
+  ``pope_<strategy>``, answer the label.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from itertools import islice
+from typing import Any
+
+from vlforge.common.errors import VLForgeError
+from vlforge.common.shapes.llava_qa import QA_TYPES
+from vlforge.common.shapes.pope import pope_questions
+from vlforge.common.store import CaptionStore
+
+POPE_PREFIX = "pope_"
+
+
+def shapes_vqa_questions(store: str | os.PathLike, split: str, limit: int | None = None,
+                         types: Iterable[str] = QA_TYPES) -> list[dict[str, Any]]:
+    """The QA pairs of ``types`` of the first ``limit`` records of ``split`` (all when None)."""
+    wanted = set(types)
+    unknown = sorted(wanted - set(QA_TYPES))
+    if unknown:
+        raise VLForgeError(f"QA type {unknown[0]!r} is not one of {', '.join(QA_TYPES)}")
+    questions = []
+    with CaptionStore(store) as opened:
+        for record in islice(opened.iter_records(split), limit):
+            pairs = [qa for qa in record.meta.get("qa", ()) if qa.get("type") in wanted]
+            image = opened.load_image(record) if pairs else None
+            questions += [{"id": f"{record.image_id}/{index}", "image": image, "question": qa["question"],
+                           "answer": qa["answer"], "type": qa["type"]} for index, qa in enumerate(pairs)]
+    if not questions:
+        raise VLForgeError(f"store {os.fspath(store)}: no QA pairs of types {sorted(wanted)} in split {split!r}")
+    return questions
+
+
+def shapes_pope_questions(store: str | os.PathLike, split: str, strategy: str, limit: int | None = None,
+                          sample_num: int = 2, seed: int = 0) -> list[dict[str, Any]]:
+    """A POPE set (``strategy``: random, popular, adversarial) over the first ``limit`` records of ``split``."""
+    with CaptionStore(store) as opened:
+        records = list(islice(opened.iter_records(split), limit))
+        sampled = pope_questions(records, strategy, sample_num=sample_num, seed=seed)
+        images = {r.image_id: opened.load_image(r) for r in records if any(q["image_id"] == r.image_id
+                                                                           for q in sampled)}
+    if not sampled:
+        raise VLForgeError(f"store {os.fspath(store)}: no image of split {split!r} has {sample_num} objects for POPE")
+    return [{"id": f"{q['image_id']}/pope{q['question_id']}", "image": images[q["image_id"]],
+             "question": q["question"], "answer": q["label"], "type": f"{POPE_PREFIX}{strategy}"} for q in sampled]
