@@ -142,3 +142,20 @@ def test_bad_sources_are_one_line_errors(towers, tmp_path):
         build_llava(towers["siglip"], "preset:llama_tiny", vision_feature_select_strategy="default")
     with pytest.raises(VLForgeError, match="vision_feature_layer 5 is outside"):
         build_llava(towers["clip"], "preset:llama_tiny", vision_feature_layer=5)
+
+
+def test_remote_code_is_not_run_unless_turned_on(tmp_path):
+    marker = tmp_path / "ran"
+    folder = tmp_path / "custom"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({
+        "model_type": "custom_vision", "auto_map": {"AutoConfig": "configuration_custom.CustomConfig"}}))
+    (folder / "configuration_custom.py").write_text(
+        f"open({str(marker)!r}, 'w').close()\nfrom transformers import PretrainedConfig\n"
+        "class CustomConfig(PretrainedConfig):\n    model_type = 'custom_vision'\n")
+    with pytest.raises(VLForgeError, match="vision .*custom.*: cannot be loaded"):
+        build_llava(str(folder), "preset:llama_tiny")
+    assert not marker.exists()
+    with pytest.raises(VLForgeError, match="a 'custom_vision' model; a CLIP or SigLIP vision tower is needed"):
+        build_llava(str(folder), "preset:llama_tiny", trust_remote_code=True)
+    assert marker.exists()  # the option reaches transformers

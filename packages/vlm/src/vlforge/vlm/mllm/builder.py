@@ -1,17 +1,18 @@
 """Build a LLaVA from parts: a CLIP / SigLIP vision tower + LLaVA's projector + a causal LM, as transformers'
 ``LlavaForConditionalGeneration`` with a matching ``LlavaProcessor``.
 
-The projector is LLaVA-1.5's ``mlp2x_gelu`` (ultra-detailed caption paper, Tables 7-8; transformers'
-``LlavaMultiModalProjector``)::
+The projector is LLaVA-1.5's ``mlp2x_gelu`` (the "MLP" the ultra-detailed caption paper's Tables 7-8 train in
+every stage; transformers' ``LlavaMultiModalProjector``)::
 
     H_v = Linear(d_text -> d_text)(GELU(Linear(d_vision -> d_text)(Z_v)))
 
 where ``Z_v`` are the vision tower's hidden states at ``vision_feature_layer`` (LLaVA-1.5: -2, the penultimate
 layer), CLIP's CLS token dropped ("default" strategy) or every SigLIP patch kept ("full"). Each image becomes
 ``(image_size / patch_size)^2`` image tokens; the processor expands one ``<image>`` in the text to that many.
-The vision tower and LM keep their pretrained weights; the projector is a seeded random init. The LM's output
-embedding is copied into the LLaVA's ``lm_head`` (a tied LM becomes untied). ``save_pretrained`` of model and
-processor writes a folder that ``AutoModelForImageTextToText`` / ``AutoProcessor`` (and vLLM) load.
+The vision tower and LM keep their pretrained weights (the loaded modules themselves); the projector is a seeded
+random init. A tied LM's output embedding is copied into the LLaVA's ``lm_head`` (the LLaVA is untied).
+``save_pretrained`` of model and processor writes a folder that ``AutoModelForImageTextToText`` /
+``AutoProcessor`` (and vLLM) load.
 """
 
 from __future__ import annotations
@@ -19,7 +20,14 @@ from __future__ import annotations
 import copy
 
 import torch
-from transformers import LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor, PreTrainedTokenizerBase
+from transformers import (
+    LlavaConfig,
+    LlavaForConditionalGeneration,
+    LlavaProcessor,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+from transformers.models.llava.modeling_llava import LlavaMultiModalProjector
 
 from vlforge.common.errors import VLForgeError
 from vlforge.common.presets.chat_templates import chat_template as default_chat_template
@@ -45,6 +53,29 @@ def ensure_special_tokens(tokenizer: PreTrainedTokenizerBase, image_token: str) 
     if tokenizer.pad_token is None:
         added += tokenizer.add_special_tokens({"pad_token": "<pad>"})
     return added
+
+
+def assemble(config: LlavaConfig, vision_model: torch.nn.Module, language_model: PreTrainedModel,
+             seed: int) -> LlavaForConditionalGeneration:
+    """A ``LlavaForConditionalGeneration`` of ``config`` holding the loaded vision model and LM themselves (no
+    random init of a 7B model to overwrite): built on the meta device, its vision tower, language model and head
+    replaced by the loaded modules, its projector a fresh seeded ``LlavaMultiModalProjector`` (PyTorch's default
+    Linear init, as LLaVA's own ``nn.Sequential`` projector)."""
+    with torch.device("meta"):
+        model = LlavaForConditionalGeneration(config)
+    model.model.vision_tower = vision_model
+    model.model.language_model = language_model.base_model
+    head = language_model.get_output_embeddings()
+    if head.weight is language_model.get_input_embeddings().weight:  # tied: the LLaVA gets its own copy
+        head = copy.deepcopy(head)
+    model.lm_head = head
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model.model.multi_modal_projector = LlavaMultiModalProjector(config)
+    left = [name for name, tensor in [*model.named_parameters(), *model.named_buffers()] if tensor.is_meta]
+    if left:
+        raise VLForgeError(f"the LLaVA assembly left {left[0]!r} unset")
+    return model
 
 
 def build_llava(vision: str, lm: str, *, trust_remote_code: bool = False, vision_feature_layer: int = -2,
@@ -79,17 +110,12 @@ def build_llava(vision: str, lm: str, *, trust_remote_code: bool = False, vision
     vision_config = tower.model.config
     count = image_token_count(vision_config.image_size, vision_config.patch_size, tower.family, strategy)
     text_config = copy.deepcopy(language_model.config)
-    text_config.tie_word_embeddings = False  # the head is copied: LLaVA ties only Llama-style embed_tokens
+    text_config.tie_word_embeddings = False  # LLaVA ties only Llama-style embed_tokens: a tied head is copied
     config = LlavaConfig(vision_config=vision_config, text_config=text_config,
                          image_token_index=tokenizer.convert_tokens_to_ids(image_token), image_seq_length=count,
                          projector_hidden_act=projector_hidden_act, vision_feature_layer=vision_feature_layer,
                          vision_feature_select_strategy=strategy)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = LlavaForConditionalGeneration(config)
-    model.model.vision_tower.load_state_dict(tower.model.state_dict())
-    model.model.language_model.load_state_dict(language_model.base_model.state_dict())
-    model.lm_head.load_state_dict(language_model.get_output_embeddings().state_dict())
+    model = assemble(config, tower.model, language_model, seed)
     for name in ("pad_token_id", "bos_token_id", "eos_token_id"):
         setattr(model.generation_config, name, getattr(tokenizer, name))
     processor = LlavaProcessor(image_processor=tower.image_processor, tokenizer=tokenizer,
