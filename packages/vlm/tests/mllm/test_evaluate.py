@@ -3,15 +3,19 @@ padding exactly as one at a time, and scored per question type."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
 from vlforge.common.errors import VLForgeError
 from vlforge.common.metrics.pope import pope_metrics
 from vlforge.common.metrics.vqa import vqa_accuracy
+from vlforge.common.shapes.llava_qa import shapes_qa_to_llava
+from vlforge.common.store import CaptionStore
 from vlforge.vlm.mllm import build_llava
 from vlforge.vlm.mllm.evaluate import evaluate_mllm, prompt_text, score_answers
-from vlforge.vlm.mllm.questions import shapes_pope_questions, shapes_vqa_questions
+from vlforge.vlm.mllm.questions import llava_json_questions, shapes_pope_questions, shapes_vqa_questions
 
 
 @pytest.fixture(scope="module")
@@ -84,3 +88,20 @@ def test_bad_questions_are_one_line_errors(llava, questions):
         evaluate_mllm(model, processor, [{k: v for k, v in questions[0].items() if k != "answer"}])
     with pytest.raises(VLForgeError, match="no questions"):
         evaluate_mllm(model, processor, [])
+
+
+def test_llava_json_question_file(llava, shapes_store, tmp_path):
+    with CaptionStore(shapes_store) as store:
+        records = list(store.iter_records("test"))[:2]
+    for record in records:
+        (tmp_path / f"{record.image_id}.png").write_bytes(record.image_bytes)
+    rows = shapes_qa_to_llava(records, answer_prompt=None)
+    rows.append({"id": "chat", "conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hi"}]})
+    (tmp_path / "qa.json").write_text(json.dumps(rows))
+    questions, summary = llava_json_questions(tmp_path / "qa.json")
+    expected = [qa for record in records for qa in record.meta["qa"]]
+    assert [(q["question"], q["answer"]) for q in questions] == [(qa["question"], qa["answer"]) for qa in expected]
+    assert summary.kept == 2 and dict(summary.skipped) == {"no_image": ["chat"]}
+    model, processor = llava
+    result = evaluate_mllm(model, processor, questions[:3], answer_prompt=None, max_new_tokens=2)
+    assert result["vqa"]["llava_json"]["total"] == 3

@@ -22,7 +22,7 @@ from vlforge.common.store.images import resolve_image_path
 IMAGE_TOKEN = "<image>"
 ROLES = ("human", "gpt")
 SKIP_REASONS = ("malformed_row", "empty_conversation", "turn_order", "missing_image", "image_outside_root",
-                "no_image_token", "image_token_without_image", "extra_image_tokens")
+                "no_image_token", "image_token_without_image", "extra_image_tokens", "no_image")
 _IDS_SHOWN = 5
 
 
@@ -52,7 +52,7 @@ class ConversationSummary:
     def to_text(self) -> str:
         """One line: ``llava json a.json: kept 10, skipped 2 (turn_order 1: id7; missing_image 1: id9)``."""
         parts = []
-        for reason in SKIP_REASONS:
+        for reason in SKIP_REASONS:  # "no_image": a reader that needs images skipped a text-only row
             ids = self.skipped.get(reason)
             if ids:
                 more = f", ... (+{len(ids) - _IDS_SHOWN})" if len(ids) > _IDS_SHOWN else ""
