@@ -159,3 +159,13 @@ def test_remote_code_is_not_run_unless_turned_on(tmp_path):
     with pytest.raises(VLForgeError, match="a 'custom_vision' model; a CLIP or SigLIP vision tower is needed"):
         build_llava(str(folder), "preset:llama_tiny", trust_remote_code=True)
     assert marker.exists()  # the option reaches transformers
+
+
+def test_dtype_option(towers, image_inputs):
+    model, processor = build_llava(towers["siglip"], "preset:llama_tiny", dtype="bfloat16")
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+    inputs = image_inputs(processor)
+    with torch.no_grad():
+        assert model(**inputs.to(torch.bfloat16)).logits.dtype == torch.bfloat16
+    with pytest.raises(VLForgeError, match="dtype 'int8'"):
+        build_llava(towers["siglip"], "preset:llama_tiny", dtype="int8")

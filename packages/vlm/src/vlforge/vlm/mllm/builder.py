@@ -93,7 +93,7 @@ def build_llava(vision: str, lm: str, *, trust_remote_code: bool = False, vision
     """
     if dtype not in DTYPES:
         raise VLForgeError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}")
-    tower = load_vision_tower(vision, trust_remote_code=trust_remote_code)
+    tower = load_vision_tower(vision, trust_remote_code=trust_remote_code, dtype=DTYPES[dtype])
     strategy = vision_feature_select_strategy or ("default" if tower.family == "clip" else "full")
     if strategy not in STRATEGIES:
         raise VLForgeError(f"vision_feature_select_strategy {strategy!r} is not one of {', '.join(STRATEGIES)}")
@@ -104,7 +104,7 @@ def build_llava(vision: str, lm: str, *, trust_remote_code: bool = False, vision
     if not -layers - 1 <= vision_feature_layer <= layers:
         raise VLForgeError(f"vision_feature_layer {vision_feature_layer} is outside the {layers}-layer tower "
                            f"{vision!r} (hidden states -{layers + 1}..{layers})")
-    language_model, tokenizer = load_causal_lm(lm, trust_remote_code=trust_remote_code)
+    language_model, tokenizer = load_causal_lm(lm, trust_remote_code=trust_remote_code, dtype=DTYPES[dtype])
     if ensure_special_tokens(tokenizer, image_token):
         language_model.resize_token_embeddings(len(tokenizer))
     vision_config = tower.model.config

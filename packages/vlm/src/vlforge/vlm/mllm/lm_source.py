@@ -6,8 +6,7 @@ This is the one place the MLLM builder loads its LM, so that ``vlforge.common.lm
 
 from __future__ import annotations
 
-from typing import Any
-
+import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from vlforge.common.errors import VLForgeError
@@ -16,14 +15,15 @@ from vlforge.common.presets import build_preset, load_pretrained
 PRESET_PREFIX = "preset:"
 
 
-def load_causal_lm(source: str, trust_remote_code: bool = False,
-                   **model_kwargs: Any) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """``(causal LM, tokenizer)`` of ``source``; a preset that is not a text LM is refused with its name."""
+def load_causal_lm(source: str, trust_remote_code: bool = False, dtype: torch.dtype = torch.float32,
+                   ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """``(causal LM in dtype, tokenizer)`` of ``source``; a preset that is not a text LM is refused with its
+    name."""
     if source.startswith(PRESET_PREFIX):
         name = source[len(PRESET_PREFIX):]
         model, tokenizer = build_preset(name)
         if not isinstance(tokenizer, PreTrainedTokenizerBase) or not hasattr(model, "get_output_embeddings"):
             raise VLForgeError(f"lm {source!r}: preset {name!r} is not a text causal LM (it builds "
                                f"{type(model).__name__})")
-        return model, tokenizer
-    return load_pretrained(source, "causal_lm", trust_remote_code=trust_remote_code, **model_kwargs)
+        return model.to(dtype), tokenizer
+    return load_pretrained(source, "causal_lm", trust_remote_code=trust_remote_code, dtype=dtype)

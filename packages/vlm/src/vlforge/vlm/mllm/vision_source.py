@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 import transformers
 from transformers import (
     AutoConfig,
@@ -53,8 +54,10 @@ def default_image_processor(family: str, image_size: int):
     return SiglipImageProcessor(size={"height": image_size, "width": image_size})
 
 
-def load_vision_tower(source: str, trust_remote_code: bool = False) -> VisionTower:
-    """The vision tower of ``source`` (module docstring); other model types are refused with their name."""
+def load_vision_tower(source: str, trust_remote_code: bool = False, dtype: torch.dtype = torch.float32,
+                      ) -> VisionTower:
+    """The vision tower of ``source`` in ``dtype`` (module docstring); other model types are refused with their
+    name."""
     try:
         config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as exc:
@@ -66,7 +69,7 @@ def load_vision_tower(source: str, trust_remote_code: bool = False) -> VisionTow
     verbosity = transformers.logging.get_verbosity()
     transformers.logging.set_verbosity_error()  # a full CLIP / SigLIP checkpoint's text half goes unused
     try:
-        model = model_class.from_pretrained(source, trust_remote_code=trust_remote_code)
+        model = model_class.from_pretrained(source, trust_remote_code=trust_remote_code, dtype=dtype)
     except (OSError, ValueError) as exc:
         raise VLForgeError(f"vision {source!r}: cannot be loaded ({_first_line(exc)})") from None
     finally:
