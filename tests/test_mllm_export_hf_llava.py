@@ -14,19 +14,23 @@ from vlforge.captioner.weights import weights_from
 from vlforge.common.cli import run_cli
 from vlforge.common.shapes.build import build_shapes_store
 from vlforge.vlm.export import main as export_main
+from vlforge.vlm.mllm.export import lit_module_from_checkpoint
 
 
-@pytest.fixture(scope="module")
-def sft_checkpoint(tmp_path_factory):
-    root = tmp_path_factory.mktemp("sft")
+def _fit(root, *extra: str):
     build_shapes_store(root / "store", num_images=60, seed=0, image_size=32, workers=1)
     assert run_cli("captioner", ["fit", "--config", "captioner:model/sft_tiny.yaml",
                                  "--config", "captioner:data/shapes_sft.yaml",
                                  "--data.init_args.store", str(root / "store"), "--data.init_args.batch_size", "4",
                                  "--trainer.max_steps", "2", "--trainer.limit_val_batches", "0",
                                  "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
-                                 "--run_root", str(root / "runs")]) == 0
+                                 "--run_root", str(root / "runs"), *extra]) == 0
     return next((root / "runs").rglob("last.ckpt"))
+
+
+@pytest.fixture(scope="module")
+def sft_checkpoint(tmp_path_factory):
+    return _fit(tmp_path_factory.mktemp("sft"))
 
 
 def _inputs(processor):
@@ -63,3 +67,18 @@ def test_foreign_class_paths_and_non_mllm_checkpoints_are_refused(sft_checkpoint
     err = capsys.readouterr().err
     assert err.startswith("vlforge-vlm export: error: ") and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_lora_checkpoint_exports_merged(tmp_path_factory, tmp_path):
+    checkpoint = _fit(tmp_path_factory.mktemp("lora"), "--model.init_args.captioner.init_args.lora",
+                      "{r: 4, alpha: 8}", "--model.init_args.lr", "0.05")
+    assert export_main(["--checkpoint", str(checkpoint), "--format", "hf-llava", "--out", str(tmp_path)]) == 0
+    model = AutoModelForImageTextToText.from_pretrained(tmp_path).eval()
+    assert not any("lora" in name for name in model.state_dict())
+    peft_model = lit_module_from_checkpoint(checkpoint).model.eval()
+    inputs = _inputs(AutoProcessor.from_pretrained(tmp_path))
+    with torch.no_grad():
+        logits = model(**inputs).logits
+        torch.testing.assert_close(logits, peft_model(**inputs).logits, atol=1e-5, rtol=1e-4)
+        with peft_model.disable_adapter():
+            assert not torch.allclose(logits, peft_model(**inputs).logits, atol=1e-4)  # the adapters are merged in
