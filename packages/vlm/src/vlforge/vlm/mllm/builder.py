@@ -12,7 +12,7 @@ layer), CLIP's CLS token dropped ("default" strategy) or every SigLIP patch kept
 The vision tower and LM keep their pretrained weights (the loaded modules themselves); the projector is a seeded
 random init. A tied LM's output embedding is copied into the LLaVA's ``lm_head`` (the LLaVA is untied).
 ``save_pretrained`` of model and processor writes a folder that ``AutoModelForImageTextToText`` /
-``AutoProcessor`` (and vLLM) load.
+``AutoProcessor`` load (vLLM reads the same LLaVA layout; not tested here).
 """
 
 from __future__ import annotations

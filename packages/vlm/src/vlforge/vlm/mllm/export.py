@@ -5,7 +5,8 @@ inside the ``vlforge.`` namespace, built by jsonargparse as LightningCLI built i
 (strictly: every weight by name and shape), and its network (``.model``, LoRA adapters merged) is written with its
 processor (``.processor``) by ``save_pretrained``: config, weights, generation config, tokenizer, chat template and
 processor configuration (image processor included), the folder ``AutoModelForImageTextToText`` / ``AutoProcessor``
-and vLLM load. The captioner's SFT and preference checkpoints of its ``llava`` presets are such checkpoints.
+load (tested; vLLM reads the same LLaVA layout, not tested here: no GPU). The captioner's SFT and preference
+checkpoints of its ``llava`` presets are such checkpoints.
 """
 
 from __future__ import annotations
