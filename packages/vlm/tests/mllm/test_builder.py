@@ -11,6 +11,9 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import (
     AutoModelForImageTextToText,
     AutoProcessor,
+    CLIPConfig,
+    CLIPImageProcessor,
+    CLIPModel,
     CLIPVisionModel,
     CLIPVisionModelWithProjection,
     GPT2Config,
@@ -169,3 +172,19 @@ def test_dtype_option(towers, image_inputs):
         assert model(**inputs.to(torch.bfloat16)).logits.dtype == torch.bfloat16
     with pytest.raises(VLForgeError, match="dtype 'int8'"):
         build_llava(towers["siglip"], "preset:llama_tiny", dtype="int8")
+
+
+
+def test_full_clip_checkpoint_gives_its_vision_half_and_processor(tmp_path):
+    torch.manual_seed(0)
+    small = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2}
+    clip = CLIPModel(CLIPConfig(vision_config=small | {"image_size": 32, "patch_size": 8}, text_config=small))
+    clip.save_pretrained(tmp_path)
+    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32},
+                       image_mean=[0.5, 0.5, 0.5], image_std=[0.25, 0.25, 0.25]).save_pretrained(tmp_path)
+    model, processor = build_llava(str(tmp_path), "preset:llama_tiny")
+    assert list(processor.image_processor.image_mean) == [0.5, 0.5, 0.5]  # the folder's own processor
+    pixels = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(model.model.vision_tower(pixels).last_hidden_state,
+                                   clip.vision_model(pixels).last_hidden_state)
