@@ -93,17 +93,16 @@ class _RecordBuilder:
             split_prefix(split)
         except (VLForgeError, UnicodeEncodeError):
             raise Rejection("malformed_entry", f"split {split[:60]!r} is not a valid split name") from None
-        texts: list[str] = []
+        captions: dict[tuple[str, str, str], Caption] = {}
         for raw in item.captions:
             try:
-                text = check_caption(raw)
+                caption = self._caption(raw)
             except Rejection as rejection:
                 captions_dropped[rejection.reason] += 1
                 _log_skip(skip_log, f"{item.name}: caption dropped", rejection.reason, rejection.detail)
                 continue
-            if text not in texts:
-                texts.append(text)
-        if not texts:
+            captions.setdefault(caption.key(), caption)
+        if not captions:
             raise Rejection("no_caption", "no usable caption")
         if item.image_bytes is not None:
             data, path = item.image_bytes, None
@@ -111,11 +110,18 @@ class _RecordBuilder:
             data = read_image(safe_image_file(self.root, item.image_path))
             path = self.prefix + PurePosixPath(item.image_path).as_posix()
         width, height = image_size(data)
-        captions = [Caption(text=t, source=self.source, kind="free", provenance=dict(self.provenance))
-                    for t in texts]
-        return ImageRecord(image_id=item.image_id, split=split, width=width, height=height, captions=captions,
-                           image_path=None if self.embed else path, image_bytes=data if self.embed else None,
-                           meta=dict(item.meta))
+        embed = self.embed or path is None
+        return ImageRecord(image_id=item.image_id, split=split, width=width, height=height,
+                           captions=list(captions.values()), image_path=None if embed else path,
+                           image_bytes=data if embed else None, meta=dict(item.meta))
+
+    def _caption(self, raw: object) -> Caption:
+        """A checked Caption: a reader's full Caption keeps its source, kind, provenance and scores (lossless
+        formats); a raw text gets this run's source, kind "free" and the ingest provenance."""
+        if isinstance(raw, Caption):
+            text = check_caption(raw.text)
+            return Caption(text, raw.source, raw.kind, dict(raw.provenance), dict(raw.scores))
+        return Caption(text=check_caption(raw), source=self.source, kind="free", provenance=dict(self.provenance))
 
 
 def _format(fmt: IngestFormat | str) -> IngestFormat:

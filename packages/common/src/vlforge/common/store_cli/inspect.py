@@ -1,4 +1,4 @@
-"""`vlforge-store` subcommands that read or combine stores: stats, show, export, merge, verify."""
+"""`vlforge-store` subcommands that read or combine stores: stats, show, merge, verify."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import argparse
 import json
 
 from vlforge.common.store import CaptionStore
-from vlforge.common.store.export import export_coco, export_jsonl, record_json
+from vlforge.common.store.export import record_json
+from vlforge.common.store.listing import caption_breakdown
 from vlforge.common.store.merge import merge_stores
 from vlforge.common.store.verify import verify_store
 
@@ -14,8 +15,10 @@ _MAX_PROBLEMS_SHOWN = 50
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("stats", help="image / caption counts by split, source and kind")
+    p = sub.add_parser("stats", help="image / caption counts by split, and by source and kind with caption lengths")
     p.add_argument("store")
+    p.add_argument("--counts-only", action="store_true",
+                   help="only the stored counts (no scan): by source and by kind separately, no lengths")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_stats)
 
@@ -24,13 +27,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("image_id")
     p.add_argument("--json", action="store_true", help="print the record as one JSON object")
     p.set_defaults(func=_show)
-
-    p = sub.add_parser("export", help="write the store as JSON Lines or a COCO captions file")
-    p.add_argument("store")
-    p.add_argument("--format", required=True, choices=("jsonl", "coco"))
-    p.add_argument("--out", required=True, help="output file")
-    p.add_argument("--images-dir", help="coco: folder for embedded images (default <out stem>_images)")
-    p.set_defaults(func=_export)
 
     p = sub.add_parser("merge", help="merge stores into OUT (captions deduplicated, image paths re-rooted)")
     p.add_argument("out")
@@ -47,14 +43,26 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _stats(args: argparse.Namespace) -> int:
     with CaptionStore(args.store) as store:
-        counts = store.counts()
+        counts = dict(store.counts())
+        if not args.counts_only and counts["captions"]:
+            counts.update(caption_breakdown(store))
     if args.json:
         print(json.dumps(counts, sort_keys=True))
         return 0
     print(f"{args.store}: {counts['images']} images, {counts['captions']} captions")
-    for title, table in (("split", counts["splits"]), ("source", counts["by_source"]), ("kind", counts["by_kind"])):
-        for name, value in sorted(table.items()):
-            print(f"  {title:<6} {name:<24} {value}")
+    for name, value in sorted(counts["splits"].items()):
+        print(f"  split  {name:<24} {value}")
+    if "by_source_kind" not in counts:
+        for title, table in (("source", counts["by_source"]), ("kind", counts["by_kind"])):
+            for name, value in sorted(table.items()):
+                print(f"  {title:<6} {name:<24} {value}")
+        return 0
+    for source, kinds in counts["by_source_kind"].items():
+        length = counts["lengths"][source]
+        print(f"  source {source:<24} {sum(kinds.values())} captions, words mean {length['mean']:.1f} "
+              f"(min {length['min']}, median {length['median']:g}, p90 {length['p90']}, max {length['max']})")
+        for kind, value in kinds.items():
+            print(f"    kind {kind:<22} {value}")
     return 0
 
 
@@ -72,16 +80,6 @@ def _show(args: argparse.Namespace) -> int:
         print(f"  [{caption.source}/{caption.kind}] {caption.text}")
     if record.meta:
         print(f"  meta: {json.dumps(record.meta, ensure_ascii=False)[:400]}")
-    return 0
-
-
-def _export(args: argparse.Namespace) -> int:
-    with CaptionStore(args.store) as store:
-        if args.format == "jsonl":
-            n = export_jsonl(store, args.out)
-        else:
-            n = export_coco(store, args.out, images_dir=args.images_dir)
-    print(f"exported {n} images to {args.out}")
     return 0
 
 
