@@ -70,14 +70,45 @@ def test_show_json_never_dumps_image_bytes(capsys, two_stores):
     assert code == 0 and "[gt/short] a red square" in out and "sub/a.png" in out
 
 
-def test_export_jsonl_one_show_object_per_image(capsys, two_stores, tmp_path):
+def test_export_jsonl_one_line_per_image_with_shows_captions_and_meta(capsys, two_stores, tmp_path):
     out_file = tmp_path / "out" / "a.jsonl"
     code, _, _ = run(capsys, "export", two_stores / "A", "--format", "jsonl", "--out", out_file)
     assert code == 0
     lines = [json.loads(line) for line in out_file.read_text().splitlines()]
     _, shown, _ = run(capsys, "show", two_stores / "A", "2", "--json")
-    assert [line["image_id"] for line in lines] == ["1", "2"]
-    assert lines[1] == json.loads(shown)
+    shown = json.loads(shown)
+    assert [line["id"] for line in lines] == ["1", "2"]
+    assert {k: lines[1][k] for k in ("split", "width", "height", "captions", "meta")} == {
+        k: shown[k] for k in ("split", "width", "height", "captions", "meta")}
+    assert (out_file.parent / lines[1]["image"]).read_bytes() == png((0, 255, 0))
+
+
+def test_stats_breaks_captions_down_by_source_and_kind_with_lengths(capsys, two_stores):
+    code, out, _ = run(capsys, "stats", two_stores / "B", "--json")
+    stats = json.loads(out)
+    assert code == 0 and stats["by_source_kind"] == {"capt-x": {"dense": 1}, "gt": {"short": 2}}
+    assert stats["lengths"]["gt"] == {"count": 2, "mean": 3.0, "std": 0.0, "min": 3, "median": 3.0, "p90": 3,
+                                      "max": 3}
+    code, out, _ = run(capsys, "stats", two_stores / "B")
+    assert "source gt" in out and "kind short" in out and "words mean 3.0" in out
+    code, out, _ = run(capsys, "stats", two_stores / "B", "--counts-only", "--json")
+    assert "by_source_kind" not in json.loads(out)
+
+
+def test_ids_and_sample(capsys, two_stores):
+    assert run(capsys, "ids", two_stores / "A")[1].split() == ["1", "2"]
+    assert run(capsys, "ids", two_stores / "A", "--split", "val")[1].split() == ["2"]
+    assert run(capsys, "ids", two_stores / "A", "--source", "alt_text")[1].split() == ["2"]
+    assert run(capsys, "ids", two_stores / "A", "--limit", "1")[1].split() == ["1"]
+    drawn = [run(capsys, "ids", two_stores / "A", "--random", "--limit", "1", "--seed", str(s))[1].split()
+             for s in range(8)]
+    assert all(len(d) == 1 for d in drawn) and {d[0] for d in drawn} == {"1", "2"}
+    assert drawn == [run(capsys, "ids", two_stores / "A", "--random", "--limit", "1", "--seed", str(s))[1].split()
+                     for s in range(8)]
+    code, out, _ = run(capsys, "sample", two_stores / "A", "-n", "5")
+    assert code == 0 and "[gt/short] a red square" in out and "[alt_text/free] img 4821 stock photo" in out
+    code, _, err = run(capsys, "ids", two_stores / "A", "--split", "nope")
+    assert code == 2 and "'nope'" in err
 
 
 def test_export_coco_writes_embedded_images_beside_it(capsys, two_stores, tmp_path):
