@@ -68,3 +68,43 @@ def test_errors():
         chair(["a", "b"], [["circle"]])
     with pytest.raises(VLForgeError, match="object 'unicorn' of caption 0 is not in the object vocabulary"):
         chair(["a circle"], [["unicorn"]])
+
+
+def test_coco_two_word_names_plurals_and_qualifiers_hand_checked():
+    from vlforge.common.metrics.chair import COCO_OBJECTS
+
+    captions = ["A teddy bear lies on a bed.",                      # teddy bear + bed; no bear
+                "A man eats a hot dog next to two puppies.",        # person, hot dog, dog (plural of puppy)
+                "A baby elephant walks past a traffic light.",      # elephant (not person), traffic light
+                "Three people ride bikes; knives and wine glasses on the dining table.",
+                "A cat sleeps on a sofa."]
+    objects = [["teddy bear", "bed"], ["person", "hot dog"], ["elephant"], ["person", "bicycle", "knife",
+                                                                             "dining table"], ["cat", "couch"]]
+    result = chair(captions, objects, synonyms=COCO_OBJECTS)
+    assert result.mentions == [["teddy bear", "bed"], ["person", "hot dog", "dog"], ["elephant", "traffic light"],
+                               ["person", "bicycle", "knife", "wine glass", "dining table"], ["cat", "couch"]]
+    assert result.hallucinations == [[], ["dog"], ["traffic light"], ["wine glass"], []]
+    assert result.hallucinated == [False, True, True, True, False]
+    assert result.num_mentions == 2 + 3 + 2 + 5 + 2 and result.num_hallucinated_mentions == 3
+    assert result.chair_i == pytest.approx(100 * 3 / 14) and result.chair_s == pytest.approx(100 * 3 / 5)
+
+
+def test_coco_table_covers_the_80_classes_with_plurals():
+    from vlforge.common.metrics.chair import COCO_OBJECTS
+    from vlforge.common.metrics.coco_objects import plural
+
+    assert len(COCO_OBJECTS) == 80 and "teddy bear" in COCO_OBJECTS and "hair drier" in COCO_OBJECTS
+    words = [w for ws in COCO_OBJECTS.values() for w in ws]
+    assert len(words) == len(set(words)), "a word names two classes"
+    assert [plural(w) for w in ("puppy", "bus", "knife", "person", "sheep", "toy", "giraffe", "sandwich")] == [
+        "puppies", "buses", "knives", "people", "sheep", "toys", "giraffes", "sandwiches"]
+    assert {"teddy bears", "hot dogs", "wine glasses", "people", "mice"} <= set(words)
+
+
+def test_one_code_path_for_shapesworld_and_coco_tables():
+    from vlforge.common.metrics.chair import COCO_OBJECTS, object_mentions
+
+    assert object_mentions("a disc, two crimson discs and a honeycomb") == ["circle", "circle", "hexagon"]
+    assert object_mentions("two discs and a dog", COCO_OBJECTS) == ["dog"]
+    with pytest.raises(VLForgeError, match="'circle' of caption 0"):
+        chair(["a dog"], [["circle"]], synonyms=COCO_OBJECTS)
