@@ -130,3 +130,57 @@ def test_sample_sentences_draws_one_to_k_sentences():
     assert sample_sentences(text, 3, random.Random(5)) == sample_sentences(text, 3, random.Random(5))
     with pytest.raises(VLForgeError):
         sample_sentences(text, 0, rng)
+
+
+REAL_TEXT_CASES = [
+    ("Mr. Smith walks his dog in St. Louis. It rains.", ["Mr. Smith walks his dog in St. Louis.", "It rains."]),
+    ("The U.S. team landed at 5 p.m. on Friday. Fans cheered.",
+     ["The U.S. team landed at 5 p.m. on Friday.", "Fans cheered."]),
+    ("It weighs approx. 5 kg and costs 3.50 dollars. Cheap!",
+     ["It weighs approx. 5 kg and costs 3.50 dollars.", "Cheap!"]),
+    ("Wait... what? He said \"It is done.\" Then he left.", ["Wait... what?", "He said \"It is done.\"",
+                                                             "Then he left."]),
+    ("Go to www.example.com/a.b for more. Then rest.", ["Go to www.example.com/a.b for more.", "Then rest."]),
+    ("Это кот. Он спит! ¿Qué es esto? Es un perro.", ["Это кот.", "Он спит!", "¿Qué es esto?", "Es un perro."]),
+    ("日本語の文です。二つ目の文です！", ["日本語の文です。", "二つ目の文です！"]),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), REAL_TEXT_CASES)
+def test_pysbd_splits_real_text(text, expected):
+    assert split_sentences(text, splitter="pysbd") == expected
+
+
+def test_the_regex_breaks_real_text_and_stays_for_shapesworld():
+    assert split_sentences("Mr. Smith walks his dog in St. Louis. It rains.")[0] == "Mr."
+    shapes = "A red circle is left of a star. The background is white."
+    assert split_sentences(shapes) == split_sentences(shapes, splitter="pysbd") == [
+        "A red circle is left of a star.", "The background is white."]
+
+
+def test_shear_with_pysbd_never_cuts_at_an_abbreviation():
+    text = "Mr. Smith walks his dog in St. Louis. It is a sunny day in the park with many people."
+    assert shear(text, 7) == shear(text, 8) == "Smith walks his dog in St."  # the regex: "Mr.", "St." end
+    assert shear(text, 7, splitter="pysbd") == "Mr. Smith walks his dog in St."  # no end within 7: the 7 words
+    assert shear(text, 8, splitter="pysbd") == "Mr. Smith walks his dog in St. Louis."
+    assert shear(text, 20, splitter="pysbd") == "Mr. Smith walks his dog in St. Louis."
+    assert shear("The U.S. flag flies at 5 p.m. daily. More text here.", 7, splitter="pysbd") == \
+        "The U.S. flag flies at 5 p.m."  # no sentence ends within 7 words: the 7 words themselves
+
+
+def test_sample_sentences_uses_the_splitter():
+    text = "Dr. Brown met Prof. Green at noon. They talked. It was fun."
+    rng = random.Random(0)
+    for _ in range(20):
+        picked = split_sentences(sample_sentences(text, 3, rng, splitter="pysbd"), splitter="pysbd")
+        assert picked and set(picked) <= {"Dr. Brown met Prof. Green at noon.", "They talked.", "It was fun."}
+
+
+def test_resolve_splitter():
+    from vlforge.common.sentences import resolve_splitter
+
+    assert resolve_splitter("auto", {"shapesworld": {"seed": 0}}) == "regex"
+    assert resolve_splitter("auto", {"image_root": "/x"}) == "pysbd"
+    assert resolve_splitter("pysbd", {"shapesworld": {}}) == "pysbd"
+    with pytest.raises(VLForgeError, match="'nltk'"):
+        resolve_splitter("nltk")

@@ -74,3 +74,20 @@ def test_undecodable_image_is_skipped_and_counted(tmp_path):
     assert batch["skipped"] == {"undecodable_image": 1}
     assert batch["images"].shape[0] == 3 and len(batch["texts"]) == 3
     assert torch.isfinite(batch["images"]).all()
+
+
+def test_sentence_splitter_auto_is_the_regex_for_shapesworld_and_pysbd_for_real_captions(shapes_store, tmp_path):
+    dm = _datamodule(shapes_store, train_captions=[{"source": "gt", "kind": "dense", "max_sentences": 2}])
+    next(iter(dm.train_dataloader()))
+    assert dm.sampler.sentence_splitter == "regex"
+    store = CaptionStore.create(tmp_path / "real")
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 32), "red").save(buffer, format="PNG")
+    text = "Mr. Smith walks his dog in St. Louis. The U.S. flag flies at 5 p.m. daily."
+    store.put_records([ImageRecord(f"img-{i}", "pool", 32, 32, [Caption(text, "gt", "dense")],
+                                   image_bytes=buffer.getvalue()) for i in range(4)])
+    store.close()
+    dm = _datamodule(str(tmp_path / "real"), batch_size=4, train_captions=[{"source": "gt", "max_sentences": 1}])
+    batch = next(iter(dm.train_dataloader()))
+    assert dm.sampler.sentence_splitter == "pysbd"
+    assert set(batch["texts"]) <= {"Mr. Smith walks his dog in St. Louis.", "The U.S. flag flies at 5 p.m. daily."}

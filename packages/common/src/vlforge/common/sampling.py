@@ -8,6 +8,9 @@ Shared by the contrastive (CLIP / SigLIP / BLIP) and the LLaVA-style training st
 - ``shear_tokens=T``: text shearing (the MLLM-augmented paper, Sec. 3.4): keep the first complete sentence within
   the first T tokens, T usually the mean raw-caption length (``vlforge.common.text.mean_caption_tokens``).
 
+Both cut sentences with ``sentence_splitter`` ("regex" for ShapesWorld, "pysbd" for real captions; data modules
+resolve "auto" from the store, see ``vlforge.common.sentences.resolve_splitter``).
+
 Two modes:
 
 - ``weighted``: each time an image is drawn, a choice is picked with probability proportional to its weight among
@@ -31,6 +34,7 @@ from typing import Any
 
 from vlforge.common.errors import VLForgeError
 from vlforge.common.records import CAPTION_KINDS, Caption, ImageRecord
+from vlforge.common.sentences import resolve_splitter
 from vlforge.common.text import sample_sentences, shear
 
 SAMPLING_MODES = ("weighted", "per_caption")
@@ -71,7 +75,7 @@ class CaptionSampler:
     """Draws the training text of a record from a caption mixture (see the module docstring)."""
 
     def __init__(self, choices: Sequence[CaptionChoice | dict[str, Any]], mode: str = "weighted",
-                 tokenizer: Any = None) -> None:
+                 tokenizer: Any = None, sentence_splitter: str = "regex") -> None:
         if mode not in SAMPLING_MODES:
             raise VLForgeError(f"caption sampling mode {mode!r} is not one of {', '.join(SAMPLING_MODES)}")
         if not choices:
@@ -79,6 +83,7 @@ class CaptionSampler:
         self.choices = [c if isinstance(c, CaptionChoice) else _choice_from_dict(c) for c in choices]
         self.mode = mode
         self.tokenizer = tokenizer
+        self.sentence_splitter = resolve_splitter(sentence_splitter)
 
     @property
     def pairs_per_image(self) -> int:
@@ -105,9 +110,9 @@ class CaptionSampler:
 
     def _prepare(self, text: str, choice: CaptionChoice, rng: random.Random) -> str:
         if choice.max_sentences is not None:
-            text = sample_sentences(text, choice.max_sentences, rng)
+            text = sample_sentences(text, choice.max_sentences, rng, splitter=self.sentence_splitter)
         if choice.shear_tokens is not None:
-            text = shear(text, choice.shear_tokens, self.tokenizer)
+            text = shear(text, choice.shear_tokens, self.tokenizer, splitter=self.sentence_splitter)
         return text
 
     def describe(self) -> list[dict[str, Any]]:

@@ -5,7 +5,8 @@ synthetic caption is cut to the length of the raw captions, C'_i = G(x_I^i, Q, T
 first complete clause" so that hallucinations, which gather in the later part of long generated text, are
 dropped. T is "the average length of the original captions" (``mean_caption_tokens``). ``shear`` applies the
 cut to finished text: look only at the first T tokens, return the first sentence in them that ends in ".", "!"
-or "?" and is longer than 5 characters, else the T tokens themselves.
+or "?" and is longer than 5 characters, else the T tokens themselves. Sentences come from a splitter
+(``vlforge.common.sentences``): the regex, exact for ShapesWorld, or pysbd for real captions.
 
 Tokens are whitespace-separated words unless a tokenizer is given. A tokenizer may be a transformers
 tokenizer, a ``tokenizers.Tokenizer`` or anything with ``encode(text) -> ids`` and ``decode(ids) -> text``
@@ -20,10 +21,8 @@ import re
 from typing import Any
 
 from vlforge.common.errors import VLForgeError
+from vlforge.common.sentences import SENTENCE_END, ends_sentence, sentence_spans
 
-# A sentence ends at ".", "!" or "?" (possibly repeated, possibly followed by closing quotes or brackets)
-# that is followed by whitespace or the end of the text; "3.5" and "e.g.x" do not end sentences.
-SENTENCE_END = re.compile(r"[.!?]+[\"'\u201d\u2019)\]]*(?=\s|$)")
 MIN_SHEARED_CHARS = 5
 
 
@@ -89,44 +88,51 @@ def token_prefix(text: str, max_tokens: int, tokenizer: Any = None) -> str:
     return _decode(tokenizer, ids[:max_tokens])
 
 
-def split_sentences(text: str) -> list[str]:
-    """Sentences of ``text`` in order, each ending at ".", "!" or "?" (see ``SENTENCE_END``); a trailing
-    fragment without an end mark is a sentence too. Empty or whitespace-only text has none."""
-    sentences, start = [], 0
-    for match in SENTENCE_END.finditer(text):
-        sentence = _squash(text[start:match.end()])
-        if sentence:
-            sentences.append(sentence)
-        start = match.end()
-    rest = _squash(text[start:])
-    if rest:
-        sentences.append(rest)
-    return sentences
+def split_sentences(text: str, splitter: str = "regex") -> list[str]:
+    """Sentences of ``text`` in order (see ``vlforge.common.sentences``: "regex" ends a sentence at ".", "!" or
+    "?", "pysbd" segments real text); a trailing fragment without an end mark is a sentence too. Empty or
+    whitespace-only text has none."""
+    return [_squash(text[start:end]) for start, end in sentence_spans(text, splitter)]
 
 
-def shear(text: str, max_tokens: int, tokenizer: Any = None) -> str:
+def shear(text: str, max_tokens: int, tokenizer: Any = None, splitter: str = "regex") -> str:
     """Text shearing: the first sentence ending (".", "!" or "?") within the first ``max_tokens`` tokens whose
     stripped length is over 5 characters; when none ends within the budget, the first ``max_tokens`` tokens
     themselves. Shorter sentences ("Ok.") are skipped. The result is stripped, internal whitespace squashed;
-    budget 0 gives "". See ``token_prefix`` for what "the first max_tokens tokens" means with a tokenizer."""
+    budget 0 gives "". See ``token_prefix`` for what "the first max_tokens tokens" means with a tokenizer.
+
+    ``splitter`` "regex" finds sentence ends in the token prefix; "pysbd" segments the whole text and keeps the
+    sentences that end inside the prefix (so "Mr." or "St." cut by the budget never count as an end)."""
     prefix = token_prefix(text, max_tokens, tokenizer)
-    start = 0
-    for match in SENTENCE_END.finditer(prefix):
-        sentence = _squash(prefix[start:match.end()])
-        if len(sentence) > MIN_SHEARED_CHARS:
+    if splitter == "regex":
+        start = 0
+        for match in SENTENCE_END.finditer(prefix):
+            sentence = _squash(prefix[start:match.end()])
+            if len(sentence) > MIN_SHEARED_CHARS:
+                return sentence
+            start = match.end()
+        return _squash(prefix)
+    whole = text.startswith(prefix)
+    spans = sentence_spans(text if whole else prefix, splitter)
+    if not whole:
+        spans = spans[:-1]  # a normalised prefix (decode path): its last span may be cut
+    for start, end in spans:
+        if end > len(prefix):
+            break
+        sentence = _squash(text[start:end] if whole else prefix[start:end])
+        if ends_sentence(sentence) and len(sentence) > MIN_SHEARED_CHARS:
             return sentence
-        start = match.end()
     return _squash(prefix)
 
 
-def sample_sentences(text: str, k: int, rng: random.Random, keep_order: bool = True) -> str:
+def sample_sentences(text: str, k: int, rng: random.Random, keep_order: bool = True, splitter: str = "regex") -> str:
     """Random sentence sampling (semantic-guidance paper, section 3.5: "between one and ten sentences" of a
     long caption become the training target): draw n uniformly from 1..min(k, #sentences), then n distinct
     sentences uniformly; joined with spaces, in their original order unless ``keep_order`` is False. Text
-    without sentences gives ""."""
+    without sentences gives "". ``splitter``: see ``split_sentences``."""
     if k < 1:
         raise VLForgeError(f"k must be >= 1, got {k}")
-    sentences = split_sentences(text)
+    sentences = split_sentences(text, splitter)
     if not sentences:
         return ""
     n = rng.randint(1, min(k, len(sentences)))

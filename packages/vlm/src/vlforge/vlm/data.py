@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from vlforge.common.errors import VLForgeError
 from vlforge.common.sampling import CaptionChoice, CaptionSampler, negatives
+from vlforge.common.sentences import resolve_splitter
 from vlforge.common.store import CaptionDataset
 
 
@@ -93,13 +94,14 @@ class ContrastiveDataModule(LightningDataModule):
 
     ``train_captions``: the mixture (list of CaptionChoice fields), ``sampling``: weighted | per_caption.
     ``eval_captions``: which captions evaluation retrieves (default: ground-truth short captions).
+    ``sentence_splitter``: how sentence sampling and shearing cut sentences (auto: regex for ShapesWorld, else pysbd).
     """
 
     def __init__(self, store: str, train_captions: list[dict[str, Any]], sampling: str = "weighted",
                  eval_captions: dict[str, Any] | None = None, image_size: int = 32, batch_size: int = 64,
                  eval_batch_size: int = 256, num_workers: int = 0, negatives_per_image: int = 0,
                  train_split: str = "pool", val_split: str | None = "val", test_split: str | None = "test",
-                 augment: bool = False) -> None:
+                 augment: bool = False, sentence_splitter: str = "auto") -> None:
         super().__init__()
         self.save_hyperparameters()
         self.sampler = CaptionSampler(train_captions, mode=sampling)
@@ -114,6 +116,7 @@ class ContrastiveDataModule(LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         records = CaptionDataset(self.hparams.store, split=self.hparams.train_split, transform=self.train_transform)
+        self.sampler.sentence_splitter = resolve_splitter(self.hparams.sentence_splitter, records.store.info)
         pairs = ContrastivePairs(records, self.sampler, self.hparams.negatives_per_image)
         return self._loader(pairs, self.hparams.batch_size, True, collate_pairs)
 

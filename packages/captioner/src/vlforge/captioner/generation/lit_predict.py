@@ -31,6 +31,7 @@ from vlforge.captioner.generation.store_io import (
 )
 from vlforge.common.errors import VLForgeError
 from vlforge.common.records import ImageRecord
+from vlforge.common.sentences import resolve_splitter
 from vlforge.common.store import CaptionStore
 
 
@@ -41,6 +42,7 @@ class CaptionerPredictLitModule(L.LightningModule):
     ``generate_batch_size``: images per ``generate`` call (default: the data module's batch). ``shear``: text
     shearing on (to ``shear_tokens`` words, default the store's mean alt-text length). ``shard_root``: where
     the per-rank shard stores live (default ``<store>.generation-shards`` beside the store).
+    ``sentence_splitter``: how shearing finds sentence ends (auto: regex for a ShapesWorld store, else pysbd).
     """
 
     def __init__(
@@ -50,6 +52,7 @@ class CaptionerPredictLitModule(L.LightningModule):
         shear: bool = True,
         shear_tokens: int | None = None,
         shard_root: str | None = None,
+        sentence_splitter: str = "auto",
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -59,6 +62,7 @@ class CaptionerPredictLitModule(L.LightningModule):
         self.model, self.processor = built.model, built.processor
         self.captioner = built
         self.shear_tokens: int | None = None
+        self.splitter = resolve_splitter(sentence_splitter)  # "auto" is resolved from the store in setup
         self._store_path: str | None = None
         self._shard_root: Path | None = None
         self._shard: CaptionStore | None = None
@@ -80,6 +84,7 @@ class CaptionerPredictLitModule(L.LightningModule):
         with CaptionStore(self._store_path, readonly=True) as store:
             if self.hparams.shear:
                 self.shear_tokens = self.hparams.shear_tokens or default_shear_tokens(store)
+            self.splitter = resolve_splitter(self.hparams.sentence_splitter, store.info)
             data.select(pending_ids(store, data.split, self.spec.name, data.limit), self.format)
         self._ready = True
 
@@ -101,7 +106,8 @@ class CaptionerPredictLitModule(L.LightningModule):
         ready = [item for _, item in batch if isinstance(item, PendingImage)]
         failed = {record.image_id: item for record, item in batch if isinstance(item, str)}
         size = self.hparams.generate_batch_size or max(1, len(ready))
-        captions = caption_batch(self.captioner, self.spec, self.format, ready, self.shear_tokens, size)
+        captions = caption_batch(self.captioner, self.spec, self.format, ready, self.shear_tokens, size,
+                                 self.splitter)
         shard = self._shard_store()
         shard.put_records(
             [

@@ -24,6 +24,7 @@ from vlforge.captioner.generation.store_io import (
     prepare,
     update_failures,
 )
+from vlforge.common.sentences import resolve_splitter
 from vlforge.common.store import CaptionStore
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,9 @@ def generate_into_store(
     """Caption ``config.split`` of the store with every captioner of ``config``; returns one summary each."""
     with CaptionStore(store_path, readonly=False) as store:
         shear_tokens = resolve_shear_tokens(store, config)
-        return [run_captioner(store, spec, config, shear_tokens, chunk_batches) for spec in config.captioners]
+        splitter = resolve_splitter(config.sentence_splitter, store.info)
+        return [run_captioner(store, spec, config, shear_tokens, chunk_batches, splitter)
+                for spec in config.captioners]
 
 
 def run_captioner(
@@ -67,6 +70,7 @@ def run_captioner(
     config: GenerationConfig,
     shear_tokens: int | None,
     chunk_batches: int = 4,
+    splitter: str = "regex",
 ) -> GenerationSummary:
     """Caption the images of the split that ``spec`` has not captioned yet."""
     start = time.perf_counter()
@@ -85,7 +89,7 @@ def run_captioner(
                     failed[image_id] = prepared
                 else:
                     ready.append(prepared)
-            captions = caption_batch(captioner, spec, fmt, ready, shear_tokens, config.batch_size)
+            captions = caption_batch(captioner, spec, fmt, ready, shear_tokens, config.batch_size, splitter)
             store.append_captions(captions)
             update_failures(store, spec.name, failed, captions)
             summary.captioned += len(captions)

@@ -6,6 +6,7 @@ A generation YAML (``configs/generation/*.yaml``)::
     batch_size: 8
     shear: true            # text shearing to shear_tokens words (MLLM-augmented paper, section 3.4)
     shear_tokens: null     # null: round(mean alt_text words of the store)
+    sentence_splitter: auto  # regex | pysbd | auto (regex for a ShapesWorld store, else pysbd)
     captioners:
       - name: llava_dense                  # the captions' source in the store
         source: preset:llava_tiny          # preset:<name> | hub name | local directory
@@ -34,6 +35,7 @@ from vlforge.captioner.captioner import DTYPES, PRESET_PREFIX
 from vlforge.captioner.formats import CaptionFormat, load_format
 from vlforge.common.errors import VLForgeError
 from vlforge.common.presets import build_preset, load_pretrained
+from vlforge.common.sentences import resolve_splitter
 
 
 @dataclass
@@ -90,6 +92,7 @@ class GenerationConfig:
     batch_size: int = 8
     shear: bool = True
     shear_tokens: int | None = None
+    sentence_splitter: str = "auto"
     limit: int | None = None
 
     def __post_init__(self) -> None:
@@ -103,6 +106,7 @@ class GenerationConfig:
             raise VLForgeError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.shear_tokens is not None and self.shear_tokens < 1:
             raise VLForgeError(f"shear_tokens must be >= 1, got {self.shear_tokens}")
+        resolve_splitter(self.sentence_splitter)
 
 
 def _fields(cls: type) -> set[str]:

@@ -98,6 +98,7 @@ def caption_batch(
     items: list[PendingImage],
     shear_tokens: int | None,
     batch_size: int,
+    splitter: str = "regex",
 ) -> dict[str, list[Caption]]:
     """Generate, shear and wrap the captions of ``items`` (image id -> [Caption])."""
     if not items:
@@ -115,16 +116,17 @@ def caption_batch(
         )
     now = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     return {
-        item.record.image_id: [make_caption(text, spec, fmt, item.instruction, shear_tokens, now)]
+        item.record.image_id: [make_caption(text, spec, fmt, item.instruction, shear_tokens, now, splitter)]
         for item, text in zip(items, raw, strict=True)
     }
 
 
 def make_caption(
-    raw: str, spec: CaptionerSpec, fmt: CaptionFormat, instruction: str, shear_tokens: int | None, time: str
+    raw: str, spec: CaptionerSpec, fmt: CaptionFormat, instruction: str, shear_tokens: int | None, time: str,
+    splitter: str = "regex",
 ) -> Caption:
     """One generated caption with its provenance; sheared to ``shear_tokens`` words unless that is None."""
-    text = shear(raw, shear_tokens) if shear_tokens is not None else " ".join(raw.split())
+    text = shear(raw, shear_tokens, splitter=splitter) if shear_tokens is not None else " ".join(raw.split())
     provenance = {
         **spec.provenance(),
         "prompt": instruction,

@@ -65,5 +65,6 @@ def _item(obj: dict, name: str) -> SourceItem | Skipped:
         return Skipped(name, "malformed_entry", "a line with 'image_base64' needs an 'id'")
     split = obj.get("split") if isinstance(obj.get("split"), str) else None
     meta = obj.get("meta") if isinstance(obj.get("meta"), dict) else {}
-    return SourceItem(image_id=image_id, name=name, captions=captions, image_path=None if image_bytes is not None else image,
-                      image_bytes=image_bytes, split=split, meta=meta)
+    return SourceItem(image_id=image_id, name=name, captions=captions,
+                      image_path=None if image_bytes is not None else image, image_bytes=image_bytes, split=split,
+                      meta=meta)
