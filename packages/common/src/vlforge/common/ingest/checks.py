@@ -27,6 +27,7 @@ RECORD_REASONS = (
     "malformed_entry",    # an entry of a JSON document without the fields its format requires
     "bad_id",             # an image id that is not valid UTF-8 or is longer than the store allows
     "truncated_shard",    # the rest of a webdataset tar shard after a read error
+    "failed_download",    # img2dataset could not download (or resize) the image: its status is not "success"
 )
 # Why one caption of a record is dropped (the record stays if another caption is usable).
 CAPTION_REASONS = (

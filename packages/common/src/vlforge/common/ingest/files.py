@@ -57,7 +57,18 @@ def require_keys(obj: Any, keys: tuple[str, ...], path: str | Path, fmt: str) ->
 
 
 def expand_paths(pattern: str) -> list[str]:
-    """The files named by a path or a glob pattern (sorted); a one-line error if nothing matches."""
+    """The files named by a path, a glob pattern (sorted) or WebDataset brace notation
+    (``shard-{000000..000099}.tar``, ``{a,b}.tar``; each expansion may itself be a glob), in order; a one-line
+    error if nothing matches or a braced name does not exist."""
+    if "{" in pattern:
+        from braceexpand import braceexpand
+
+        paths = []
+        for expanded in braceexpand(pattern):
+            if not glob.has_magic(expanded) and not Path(expanded).exists():
+                raise VLForgeError(f"annotation file {expanded!r} (from {pattern!r}) does not exist")
+            paths += expand_paths(expanded)
+        return paths
     if glob.has_magic(pattern):
         paths = sorted(glob.glob(pattern))
         if not paths:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from vlforge.common.ingest.cc3m import read_cc3m
 from vlforge.common.ingest.coco import read_coco
+from vlforge.common.ingest.img2dataset import read_img2dataset
 from vlforge.common.ingest.items import Skipped, SourceItem
 from vlforge.common.ingest.jsonl import read_jsonl
 from vlforge.common.ingest.karpathy import read_karpathy
@@ -37,5 +38,6 @@ FORMATS: dict[str, IngestFormat] = {f.name: f for f in (
     IngestFormat("llava", read_llava, "gt", images_default_to_annotations_dir=True),
     IngestFormat("jsonl", read_jsonl, "gt", images_default_to_annotations_dir=True),
     IngestFormat("webdataset", read_webdataset, "alt_text", always_embedded=True),
+    IngestFormat("img2dataset", read_img2dataset, "alt_text", images_default_to_annotations_dir=True),
 )}
 DEFAULT_SPLIT = "train"

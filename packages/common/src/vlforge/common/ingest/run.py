@@ -138,7 +138,7 @@ def _images_root(fmt: IngestFormat, annotations: str, images: str | os.PathLike 
             return None
         if not fmt.images_default_to_annotations_dir:
             raise VLForgeError(f"format {fmt.name} needs --images (the folder holding the images)")
-        images = Path(annotations).parent
+        images = annotations if os.path.isdir(annotations) else Path(annotations).parent
     root = Path(images)
     if not root.is_dir():
         raise VLForgeError(f"images folder {str(root)!r} does not exist or is not a directory")

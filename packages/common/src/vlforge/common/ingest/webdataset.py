@@ -1,7 +1,7 @@
 """WebDataset tar shards: the files of one sample are adjacent members ``<key>.<ext>``, an image (jpg, jpeg,
 png, webp) with ``<key>.txt`` (the caption) or ``<key>.json`` (its ``caption`` field), as img2dataset writes
-them. --annotations is one shard or a glob ("shards/*.tar"); images are always stored embedded (the tar holds
-no files to point at).
+them. --annotations is one shard, a glob ("shards/*.tar") or brace notation ("shards/{00000..00099}.tar");
+images are always stored embedded (the tar holds no files to point at).
 
 Image id: the sample key, i.e. the member name up to the first dot of its base name ("000000042" or
 "part1/000000042"). A shard that ends early (truncated) keeps the samples completed before the damage, loses
@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from vlforge.common.errors import VLForgeError
@@ -33,10 +33,15 @@ def split_member_name(name: str) -> tuple[str, str]:
 
 def read_webdataset(annotations: str, images: Path | None) -> Iterator[SourceItem | Skipped]:
     for shard in expand_paths(annotations):
-        yield from _read_shard(shard)
+        yield from read_shard(shard)
 
 
-def _read_shard(shard: str) -> Iterator[SourceItem | Skipped]:
+SampleBuilder = Callable[[str, dict[str, bytes], str], "SourceItem | Skipped"]
+
+
+def read_shard(shard: str, build: SampleBuilder | None = None) -> Iterator[SourceItem | Skipped]:
+    """The samples of one shard, each made by ``build(key, {extension: bytes}, shard file name)``."""
+    build = build or _sample
     shard_name = Path(shard).name
     try:
         archive = tarfile.open(shard, mode="r|*")
@@ -50,7 +55,7 @@ def _read_shard(shard: str) -> Iterator[SourceItem | Skipped]:
                     continue
                 member_key, ext = split_member_name(member.name)
                 if member_key != key and key is not None:
-                    yield _sample(key, files, shard_name)
+                    yield build(key, files, shard_name)
                     files = {}
                 key = member_key
                 files[ext] = archive.extractfile(member).read()
@@ -61,7 +66,7 @@ def _read_shard(shard: str) -> Iterator[SourceItem | Skipped]:
     if damage:
         yield Skipped(f"shard {shard_name}", "truncated_shard", f"samples from {key!r} on are lost: {damage}")
     elif key is not None:
-        yield _sample(key, files, shard_name)
+        yield build(key, files, shard_name)
 
 
 def _end_marker_missing(shard: str, offset: int) -> bool:

@@ -20,21 +20,27 @@ Ingest a dataset into STORE (created if absent). Formats:
   cc3m        TSV caption<TAB>url; --images is the img2dataset folder (00000/000000000.jpg); key = row number
   llava       LLaVA JSON (image + conversations; the first gpt answer is the caption);
               --images default: the file's folder
-  jsonl       {"image": path, "caption": str or [str]} per line; paths relative to --images
-              (default: the file's folder)
-  webdataset  tar shards (a file or a glob) with key.jpg + key.txt or key.json; images stored embedded
-Captions get --source (default alt_text for cc3m and webdataset, gt otherwise) and kind "free".
+  jsonl       {"image": path, "caption": str or [str]} per line, or the lossless lines `export --format jsonl`
+              writes; paths relative to --images (default: the file's folder)
+  webdataset  tar shards (a file, a glob or 'shard-{000000..000099}.tar') with key.jpg + key.txt or key.json;
+              images stored embedded
+  img2dataset an img2dataset output folder (files or webdataset layout), or its input table (TSV/CSV/parquet
+              with caption and url columns) with --images the output folder; img2dataset's keys; per-sample
+              JSON kept in meta; failed downloads counted
+Captions get --source (default alt_text for cc3m, webdataset and img2dataset, gt otherwise) and kind "free"
+(lossless jsonl captions keep their own).
 Bad records are skipped and counted by reason; exit status 0 when at least one record went in."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("ingest", description=DESCRIPTION,
-                            help="ingest a dataset (coco, karpathy, cc3m, llava, jsonl, webdataset)",
+                            help="ingest a dataset (coco, karpathy, cc3m, llava, jsonl, webdataset, img2dataset)",
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("store", help="the store directory (created if it does not exist)")
     parser.add_argument("--format", required=True, choices=sorted(FORMATS), dest="fmt")
     parser.add_argument("--annotations", required=True,
-                        help="the annotation file (webdataset: a shard or a glob)")
+                        help="the annotation file (webdataset: a shard, a glob or brace notation; "
+                             "img2dataset: the output folder or the input table)")
     parser.add_argument("--images", default=None, help="the images root folder")
     parser.add_argument("--embed-images", action="store_true",
                         help="store the encoded image bytes instead of paths relative to the image root")
