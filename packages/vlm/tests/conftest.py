@@ -40,3 +40,18 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def clip_checkpoint(shapes_store, tmp_path_factory):
+    """A ContrastiveLitModule checkpoint of clip_tiny after 2 steps on the shapes store (run folder with config)."""
+    from vlforge.common.cli import run_cli
+
+    root = tmp_path_factory.mktemp("runs")
+    assert run_cli("vlm", ["fit", "--config", "vlm:model/clip_tiny.yaml",
+                           "--config", "vlm:data/shapes_alt_text_gt_short.yaml",
+                           "--data.init_args.store", shapes_store, "--data.init_args.num_workers", "0",
+                           "--data.init_args.batch_size", "16", "--trainer.max_steps", "2",
+                           "--trainer.limit_val_batches", "0", "--trainer.enable_progress_bar", "false",
+                           "--trainer.enable_model_summary", "false", "--run_root", str(root)]) == 0
+    return root / "vlm" / "version_0" / "checkpoints" / "last.ckpt"

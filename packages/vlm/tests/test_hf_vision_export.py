@@ -8,7 +8,6 @@ import torch
 from open_clip.transform import image_transform
 from transformers import CLIPVisionModelWithProjection
 
-from vlforge.common.cli import run_cli
 from vlforge.common.errors import VLForgeError
 from vlforge.common.presets.llava import build_llava
 from vlforge.common.presets.tokenizer import shapes_tokenizer
@@ -66,18 +65,6 @@ def test_towers_without_a_counterpart_are_refused(tiny_open_clip):
         config = tiny_open_clip | {"vision_cfg": tiny_open_clip["vision_cfg"] | change}
         with pytest.raises(VLForgeError, match=part.replace(".", r"\.")):
             hf_vision_state_dict(OpenClipImageTower(config).visual)
-
-
-@pytest.fixture(scope="module")
-def clip_checkpoint(shapes_store, tmp_path_factory):
-    root = tmp_path_factory.mktemp("runs")
-    assert run_cli("vlm", ["fit", "--config", "vlm:model/clip_tiny.yaml",
-                           "--config", "vlm:data/shapes_alt_text_gt_short.yaml",
-                           "--data.init_args.store", shapes_store, "--data.init_args.num_workers", "0",
-                           "--data.init_args.batch_size", "16", "--trainer.max_steps", "2",
-                           "--trainer.limit_val_batches", "0", "--trainer.enable_progress_bar", "false",
-                           "--trainer.enable_model_summary", "false", "--run_root", str(root)]) == 0
-    return root / "vlm" / "version_0" / "checkpoints" / "last.ckpt"
 
 
 def test_export_cli_into_a_llava_vision_tower(clip_checkpoint, shapes_store, tmp_path, capsys):

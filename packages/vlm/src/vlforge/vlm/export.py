@@ -4,7 +4,8 @@
 
 ``open_clip``: the whole CLIP in open_clip's hub layout (``open_clip.create_model("local-dir:<out>")``);
 ``hf-vision``: the image tower as a Hugging Face ``CLIPVisionModelWithProjection`` folder (a LLaVA vision tower,
-``model.vision_from`` of the captioner's llava presets).
+``model.vision_from`` of the captioner's llava presets); ``hf-clip``: the whole CLIP as a Hugging Face ``CLIPModel``
+folder with tokenizer and processor (transformers' zero-shot-image-classification pipeline loads it).
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ import sys
 from collections.abc import Sequence
 
 from vlforge.common.errors import VLForgeError
+from vlforge.vlm.hf_clip_export import export_hf_clip_checkpoint
 from vlforge.vlm.hf_vision_export import export_hf_vision_checkpoint
 from vlforge.vlm.mllm.export import export_hf_llava_checkpoint
 from vlforge.vlm.open_clip_export import export_open_clip_checkpoint
 
-EXPORTERS = {"open_clip": export_open_clip_checkpoint, "hf-vision": export_hf_vision_checkpoint}
+EXPORTERS = {"open_clip": export_open_clip_checkpoint, "hf-vision": export_hf_vision_checkpoint,
+             "hf-clip": export_hf_clip_checkpoint}
 EXPORTERS["hf-llava"] = export_hf_llava_checkpoint  # an MLLM checkpoint as a Hugging Face LLaVA folder
 
 
