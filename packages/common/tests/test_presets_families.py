@@ -121,3 +121,13 @@ def test_tiny_open_clip_registered_and_runs(name):
     image_features, text_features, logit_scale = model(torch.randn(2, 3, size, size), tokens)
     assert image_features.shape == text_features.shape == (2, 64)
     assert torch.allclose(image_features.norm(dim=-1), torch.ones(2), atol=1e-5)
+
+
+def test_tiny_open_clip_configs_go_through_open_clips_public_registry():
+    from open_clip.factory import get_model_config
+
+    from vlforge.common.presets.open_clip_models import CONFIG_DIR
+
+    assert sorted(TINY_OPEN_CLIP_CONFIGS) == ["vlforge-tiny-vit-32", "vlforge-tiny-vit-64"]
+    for name, config in TINY_OPEN_CLIP_CONFIGS.items():
+        assert get_model_config(name) == config and (CONFIG_DIR / f"{name}.json").is_file()

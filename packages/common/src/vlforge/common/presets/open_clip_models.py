@@ -1,45 +1,32 @@
 """Tiny open_clip model configs (ViT image tower + transformer text tower), registered with open_clip by name.
 
-Importing this module registers them (``register_tiny_open_clip_configs``), ``open_clip.create_model(name)`` and
-``open_clip.get_tokenizer(name)`` work on every name of ``TINY_OPEN_CLIP_CONFIGS``. The text tower uses open_clip's
-bundled CLIP BPE (vocab 49408), so no download is needed.
+The configs are open_clip model-config JSON files shipped in ``open_clip_configs/`` (one file per name, as open_clip
+ships its own); importing this module registers the folder through open_clip's public ``add_model_config``, so
+``open_clip.create_model(name)`` and ``open_clip.get_tokenizer(name)`` work on every name of
+``TINY_OPEN_CLIP_CONFIGS``: "vlforge-tiny-vit-64" (ShapesWorld's default 64 px: 64 patches) and
+"vlforge-tiny-vit-32" (32 px images for the fastest tests: 16 patches). The text tower uses open_clip's bundled
+CLIP BPE (vocab 49408), so no download is needed.
 """
 
 from __future__ import annotations
 
-from copy import deepcopy
+import json
+from pathlib import Path
 from typing import Any
 
 import open_clip
-from open_clip import factory
 
 from vlforge.common.errors import VLForgeError
 
-
-def _tiny(image_size: int, patch_size: int) -> dict[str, Any]:
-    return {
-        "embed_dim": 64,
-        "vision_cfg": {"image_size": image_size, "layers": 2, "width": 64, "head_width": 32, "mlp_ratio": 2.0,
-                       "patch_size": patch_size},
-        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2,
-                     "mlp_ratio": 2.0},
-    }
-
-
+CONFIG_DIR = Path(__file__).with_name("open_clip_configs")
 TINY_OPEN_CLIP_CONFIGS: dict[str, dict[str, Any]] = {
-    "vlforge-tiny-vit-64": _tiny(image_size=64, patch_size=8),  # ShapesWorld default size: 64 patches
-    "vlforge-tiny-vit-32": _tiny(image_size=32, patch_size=8),  # 32 px images for the fastest tests: 16 patches
-}
+    path.stem: json.loads(path.read_text(encoding="utf-8")) for path in sorted(CONFIG_DIR.glob("*.json"))}
 
 
 def register_tiny_open_clip_configs() -> None:
-    """Add ``TINY_OPEN_CLIP_CONFIGS`` to open_clip's model-config registry (idempotent).
-
-    open_clip only registers JSON files through its public ``add_model_config``; entries are put into its registry
-    dict (``open_clip.factory._MODEL_CONFIGS``) directly so nothing is written to disk.
-    """
-    for name, config in TINY_OPEN_CLIP_CONFIGS.items():
-        factory._MODEL_CONFIGS[name] = deepcopy(config)
+    """Register ``CONFIG_DIR`` with ``open_clip.add_model_config`` unless every tiny name is already known."""
+    if not set(TINY_OPEN_CLIP_CONFIGS) <= set(open_clip.list_models()):
+        open_clip.add_model_config(CONFIG_DIR)
 
 
 def build_open_clip(model_name: str = "vlforge-tiny-vit-64"):
