@@ -1,5 +1,5 @@
 """`vlforge-captioner`: fit / validate / test / predict any vlforge-captioner LitModule from stacked YAML configs,
-plus the store tools `generate` and `analyze` (vlforge.captioner.tools_cli)."""
+plus the tools `generate`, `analyze` and `export` (vlforge.captioner.tools_cli)."""
 
 import sys
 
@@ -7,7 +7,7 @@ from vlforge.common.cli import run_cli
 
 
 def main() -> None:
-    if sys.argv[1:2] and sys.argv[1] in ("generate", "analyze"):
+    if sys.argv[1:2] and sys.argv[1] in ("generate", "analyze", "export"):
         from vlforge.captioner.tools_cli import main as tools
 
         sys.exit(tools(sys.argv[1:]))

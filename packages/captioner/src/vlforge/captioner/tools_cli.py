@@ -1,4 +1,4 @@
-"""``generate`` and ``analyze``: the captioner's store tools beside the LightningCLI subcommands.
+"""``generate``, ``analyze`` and ``export``: the captioner's tools beside the LightningCLI subcommands.
 
     python -m vlforge.captioner.tools_cli generate --store data/shapesworld \\
         --config captioner:generation/shapes_tiny.yaml [--split pool] [--limit 100] [--batch-size 16] \\
@@ -7,8 +7,11 @@
         [--split pool] [--source NAME ...] [--top-k 20] [--clip-model vlforge-tiny-vit-64 --clip-checkpoint
         x.pt]
 
-``generate`` runs every captioner of a generation config in this process (resumable; for DDP over devices use
-``vlforge-captioner predict``) and prints one JSON summary per captioner; ``analyze`` writes analysis.json and
+    vlforge-captioner export --checkpoint runs/x/checkpoints/last.ckpt --format hf --out captioner_hf
+
+``export --format hf`` writes a transformers folder (``AutoModelForImageTextToText`` + ``AutoProcessor``, chat
+template kept; vlforge.captioner.hf_export). ``generate`` runs every captioner of a generation config in this
+process (resumable; for DDP over devices use ``vlforge-captioner predict``) and prints one JSON summary per captioner; ``analyze`` writes analysis.json and
 PNG plots. A user mistake is one line on stderr and exit code 2.
 """
 
@@ -23,7 +26,7 @@ from collections.abc import Sequence
 from vlforge.common.errors import VLForgeError
 
 PROG = "vlforge-captioner"
-COMMANDS = ("generate", "analyze")
+COMMANDS = ("generate", "analyze", "export")
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -61,6 +64,13 @@ def _analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from vlforge.captioner.hf_export import export_hf_captioner_checkpoint
+
+    print(export_hf_captioner_checkpoint(args.checkpoint, args.out, args.run_config))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description="caption generation into the store and analysis")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -84,6 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
     analysis.add_argument("--clip-model", help="open_clip config name, e.g. vlforge-tiny-vit-64")
     analysis.add_argument("--clip-checkpoint", help="its weights (safetensors or torch state dict)")
     analysis.set_defaults(func=_analyze)
+    export = commands.add_parser("export", help="a trained captioner checkpoint as a transformers folder")
+    export.add_argument("--checkpoint", required=True, help="a captioner LitModule .ckpt")
+    export.add_argument("--format", required=True, choices=("hf",))
+    export.add_argument("--out", required=True, help="the folder to write")
+    export.add_argument("--run_config",
+                        help="the run's config.yaml when it is not in a parent folder of the checkpoint")
+    export.set_defaults(func=_export)
     return parser
 
 
