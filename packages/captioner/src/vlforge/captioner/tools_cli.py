@@ -11,8 +11,8 @@
 
 ``export --format hf`` writes a transformers folder (``AutoModelForImageTextToText`` + ``AutoProcessor``, chat
 template kept; vlforge.captioner.hf_export). ``generate`` runs every captioner of a generation config in this
-process (resumable; for DDP over devices use ``vlforge-captioner predict``) and prints one JSON summary per captioner; ``analyze`` writes analysis.json and
-PNG plots. A user mistake is one line on stderr and exit code 2.
+process (resumable; for DDP over devices use ``vlforge-captioner predict``) and prints one JSON summary per
+captioner; ``analyze`` writes analysis.json and PNG plots. A user mistake is one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
