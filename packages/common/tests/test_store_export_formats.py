@@ -206,3 +206,22 @@ def test_a_training_loop_on_the_default_export_sees_no_negative(capsys, tmp_path
     false_tokens = tokenizer(sorted(false_texts))
     assert len(trained_on) == len(dataset) > 0
     assert not (trained_on[:, None, :] == false_tokens[None, :, :]).all(-1).any()
+
+
+def test_lossless_jsonl_bad_lines_are_skipped_and_counted(capsys, caplog, tmp_path):
+    good = {"id": "a", "split": "val", "image_base64": __import__("base64").b64encode(png((1, 2, 3))).decode(),
+            "captions": [{"text": "a dot", "source": "gt", "kind": "short", "provenance": {}, "scores": {}}]}
+    lines = [good,
+             good | {"id": "b", "image_base64": "not base64!!"},
+             good | {"id": "c", "captions": [{"text": "x", "source": "gt", "kind": "bogus"}]},
+             good | {"id": "d", "captions": [{"text": "x", "source": ""}]},
+             good | {"id": "e", "captions": ["plain text is not a caption object"]}]
+    annotations = tmp_path / "in.jsonl"
+    annotations.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    code, out, _ = run(capsys, "ingest", tmp_path / "s", "--format", "jsonl", "--annotations", annotations, "--json")
+    summary = json.loads(out)
+    assert code == 0 and summary["added"] == 1 and summary["skipped"] == {"malformed_entry": 4}
+    assert "line 2 of in.jsonl: skipped (malformed_entry): 'image_base64' is not valid base64" in caplog.text
+    with CaptionStore(tmp_path / "s") as store:
+        record = store.get("a")
+    assert record.split == "val" and record.captions[0].kind == "short" and record.image_bytes == png((1, 2, 3))
