@@ -21,7 +21,7 @@ def export_parquet(store: CaptionStore, records: Iterator[ImageRecord], out: str
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError:
-        raise VLForgeError("the parquet export needs pyarrow: pip install pyarrow") from None
+        raise VLForgeError("the parquet export needs pyarrow: pip install 'vlforge-common[parquet]'") from None
     schema = pa.schema([("image", pa.struct([("bytes", pa.binary()), ("path", pa.string())])),
                         ("text", pa.string()), ("image_id", pa.string()), ("split", pa.string()),
                         ("width", pa.int32()), ("height", pa.int32()), ("source", pa.string()),
