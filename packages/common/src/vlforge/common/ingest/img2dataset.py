@@ -163,7 +163,8 @@ def _table_rows(table: str) -> list[tuple[str, str]]:
         try:
             import pyarrow.parquet as pq
         except ImportError:
-            raise VLForgeError("reading a parquet input table needs pyarrow: pip install 'vlforge-common[parquet]'") from None
+            raise VLForgeError("reading a parquet input table needs pyarrow: "
+                               "pip install 'vlforge-common[parquet]'") from None
         data = pq.read_table(table).to_pydict()
         if "caption" not in data or "url" not in data:
             raise VLForgeError(f"input table {table!r} has no 'caption' and 'url' columns")
