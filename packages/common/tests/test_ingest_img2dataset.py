@@ -119,3 +119,22 @@ def test_webdataset_brace_notation(tmp_path):
     assert summary.added == 5 and len(store) == 5  # shards 0 and 1: 6 rows, one failed download
     with pytest.raises(VLForgeError, match=r"00003\.tar' \(from .*\{00000\.\.00005\}\.tar'\) does not exist"):
         ingest(store, "webdataset", str(tmp_path / "out" / "{00000..00005}.tar"))
+
+
+def test_key_scheme_matches_img2dataset_compute_key():
+    from vlforge.common.ingest.img2dataset import KeyScheme
+
+    assert [KeyScheme(5000, 5).key(r) for r in (0, 4999, 5000, 12345)] == [
+        "000000000", "000004999", "000010000", "000022345"]
+    assert [KeyScheme(10000, 5).key(r) for r in (42, 10000)] == ["000000042", "000010000"]
+
+
+def test_cc3m_reader_keys_rows_as_img2dataset_did(tmp_path):
+    keys = _write_output(tmp_path / "out", "files")
+    tsv = tmp_path / "cc.tsv"
+    tsv.write_text("".join(f"{c}\t{u}\n" for c, u in ROWS))
+    store = CaptionStore.create(tmp_path / "s")
+    summary = ingest(store, "cc3m", tsv, tmp_path / "out")
+    assert summary.added == 6 and dict(summary.skipped) == {"missing_image": 1}
+    assert {r.image_id: r.captions[0].text for r in store.iter_records()} == {
+        keys[n]: ROWS[n][0] for n in range(7) if n != FAILED_ROW}

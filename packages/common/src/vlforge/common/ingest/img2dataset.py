@@ -8,8 +8,7 @@ parquet file, needing pyarrow) with --images the output folder (captions from th
 
 Keys are img2dataset's own (``compute_key``): the row's shard id times 10**ceil(log10(number_sample_per_shard)),
 plus its index in the shard, zero-padded to the shard-name digits plus those digits; so a 5000-per-shard
-download keys row 5000 as ``"0000010000"``, not ``"000005000"``. number_sample_per_shard is read from the shards'
-parquet row counts or ``_stats.json`` counts (the largest shard); the shard digits from the shard names.
+download keys row 5000 as ``"000010000"``, not ``"000005000"`` (:class:`KeyScheme`, also used by the cc3m reader).
 
 Each record's meta["img2dataset"] holds the sample's JSON (url, width / height, original_width /
 original_height, status, sha256, ...). Samples whose status is not "success" (from the parquet files, or only
@@ -23,13 +22,15 @@ import json
 import math
 import os
 import re
+import tarfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from vlforge.common.errors import VLForgeError
 from vlforge.common.ingest.checks import decode_text
 from vlforge.common.ingest.items import Skipped, SourceItem
-from vlforge.common.ingest.webdataset import read_shard
+from vlforge.common.ingest.webdataset import read_shard, split_member_name
 
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
 _SHARD = re.compile(r"^(\d+)(\.tar)?$")
@@ -38,6 +39,62 @@ _SHARD = re.compile(r"^(\d+)(\.tar)?$")
 def compute_key(row_in_shard: int, shard_id: int, digits_per_shard: int, shard_digits: int) -> str:
     """img2dataset's sample key."""
     return f"{10 ** digits_per_shard * shard_id + row_in_shard:0{digits_per_shard + shard_digits}d}"
+
+
+@dataclass(frozen=True)
+class KeyScheme:
+    """How img2dataset keyed the rows of its input: ``per_shard`` rows a shard, shard names of ``shard_digits``."""
+
+    per_shard: int
+    shard_digits: int
+
+    def key(self, row: int) -> str:
+        digits = math.ceil(math.log10(self.per_shard))
+        return compute_key(row % self.per_shard, row // self.per_shard, digits, self.shard_digits)
+
+
+def key_scheme(folder: Path) -> KeyScheme:
+    """The key scheme of an img2dataset output folder: number_sample_per_shard from the largest shard's parquet
+    row count or ``_stats.json`` count; without either, from the key length (key digits minus shard-name digits,
+    i.e. a power-of-ten number_sample_per_shard)."""
+    shards = _shards(folder)
+    sizes = _shard_sizes(folder, [name for name, _ in shards])
+    if sizes:
+        return KeyScheme(max(sizes), len(shards[0][0]))
+    for name, path in shards:
+        stems = ([e.name.partition(".")[0] for e in os.scandir(path)] if path.is_dir()
+                 else [split_member_name(n)[0] for n in _tar_names(path)])
+        stem = next((s for s in stems if s.isdigit()), None)
+        if stem is not None:
+            return KeyScheme(10 ** max(0, len(stem) - len(name)), len(name))
+    raise VLForgeError(f"img2dataset folder {str(folder)!r} holds no sample to read its key scheme from")
+
+
+def _tar_names(path: Path) -> list[str]:
+    with tarfile.open(path, "r|*") as archive:
+        for member in archive:
+            if member.isfile():
+                return [member.name]
+    return []
+
+
+def _shard_sizes(folder: Path, shards: list[str]) -> list[int]:
+    sizes = []
+    for shard in shards:
+        parquet, stats = folder / f"{shard}.parquet", folder / f"{shard}_stats.json"
+        if parquet.is_file() and _parquet() is not None:
+            sizes.append(_parquet().ParquetFile(parquet).metadata.num_rows)
+        elif stats.is_file():
+            sizes.append(int(json.loads(stats.read_text(encoding="utf-8")).get("count", 0)))
+    return sizes
+
+
+def _parquet():
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        return None
+    return pq
 
 
 def read_img2dataset(annotations: str, images: Path | None) -> Iterator[SourceItem | Skipped]:
@@ -50,7 +107,7 @@ def read_img2dataset(annotations: str, images: Path | None) -> Iterator[SourceIt
         folder, table = images, annotations
     shards = _shards(folder)
     statuses = _statuses(folder, [name for name, _ in shards])
-    captions = _table_captions(table, folder, shards, statuses) if table else None
+    captions = _table_captions(table, folder) if table else None
     seen: set[str] = set()
     for name, path in shards:
         samples = _files_shard(folder, name) if path.is_dir() else read_shard(str(path), _sample)
@@ -121,50 +178,34 @@ def _sample(key: str, files: dict[str, bytes], shard: str, image_path: str | Non
 
 
 def _statuses(folder: Path, shards: list[str]) -> dict:
-    """failed {key: error} and shard sizes from the per-shard parquet files (pyarrow), else failed_counts and
-    sizes from the _stats.json files."""
+    """failed {key: error} from the per-shard parquet files (pyarrow), else failed_counts {shard: n} from the
+    _stats.json files."""
     failed: dict[str, str] = {}
     failed_counts: dict[str, int] = {}
-    sizes: list[int] = []
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:
-        pq = None
+    pq = _parquet()
     for shard in shards:
         parquet, stats = folder / f"{shard}.parquet", folder / f"{shard}_stats.json"
         if pq is not None and parquet.is_file():
-            table = pq.read_table(parquet, columns=None).to_pylist()
-            sizes.append(len(table))
-            for row in table:
-                if row.get("status") != "success":
-                    failed[str(row.get("key"))] = str(row.get("error_message") or row.get("status"))
+            for row in pq.read_table(parquet, columns=["key", "status", "error_message"]).to_pylist():
+                if row["status"] != "success":
+                    failed[str(row["key"])] = str(row["error_message"] or row["status"])
         elif stats.is_file():
             counts = json.loads(stats.read_text(encoding="utf-8"))
-            sizes.append(int(counts.get("count", 0)))
             failed_counts[shard] = int(counts.get("failed_to_download", 0)) + int(counts.get("failed_to_resize", 0))
-    return {"failed": failed, "failed_counts": failed_counts, "sizes": sizes}
+    return {"failed": failed, "failed_counts": failed_counts}
 
 
-def _table_captions(table: str, folder: Path, shards: list[tuple[str, Path]],
-                    statuses: dict) -> dict[str, tuple[str, str]]:
+def _table_captions(table: str, folder: Path) -> dict[str, tuple[str, str]]:
     """{img2dataset key: (caption, url)} of every row of the input table."""
-    if not statuses["sizes"]:
-        raise VLForgeError(f"{str(folder)!r} has no NNNNN.parquet or NNNNN_stats.json: cannot tell "
-                           "img2dataset's number_sample_per_shard to key the rows of the input table")
-    per_shard = max(statuses["sizes"])
-    digits = max(1, math.ceil(math.log10(per_shard)))
-    shard_digits = len(shards[0][0])
-    rows = _table_rows(table)
-    return {compute_key(n % per_shard, n // per_shard, digits, shard_digits): row for n, row in enumerate(rows)}
+    scheme = key_scheme(folder)
+    return {scheme.key(n): row for n, row in enumerate(_table_rows(table))}
 
 
 def _table_rows(table: str) -> list[tuple[str, str]]:
     if table.endswith(".parquet"):
-        try:
-            import pyarrow.parquet as pq
-        except ImportError:
-            raise VLForgeError("reading a parquet input table needs pyarrow: "
-                               "pip install 'vlforge-common[parquet]'") from None
+        pq = _parquet()
+        if pq is None:
+            raise VLForgeError("reading a parquet input table needs pyarrow: pip install 'vlforge-common[parquet]'")
         data = pq.read_table(table).to_pydict()
         if "caption" not in data or "url" not in data:
             raise VLForgeError(f"input table {table!r} has no 'caption' and 'url' columns")
