@@ -108,6 +108,8 @@ def test_filters_source_kind_split(capsys, tmp_path, shapes):
     assert all(len(x["captions"]) == 2 for x in lines)
     code, _, err = run(capsys, "export", shapes, "--format", "jsonl", "--out", out, "--kind", "bogus")
     assert code == 2 and "'bogus'" in err
+    code, _, err = run(capsys, "export", shapes, "--format", "jsonl", "--out", out, "--split", "trian")
+    assert code == 2 and "split 'trian' has no images" in err and len(err.strip().splitlines()) == 1
 
 
 def test_open_clip_csv_dataset_reads_the_csv(capsys, tmp_path, path_store):

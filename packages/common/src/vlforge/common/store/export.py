@@ -56,6 +56,10 @@ def export_store(store: CaptionStore, fmt: str, out: str | os.PathLike,
             os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
         except OSError as err:
             raise VLForgeError(f"cannot create the folder of {out!r}: {err.strerror or err}") from None
+    unknown = sorted(selection.splits - set(store.counts()["splits"]))
+    if unknown:
+        raise VLForgeError(f"split {unknown[0]!r} has no images in the store {store.path!r} "
+                           f"(splits: {', '.join(sorted(store.counts()['splits'])) or 'none'})")
     summary = ExportSummary(format=fmt, out=out)
     split = next(iter(selection.splits)) if len(selection.splits) == 1 else None
     writer(store, select_records(store.iter_records(split=split), selection, summary), out, summary, **options)
