@@ -60,3 +60,27 @@ def test_export_mistakes_are_one_line(tmp_path, capsys):
                        "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "none.ckpt" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_lora_captioner_exports_with_its_adapters_merged(tmp_path, images):
+    from vlforge.captioner.captioner import Captioner
+    from vlforge.captioner.hf_export import export_hf_captioner
+    from vlforge.captioner.model_setup import LoraSettings
+
+    torch.manual_seed(0)
+    captioner = Captioner(source="preset:llava_tiny", lora=LoraSettings(r=2, alpha=4))
+    with torch.no_grad():  # trained adapters: lora_B starts at zero, which would merge to nothing
+        for name, parameter in captioner.model.named_parameters():
+            if "lora_B" in name:
+                parameter.add_(0.5 * torch.randn_like(parameter))
+    inputs = captioner.processor(text=["<image> a"], images=[images[0]], return_tensors="pt")
+    with torch.no_grad():
+        with_adapters = captioner.model.eval()(**inputs).logits
+        with captioner.model.disable_adapter():
+            without_adapters = captioner.model(**inputs).logits
+    assert not torch.allclose(with_adapters, without_adapters, atol=1e-3)  # the adapters matter
+    out = export_hf_captioner(captioner, tmp_path / "lora_hf")
+    model = AutoModelForImageTextToText.from_pretrained(out).eval()
+    assert not any("lora" in name for name in model.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(model(**inputs).logits, with_adapters, atol=1e-5, rtol=1e-4)

@@ -44,7 +44,8 @@ def captioner_from_checkpoint(checkpoint: str | os.PathLike, run_config: str | o
 
 
 def export_hf_captioner(captioner: Captioner, out_dir: str | os.PathLike) -> Path:
-    """Write ``captioner``'s model (LoRA merged) and processor (chat template included) to ``out_dir``."""
+    """Write ``captioner``'s model (LoRA adapters merged into it, in place) and processor (chat template included)
+    to ``out_dir``."""
     model = captioner.model
     if hasattr(model, "merge_and_unload"):  # a peft LoRA wrapper
         model = model.merge_and_unload()
