@@ -40,6 +40,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from vlforge.common.errors import VLForgeError
+from vlforge.common.progress import is_status_line
 from vlforge.common.stages import Stage, StageRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -147,7 +148,14 @@ class Console:
         with open(folder / log_name, "a") as log:
             log.write(f"$ {command}\n")
             log.flush()
-            code = subprocess.run(args, stdout=log, stderr=subprocess.STDOUT, env=self.env).returncode
+            process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=self.env,
+                                       text=True, bufsize=1)
+            for line in process.stdout:
+                log.write(line)
+                log.flush()
+                if is_status_line(line) or line.startswith("fit done:"):  # progress on the runner's console too
+                    print(f"    {folder.name}: {line.strip()}", flush=True)
+            code = process.wait()
         if code != 0:
             tail = (folder / log_name).read_text().strip().splitlines()[-1:] or [""]
             raise VLForgeError(
@@ -288,7 +296,6 @@ class Experiment:
             {
                 "seed_everything": self.captioner_seed(name),
                 "data": {"init_args": {"store": self.store}},
-                "trainer": {"enable_progress_bar": False},
             },
         )
         configs = [*train.get("configs", []), write_yaml(folder / "config.yaml", delta)]
@@ -335,7 +342,7 @@ class Experiment:
                     "num_workers": 0,
                 },
             },
-            "trainer": {"enable_checkpointing": False, "enable_progress_bar": False, "logger": False},
+            "trainer": {"enable_checkpointing": False, "logger": False},
         }
         configs = [*generation.get("configs", []), write_yaml(folder / "config.yaml", config)]
         self.run_or_check(
@@ -392,7 +399,7 @@ class Experiment:
             {
                 "seed_everything": self.seed,
                 "data": {"class_path": "vlforge.vlm.data.ContrastiveDataModule", "init_args": data_args},
-                "trainer": {"max_steps": clip["max_steps"], "enable_progress_bar": False},
+                "trainer": {"max_steps": clip["max_steps"]},
             },
         )
         configs = [*clip.get("configs", []), write_yaml(folder / "config.yaml", config)]

@@ -35,6 +35,7 @@ from vlforge.common.metrics import (
     word_frequencies,
     write_metrics,
 )
+from vlforge.common.progress import track
 from vlforge.common.store import CaptionStore
 
 STOP_WORDS = frozenset(
@@ -62,7 +63,9 @@ def collect_captions(
     The label is the source, or ``source:kind`` for a source with captions of several kinds (ShapesWorld's gt
     short / descriptive / dense); negatives and retrieval queries are not captions and are left out."""
     by_key: dict[tuple[str, str], list[tuple[str, str]]] = {}
-    for record in store.iter_records(split=split):
+    counts = store.counts()
+    total = counts["splits"].get(split, 0) if split is not None else counts["images"]
+    for record in track(store.iter_records(split=split), "read captions", total, "records"):
         for caption in record.captions:
             if caption.kind in EXCLUDED_KINDS or (sources is not None and caption.source not in sources):
                 continue
@@ -154,7 +157,7 @@ def clip_scores(
 
     scores: list[float] = []
     with torch.inference_mode():
-        for start in range(0, len(pairs), batch_size):
+        for start in track(range(0, len(pairs), batch_size), "CLIP score", unit="batches"):
             chunk = pairs[start : start + batch_size]
             images = torch.stack([preprocess(store.load_image(store.get(i))) for i, _ in chunk])
             image = torch.nn.functional.normalize(model.encode_image(images), dim=-1)

@@ -23,17 +23,20 @@ from typing import Any
 
 from jsonargparse import ArgumentError
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
-from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, RichProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from omegaconf.errors import OmegaConfBaseException
 
 from vlforge.common.config_errors import describe_config_error, locate_config_error
 from vlforge.common.errors import VLForgeError
+from vlforge.common.fit_summary import FitSummaryCallback
 from vlforge.common.grad_checkpointing import enable_gradient_checkpointing
+from vlforge.common.log_progress_bar import LogProgressBar
 from vlforge.common.rng_state import RNGStateCallback
 from vlforge.common.run_config import KeepFirstConfig
 from vlforge.common.run_metrics import MetricsJSONCallback
+from vlforge.common.sample_outputs import SampleOutputsCallback
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 CONFIG_ERRORS = (ArgumentError, OmegaConfBaseException)
@@ -187,8 +190,12 @@ class VLForgeCLI(LightningCLI):
         ):
             callbacks.append(ModelCheckpoint(save_last=True))
         if trainer_config.get("enable_progress_bar") is not False:
-            callbacks.append(RichProgressBar())
-        kwargs["callbacks"] = [*callbacks, RNGStateCallback(), MetricsJSONCallback()]
+            # a bar in a terminal; one status line per interval in a log file (SLURM, nohup, a stage's log.txt)
+            callbacks.append(RichProgressBar() if sys.stderr.isatty() else LogProgressBar())
+        if trainer_config.get("logger") is not False and not any(isinstance(c, LearningRateMonitor) for c in callbacks):
+            callbacks.append(LearningRateMonitor(logging_interval="step"))
+        kwargs["callbacks"] = [*callbacks, RNGStateCallback(), MetricsJSONCallback(), FitSummaryCallback(),
+                               SampleOutputsCallback()]
         return super().instantiate_trainer(**kwargs)
 
     def _run_loggers(self) -> list[CSVLogger | TensorBoardLogger]:

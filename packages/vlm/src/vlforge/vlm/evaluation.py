@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader
 
 from vlforge.common import metrics
 from vlforge.common.errors import VLForgeError
+from vlforge.common.progress import track
 from vlforge.common.records import Caption
 from vlforge.common.sampling import CaptionChoice
 from vlforge.common.store import CaptionDataset
@@ -72,7 +73,8 @@ def encode_split(model: nn.Module, store: str | os.PathLike, split: str, image_s
         dataset = torch.utils.data.Subset(dataset, range(min(max_images, len(dataset))))
     device = _device(model)
     features, ids, captions, meta = [], [], [], []
-    for images, records in DataLoader(dataset, batch_size=batch_size, collate_fn=_collate):
+    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=_collate)
+    for images, records in track(loader, f"encode {split} images", unit="batches"):
         features.append(model.encode_image(images.to(device)).float().cpu())
         for record in records:
             ids.append(record.image_id)

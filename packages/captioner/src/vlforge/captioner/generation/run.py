@@ -10,7 +10,6 @@ predict``) instead.
 from __future__ import annotations
 
 import gc
-import logging
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -24,10 +23,9 @@ from vlforge.captioner.generation.store_io import (
     prepare,
     update_failures,
 )
+from vlforge.common.progress import Progress
 from vlforge.common.sentences import resolve_splitter
 from vlforge.common.store import CaptionStore
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -80,6 +78,7 @@ def run_captioner(
     if ids:
         captioner = build_captioner(spec)
         chunk = config.batch_size * chunk_batches
+        progress = Progress(f"generate {spec.name}", len(ids), "images")
         for begin in range(0, len(ids), chunk):
             ready: list[PendingImage] = []
             failed: dict[str, str] = {}
@@ -95,7 +94,8 @@ def run_captioner(
             summary.captioned += len(captions)
             summary.empty += sum(1 for c in captions.values() if not c[0].text)
             summary.failed += len(failed)
-            log.info("%s: %d / %d images", spec.name, begin + len(ready) + len(failed), len(ids))
+            progress.update(len(ready) + len(failed))
+        progress.close()
         del captioner
         gc.collect()
     summary.seconds = round(time.perf_counter() - start, 3)

@@ -16,6 +16,7 @@ from vlforge.common.ingest.checks import Rejection, check_caption, image_size, r
 from vlforge.common.ingest.formats import DEFAULT_SPLIT, FORMATS, IngestFormat
 from vlforge.common.ingest.items import Skipped, SourceItem
 from vlforge.common.ingest.summary import IngestSummary
+from vlforge.common.progress import track
 from vlforge.common.records import Caption, ImageRecord
 from vlforge.common.store import CaptionStore
 from vlforge.common.store.codec import record_key, split_prefix
@@ -50,7 +51,7 @@ def ingest(store: CaptionStore, fmt: IngestFormat | str, annotations: str | os.P
     seen: set[str] = set()
     skip_log: Counter[str] = Counter()
     batch: list[ImageRecord] = []
-    for item in fmt.read(annotations, root):
+    for item in track(fmt.read(annotations, root), "ingest", unit="records"):
         summary.read += 1
         try:
             if isinstance(item, Skipped):

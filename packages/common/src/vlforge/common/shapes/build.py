@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from vlforge.common.errors import VLForgeError
+from vlforge.common.progress import track
 from vlforge.common.records import Caption, ImageRecord
 from vlforge.common.shapes.alt_text import alt_text_caption
 from vlforge.common.shapes.captions import dense_caption, descriptive_plan, render_plan, short_plan
@@ -140,7 +141,8 @@ def build_shapes_store(path: str | os.PathLike, num_images: int, seed: int, imag
         try:
             store.set_info(shapesworld={"generator": GENERATOR, "generator_version": GENERATOR_VERSION,
                                         "seed": seed, "num_images": num_images, "knobs": config.to_dict()})
-            store.put_records(_run(jobs, pool), batch_size=batch_size)
+            records = track(_run(jobs, pool), "shapes", num_images, "images")
+            store.put_records(records, batch_size=batch_size)
             return store.counts()
         finally:
             store.close()

@@ -15,6 +15,7 @@ from functools import partial
 from typing import Any
 
 from vlforge.common.errors import VLForgeError
+from vlforge.common.progress import track
 from vlforge.common.records import ImageRecord
 from vlforge.common.store.export_coco import export_coco
 from vlforge.common.store.export_csv import export_csv
@@ -62,7 +63,10 @@ def export_store(store: CaptionStore, fmt: str, out: str | os.PathLike,
                            f"(splits: {', '.join(sorted(store.counts()['splits'])) or 'none'})")
     summary = ExportSummary(format=fmt, out=out)
     split = next(iter(selection.splits)) if len(selection.splits) == 1 else None
-    writer(store, select_records(store.iter_records(split=split), selection, summary), out, summary, **options)
+    counts = store.counts()
+    total = counts["splits"].get(split, 0) if split is not None else counts["images"]
+    records = track(store.iter_records(split=split), "export", total, "records")
+    writer(store, select_records(records, selection, summary), out, summary, **options)
     return summary
 
 

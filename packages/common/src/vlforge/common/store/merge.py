@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterator, Sequence
 
 from vlforge.common.errors import VLForgeError
+from vlforge.common.progress import track
 from vlforge.common.records import ImageRecord
 from vlforge.common.store.images import read_image_file, resolve_image_path
 from vlforge.common.store.lmdb_store import CaptionStore, PutResult
@@ -56,7 +57,7 @@ def _reroot_target(target: CaptionStore, sources: list[CaptionStore]) -> None:
 
 
 def _relocated(source: CaptionStore, new_root: str | None, embed: bool) -> Iterator[ImageRecord]:
-    for record in source.iter_records():
+    for record in track(source.iter_records(), f"merge {source.path}", source.counts()["images"], "records"):
         if record.image_path is None:
             yield record
             continue

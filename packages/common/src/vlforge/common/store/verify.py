@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from vlforge.common.errors import VLForgeError
+from vlforge.common.progress import track
 from vlforge.common.records import ImageRecord
 from vlforge.common.store import codec
 from vlforge.common.store.counts import add_record, empty_counts
@@ -35,7 +36,7 @@ def verify_store(store: CaptionStore, check_images: bool = True) -> VerifyReport
     report = VerifyReport()
     split_of: dict[str, str] = {}
     counts = empty_counts()
-    for key, raw in store.iter_raw(codec.RECORD_PREFIX):
+    for key, raw in track(store.iter_raw(codec.RECORD_PREFIX), "verify", store.counts()["images"], "records"):
         report.records += 1
         key_id = key[len(codec.RECORD_PREFIX):].decode("utf-8", "replace")
         try:
