@@ -14,10 +14,12 @@ import torch
 
 from vlforge.captioner.captioner import Captioner
 from vlforge.captioner.collate import CaptionCollator
+from vlforge.captioner.generation.batched import generate_captions
 from vlforge.captioner.logprobs import sequence_logprobs
 from vlforge.captioner.optim import adamw_warmup_cosine
 
 MODEL_INPUT_KEYS_EXCLUDED = ("labels",)
+SAMPLE_DECODING = {"max_new_tokens": 48, "num_beams": 1, "do_sample": False}
 
 
 def model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -51,6 +53,12 @@ class CaptionerSFTLitModule(L.LightningModule):
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self.log("val/loss", self.response_nll(batch), sync_dist=True, batch_size=batch["input_ids"].shape[0])
+
+    def sample_outputs(self, examples: list[dict[str, Any]]) -> list[str]:
+        """Greedy captions of fixed validation examples, logged at each validation by the console's
+        `vlforge.common.sample_outputs.SampleOutputsCallback`."""
+        return generate_captions(self.model, self.processor, [e["image"] for e in examples],
+                                 [e["instruction"] for e in examples], SAMPLE_DECODING)
 
     def configure_optimizers(self) -> dict:
         return adamw_warmup_cosine(self.parameters(), self.hparams.lr, self.hparams.weight_decay,
