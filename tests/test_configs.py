@@ -17,12 +17,14 @@ Convention (documented in packages/common/README.md, "Running a package"):
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
+from lightning.pytorch import LightningModule
 
 REPO = Path(__file__).resolve().parents[1]
 TOY_DIR = REPO / "packages" / "common" / "tests" / "toy"
@@ -123,3 +125,46 @@ def test_yaml_parses_and_instantiates(path: Path, tmp_path: Path) -> None:
         return
     cli = VLForgeCLI(_console_of(path), args, run=False)
     assert cli.model is not None and cli.trainer is not None
+
+
+def _training_configs() -> list[Path]:
+    """Shipped configs that name a LitModule."""
+    return [p for p in _all_yaml() if "model" in (yaml.safe_load(p.read_text()) or {})]
+
+
+def test_training_configs_are_found() -> None:
+    names = {str(p.relative_to(REPO)) for p in _training_configs()}
+    assert {"packages/captioner/src/vlforge/captioner/configs/model/sft_tiny.yaml",
+            "packages/captioner/src/vlforge/captioner/configs/model/sft_paper.yaml",
+            "packages/vlm/src/vlforge/vlm/configs/model/clip_tiny.yaml"} <= names
+
+
+@pytest.mark.parametrize("path", _training_configs(), ids=lambda p: str(p.relative_to(REPO)))
+def test_training_config_stops(path: Path, tmp_path: Path) -> None:
+    """Composed as the console composes it (defaults, the toy base's model and data but not its trainer, the file's
+    declared stack, the file), a shipped training config has a stopping rule: max_steps > 0, or max_epochs >= 1 (exactly 1, the papers' recipe, for a config
+    that loads a real model). Lightning's own default (max_steps -1, max_epochs None) means 1000 epochs."""
+    from vlforge.common.cli import VLForgeCLI
+
+    class ParseOnlyCLI(VLForgeCLI):
+        def instantiate_classes(self) -> None:
+            self.model = self.trainer = None
+
+        def after_instantiate_classes(self) -> None:
+            pass
+
+    base = tmp_path / "toy_base_without_trainer.yaml"
+    base.write_text(yaml.safe_dump({k: v for k, v in yaml.safe_load(TOY_BASE.read_text()).items() if k != "trainer"}))
+    args = []
+    for config in [str(base), *_declared_stack(path), str(path)]:
+        args += ["--config", config]
+    config = ParseOnlyCLI(_console_of(path), [*args, "--run_root", str(tmp_path)], run=False).config
+    module, name = config.model.class_path.rsplit(".", 1)
+    if getattr(importlib.import_module(module), name).training_step is LightningModule.training_step:
+        return  # a predict-only module (caption generation): nothing to bound
+    trainer = config.trainer
+    max_steps, max_epochs = trainer.max_steps, trainer.max_epochs
+    assert (max_steps is not None and max_steps > 0) or (max_epochs is not None and max_epochs >= 1), (
+        f"{path.relative_to(REPO)} runs unbounded (max_steps {max_steps}, max_epochs {max_epochs})")
+    if _parse_only(path):
+        assert max_epochs == 1 and max_steps in (None, -1), f"{path.relative_to(REPO)}: real recipes train 1 epoch"
