@@ -15,6 +15,7 @@ from vlforge.common.records import ImageRecord
 from vlforge.common.sampling import CaptionChoice
 from vlforge.common.store import CaptionStore
 from vlforge.vlm.cli import main as cli_main
+from vlforge.vlm.compare import compare_metrics
 from vlforge.vlm.evaluate import RECALL_COLUMNS, main
 from vlforge.vlm.evaluation import encode_split, split_retrieval
 from vlforge.vlm.open_clip_export import export_open_clip_checkpoint, model_from_checkpoint
@@ -140,3 +141,18 @@ def test_the_shipped_config_runs_every_metric(run_dir, shapes_store, tmp_path):
     assert result["split"] == "test"
     assert set(result["results"]["store"]) == {"retrieval", "zero_shot", "aro", "linear_probe"}
     assert {"attribute_swap", "relation_swap", "object_replacement"} <= set(result["results"]["store"]["aro"])
+    figures = {p.name for p in out.glob("*.png")}
+    assert figures == {"recall_bars.png", "zero_shot.png", "aro.png", "linear_probe.png"}
+
+    # two evaluations side by side (the second with fewer test images) in one figure each, and one table
+    fewer = tmp_path / "fewer" / "eval"
+    assert main(["--config", "vlm:eval/shapes_full.yaml", "--checkpoint",
+                 str(run_dir / "checkpoints" / "last.ckpt"), "--stores", f"[{shapes_store}]", "--max_images", "8",
+                 "--probe_train_split", "pool", "--output_dir", str(fewer)]) == 0
+    written = compare_metrics([out / "metrics.json", fewer / "metrics.json"], tmp_path / "compare")
+    assert {p.name for p in written} == {"compare.md", *figures}
+    table = (tmp_path / "compare" / "compare.md").read_text().splitlines()
+    assert [row.split("|")[1].strip() for row in table[2:]] == [tmp_path.name, "fewer"]
+    for png in written[1:]:
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert read_metrics(fewer / "metrics.json")["results"]["store"]["retrieval"]["num_images"] == 8

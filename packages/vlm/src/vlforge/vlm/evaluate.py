@@ -28,8 +28,9 @@ from vlforge.common.checkpoint import CONFIG_FILE as EXPORT_CONFIG_FILE
 from vlforge.common.checkpoint import load_exported
 from vlforge.common.cli import resolve_config_args
 from vlforge.common.errors import VLForgeError
-from vlforge.common.metrics import plot_recall_bars, write_metrics
+from vlforge.common.metrics import write_metrics
 from vlforge.common.sampling import CaptionChoice
+from vlforge.vlm.compare import plot_evaluations
 from vlforge.vlm.evaluation import encode_split, split_aro, split_retrieval
 from vlforge.vlm.linear_probe import shapes_linear_probe
 from vlforge.vlm.open_clip_export import CONFIG_FILE as OPEN_CLIP_CONFIG_FILE
@@ -170,9 +171,7 @@ def evaluate(args: Any) -> tuple[dict[str, Any], str]:
     out = Path(args.output_dir)
     write_metrics(out, {"checkpoint": str(args.checkpoint), "split": args.split, "results": results})
     (out / "metrics.md").write_text(table + "\n")
-    recalls = {name: result["retrieval"] for name, result in results.items() if "retrieval" in result}
-    if recalls:
-        plot_recall_bars(recalls, out / "recall_bars.png")
+    plot_evaluations(results, out, split=args.split)
     return results, table
 
 
