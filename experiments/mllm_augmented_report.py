@@ -6,6 +6,9 @@
   std over seeds;
 - the gain of the augmented run over the baseline per seed and its mean, and the gain against the number of
   captioners (the paper's Fig. 5c) as a plot (report_captioners.png) from the runs named in ``report.curve``;
+- figures of the first seed: test retrieval, zero-shot and ARO of every CLIP run side by side
+  (``vlforge.vlm.compare``), caption lengths per source (the ``analyze`` stage) and the training curves of every
+  fit (``vlforge.common.metrics.training_curves.plot_run``), in runs/<name>/figures/;
 - the caption analysis of each source (the ``analyze`` stage): count, empty, length, CHAIR;
 - per seed, the time and CPU time of every stage that ran.
 """
@@ -159,6 +162,28 @@ def caption_analysis(seed_dir: Path) -> list[str]:
     return lines
 
 
+def figures(root: Path, seed_dir: Path, runs: list[str]) -> list[str]:
+    """Draw the first seed's figures into root/figures/ and return the report lines embedding them."""
+    from vlforge.common.metrics.training_curves import plot_run
+    from vlforge.vlm.compare import compare_metrics
+
+    out = root / "figures"
+    lines: list[str] = []
+    evaluated = [(run, seed_dir / f"clip_{run}" / "eval" / "metrics.json") for run in runs]
+    evaluated = [(run, path) for run, path in evaluated if path.is_file()]
+    if evaluated:
+        written = compare_metrics([p for _, p in evaluated], out, names=[r for r, _ in evaluated])
+        lines += [f"![{p.stem}](figures/{p.name})" for p in written if p.suffix == ".png"]
+    lengths = seed_dir / "analyze" / "lengths.png"
+    if lengths.is_file():
+        lines.append(f"![caption lengths]({lengths.relative_to(root)})")
+    for fit in sorted(seed_dir.glob("*/fit/version_*/metrics.csv")):
+        stage = fit.parents[2].name
+        png = plot_run(fit.parent, out / f"curves_{stage}.png")
+        lines.append(f"![training curves of {stage}](figures/{png.name})")
+    return lines
+
+
 def _fmt(value: Any) -> str:
     return f"{value:.2f}" if isinstance(value, (int, float)) else "–"
 
@@ -212,6 +237,9 @@ def write_report(root: str | Path, exp: dict[str, Any]) -> Path:
             "",
         ]
     seeds = seed_dirs(root)
+    drawn = figures(root, seeds[0], list(exp["clip"]["runs"])) if seeds else []
+    if drawn:
+        lines += [f"## Figures ({seeds[0].name})", "", *(f"{line}\n" for line in drawn), ""]
     if seeds:
         lines += [
             f"## Caption analysis per source ({seeds[0].name}, pool split)",

@@ -72,6 +72,18 @@ def test_miniature_run_of_every_stage_then_skip(tmp_path: Path, capsys, mllm_run
     assert "| augmented | alt_text + llava_short + qwen2vl_descriptive + llava_dense | 1 |" in report
     assert "Caption analysis per source" in report and "| llava_dense |" in report
     assert (root / "report_captioners.png").is_file()
+    for figure in ("figures/recall_bars.png", "figures/zero_shot.png", "figures/aro.png",
+                   "figures/curves_clip_augmented.png", "figures/curves_sft_llava_dense.png",
+                   "seed0/analyze/lengths.png"):
+        assert f"]({figure})" in report and (root / figure).is_file(), figure
+
+    # each stage's progress is in its log and on the runner's console (stdout is not a terminal here)
+    console = capsys.readouterr().out
+    sft_log = (root / "seed0" / "sft_llava_short" / "log.txt").read_text()
+    assert "fit: 3/3 steps (100.0 %)" in sft_log and "fit done: 3 steps" in sft_log
+    assert "    sft_llava_short: fit: 3/3 steps (100.0 %)" in console
+    assert "    caption_llava_short: predict: " in console
+    assert "    clip_augmented: encode test images: " in console
 
     first = json.loads((root / "seed0" / "clip_augmented" / "metrics.json").read_text())["metrics"]
     assert runner.main([*configs, "--only", "clip_augmented"]) == 0  # seeded: the same numbers again

@@ -9,7 +9,7 @@ import sys
 from vlforge.common.errors import VLForgeError
 
 # module name -> subcommands it registers; imported lazily so `--help` stays fast.
-_COMMAND_MODULES = ("ingest", "shapes", "inspect", "export", "browse")
+_COMMAND_MODULES = ("ingest", "shapes", "inspect", "export", "browse", "html_browser")
 
 
 def build_parser() -> argparse.ArgumentParser:
