@@ -5,6 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null || PY=python3
+# The caption browser's test renders its page in headless Chromium (Debian's package).
+if ! command -v chromium >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  echo "[setup] installing chromium (the caption browser's test renders in it)"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) ||
+    echo "[setup] warning: could not install chromium; the browser test will fail until it is installed" >&2
+fi
 stamp_inputs="constraints.txt requirements-dev.txt packages/*/pyproject.toml"
 # shellcheck disable=SC2086
 want=$(cat $stamp_inputs | sha256sum | cut -d' ' -f1)
@@ -16,6 +22,7 @@ echo "[setup] creating .venv with $($PY --version) and installing vlforge (a few
 PIP=(.venv/bin/python -m pip --disable-pip-version-check -q)
 "${PIP[@]}" install -c constraints.txt "torch==2.14.1" "torchvision==0.29.1"
 "${PIP[@]}" install -c constraints.txt -r requirements-dev.txt \
-  -e packages/common -e packages/vlm -e packages/captioner -e packages/critic -e packages/rewriter
+  -e "packages/common[deepspeed,parquet]" -e packages/vlm -e "packages/captioner[qlora]" -e packages/critic \
+  -e packages/rewriter  # extras included: the tests cover the DeepSpeed presets and checkpoint merging
 echo "$want" > .venv/.vlforge-installed
 echo "[setup] done"

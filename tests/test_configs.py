@@ -142,8 +142,9 @@ def test_training_configs_are_found() -> None:
 @pytest.mark.parametrize("path", _training_configs(), ids=lambda p: str(p.relative_to(REPO)))
 def test_training_config_stops(path: Path, tmp_path: Path) -> None:
     """Composed as the console composes it (defaults, the toy base's model and data but not its trainer, the file's
-    declared stack, the file), a shipped training config has a stopping rule: max_steps > 0, or max_epochs >= 1 (exactly 1, the papers' recipe, for a config
-    that loads a real model). Lightning's own default (max_steps -1, max_epochs None) means 1000 epochs."""
+    declared stack, the file), a shipped training config has a stopping rule: max_steps > 0, or max_epochs >= 1
+    (exactly 1, the papers' recipe, for a config that loads a real model). Lightning's own default (max_steps -1,
+    max_epochs None) means 1000 epochs."""
     from vlforge.common.cli import VLForgeCLI
 
     class ParseOnlyCLI(VLForgeCLI):

@@ -21,7 +21,8 @@ def test_status_line_states_done_total_rate_and_eta():
     assert is_status_line(line)
     assert status_line("ingest", 30, None, 3.0, "records") == "ingest: 30 records, 10.0 records/s, elapsed 3 s"
     # a resumed fit: the rate and the ETA count the steps of this process only (100 -> 160 in 30 s)
-    assert status_line("fit", 160, 400, 30.0, "steps", started_at=100).endswith("2.0 steps/s, elapsed 30 s, ETA 2 min 00 s")
+    resumed = status_line("fit", 160, 400, 30.0, "steps", started_at=100)
+    assert resumed == "fit: 160/400 steps (40.0 %), 2.0 steps/s, elapsed 30 s, ETA 2 min 00 s"
     assert not is_status_line("fit done: 3 steps, 1 epochs in 2 s")
     assert [format_duration(s) for s in (5, 65, 3725)] == ["5 s", "1 min 05 s", "1 h 02 min"]
 

@@ -23,6 +23,7 @@ from vlforge.captioner.model_setup import (
 )
 from vlforge.captioner.weights import weights_from
 from vlforge.common.errors import VLForgeError
+from vlforge.common.extras import require_extra
 
 PRESET_PREFIX = "preset:"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -72,6 +73,7 @@ def _load(source: str, dtype: str, trust_remote_code: bool, load_in_4bit: bool) 
     if load_in_4bit:
         if not torch.cuda.is_available():
             raise VLForgeError(f"captioner {source!r}: load_in_4bit (QLoRA) needs a CUDA GPU and bitsandbytes")
+        require_extra("bitsandbytes", f"captioner {source!r} with load_in_4bit (QLoRA)")
         from transformers import BitsAndBytesConfig
 
         kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",

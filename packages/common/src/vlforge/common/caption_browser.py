@@ -95,7 +95,8 @@ def _marked(text: str, flagged: set[str]) -> str:
     parts, last = [], 0
     for match in _WORD.finditer(text):
         if match.group().lower() in flagged:
-            parts += [html.escape(text[last:match.start()]), f'<mark class="halluc">{html.escape(match.group())}</mark>']
+            word = html.escape(match.group())
+            parts += [html.escape(text[last:match.start()]), f'<mark class="halluc">{word}</mark>']
             last = match.end()
     return "".join(parts) + html.escape(text[last:])
 
@@ -197,7 +198,8 @@ def _page(title: str, sections: list[str], sources: dict[str, int], page_size: i
                       f'{html.escape(s)} ({n})</label> ' for s, n in sorted(sources.items()))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'">
+<meta http-equiv="Content-Security-Policy"
+ content="default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'">
 <style>{_STYLE}</style></head>
 <body><header><h1>{html.escape(title)}</h1>
 <p>{len(sections)} images, {page_size} per page. Sources: {filters}</p>

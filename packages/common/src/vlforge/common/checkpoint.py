@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from vlforge.common.errors import VLForgeError
+from vlforge.common.extras import require_extra
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -64,6 +65,7 @@ def _merge_zero_shards(folder: Path) -> dict[str, torch.Tensor]:
     shards = sorted(folder.rglob("*.pt"))
     if not shards:
         raise VLForgeError(f"checkpoint {folder}: a folder without DeepSpeed *.pt shards")
+    require_extra("deepspeed", f"checkpoint {folder} (DeepSpeed ZeRO shards)")
     allowed = _deepspeed_safe_globals()
     for shard in shards:
         _safe_load(shard, allowed)

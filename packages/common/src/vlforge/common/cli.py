@@ -30,6 +30,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from vlforge.common.config_errors import describe_config_error, locate_config_error
 from vlforge.common.errors import VLForgeError
+from vlforge.common.extras import check_strategy_extras
 from vlforge.common.fit_summary import FitSummaryCallback
 from vlforge.common.grad_checkpointing import enable_gradient_checkpointing
 from vlforge.common.log_progress_bar import LogProgressBar
@@ -167,6 +168,9 @@ class VLForgeCLI(LightningCLI):
         )
         for source, target in self.links:
             parser.link_arguments(source, target)
+
+    def before_instantiate_classes(self) -> None:
+        check_strategy_extras((self._get(self.config, "trainer", default=None) or {}).get("strategy"))
 
     def after_instantiate_classes(self) -> None:
         if self._get(self.config, "gradient_checkpointing"):

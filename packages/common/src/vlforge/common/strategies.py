@@ -8,6 +8,7 @@ from typing import Any
 from lightning.pytorch.strategies import DeepSpeedStrategy
 
 from vlforge.common.errors import VLForgeError
+from vlforge.common.extras import require_extra
 
 
 def deepspeed_config(
@@ -82,6 +83,7 @@ class ZeroStrategy(DeepSpeedStrategy):
         pin_memory: bool = True,
         logging_batch_size_per_gpu: int | str = "auto",
     ) -> None:
+        require_extra("deepspeed", "the DeepSpeed ZeRO strategy")
         self.bf16 = bf16
         super().__init__(
             config=deepspeed_config(
