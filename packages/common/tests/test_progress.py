@@ -42,6 +42,11 @@ def test_non_terminal_progress_writes_a_line_per_interval_and_one_at_the_end():
     assert quiet.getvalue().splitlines() == [quiet.getvalue().splitlines()[0]]
     assert quiet.getvalue().startswith("count: 3/3 items (100.0 %)")
 
+    failed = io.StringIO()  # a job that fails ends with its error, not with a status line
+    with pytest.raises(ValueError), Progress("x", total=2, stream=failed, interval=3600.0, enabled=True):
+        raise ValueError("bad record")
+    assert failed.getvalue() == ""
+
     silent = io.StringIO()
     with Progress("x", total=2, stream=silent, interval=0.0, enabled=False) as progress:
         progress.update(2)

@@ -11,6 +11,7 @@ import pytest
 from vlforge.common.checkpoint import export_checkpoint
 from vlforge.common.cli import run_cli
 from vlforge.common.metrics import read_metrics
+from vlforge.common.progress import is_status_line
 from vlforge.common.records import ImageRecord
 from vlforge.common.sampling import CaptionChoice
 from vlforge.common.store import CaptionStore
@@ -113,7 +114,7 @@ def test_a_store_lacking_the_captions_a_metric_needs_is_one_line(run_dir, alt_te
         cli_main()  # the console script: `vlforge-vlm evaluate ...`
     assert exit_code.value.code == 2
     err = capsys.readouterr().err
-    lines = err.strip().splitlines()
+    lines = [line for line in err.strip().splitlines() if not is_status_line(line)]  # progress is not the error
     assert len(lines) == 1 and "Traceback" not in err
     assert lines[0].startswith("vlforge-vlm evaluate: error: store ")
     assert alt_text_only_store in lines[0] and f"metric {metric} needs {needs}" in lines[0]

@@ -94,14 +94,14 @@ class Progress:
             self._last = now
             self._write(now)
 
-    def close(self) -> None:
-        """End the bar, or write the final status line (once)."""
+    def close(self, final_line: bool = True) -> None:
+        """End the bar, or write the final status line (once; not when the job failed: its error is the news)."""
         if self._closed:
             return
         self._closed = True
         if self._bar is not None:
             self._bar.close()
-        elif self.enabled:
+        elif self.enabled and final_line:
             self._write(time.monotonic())
 
     def _write(self, now: float) -> None:
@@ -111,8 +111,8 @@ class Progress:
     def __enter__(self) -> Progress:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        self.close(final_line=exc_type is None)
 
 
 def track(items: Iterable[T], desc: str, total: int | None = None, unit: str = "items", **kwargs) -> Iterator[T]:

@@ -10,6 +10,7 @@ predict``) instead.
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -26,6 +27,8 @@ from vlforge.captioner.generation.store_io import (
 from vlforge.common.progress import Progress
 from vlforge.common.sentences import resolve_splitter
 from vlforge.common.store import CaptionStore
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -95,6 +98,7 @@ def run_captioner(
             summary.empty += sum(1 for c in captions.values() if not c[0].text)
             summary.failed += len(failed)
             progress.update(len(ready) + len(failed))
+            log.info("%s: %d / %d images", spec.name, begin + len(ready) + len(failed), len(ids))
         progress.close()
         del captioner
         gc.collect()
