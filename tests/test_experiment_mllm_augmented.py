@@ -155,3 +155,19 @@ def test_ablations_stack_over_the_experiment_in_a_dry_run(tmp_path: Path, capsys
                   "clip_long_T4", "clip_long_T32", "clip_oracle_gt"):
         assert f"{stage}: config checked" in out, stage
     assert "sft_llava_dense_long" not in out
+
+
+def test_a_stage_command_s_progress_reaches_its_log_and_the_console(tmp_path: Path, capsys, mllm_runner) -> None:
+    import sys
+
+    folder = tmp_path / "sft_x"
+    folder.mkdir()
+    script = ("import sys; print('Seed set to 0'); "
+              "print('fit: 1/2 steps (50.0 %), 1.0 steps/s, elapsed 1 s, ETA 1 s', file=sys.stderr); "
+              "print('fit done: 2 steps, 1 epochs in 2 s')")
+    mllm_runner.Console(threads=1)(folder, [sys.executable, "-c", script])
+    log = (folder / "log.txt").read_text()
+    assert "Seed set to 0" in log and "fit: 1/2 steps (50.0 %)" in log and "fit done: 2 steps" in log
+    console = capsys.readouterr().out.splitlines()
+    assert console == ["    sft_x: fit: 1/2 steps (50.0 %), 1.0 steps/s, elapsed 1 s, ETA 1 s",
+                       "    sft_x: fit done: 2 steps, 1 epochs in 2 s"]
