@@ -34,6 +34,7 @@ from vlforge.common.extras import check_strategy_extras
 from vlforge.common.fit_summary import FitSummaryCallback
 from vlforge.common.grad_checkpointing import enable_gradient_checkpointing
 from vlforge.common.log_progress_bar import LogProgressBar
+from vlforge.common.progress import is_terminal
 from vlforge.common.rng_state import RNGStateCallback
 from vlforge.common.run_config import KeepFirstConfig
 from vlforge.common.run_metrics import MetricsJSONCallback
@@ -195,7 +196,7 @@ class VLForgeCLI(LightningCLI):
             callbacks.append(ModelCheckpoint(save_last=True))
         if trainer_config.get("enable_progress_bar") is not False:
             # a bar in a terminal; one status line per interval in a log file (SLURM, nohup, a stage's log.txt)
-            callbacks.append(RichProgressBar() if sys.stderr.isatty() else LogProgressBar())
+            callbacks.append(RichProgressBar() if is_terminal(sys.stderr) else LogProgressBar())
         if trainer_config.get("logger") is not False and not any(isinstance(c, LearningRateMonitor) for c in callbacks):
             callbacks.append(LearningRateMonitor(logging_interval="step"))
         kwargs["callbacks"] = [*callbacks, RNGStateCallback(), MetricsJSONCallback(), FitSummaryCallback(),

@@ -77,7 +77,7 @@ class Progress:
         self._start = self._last = time.monotonic()
         self._closed = False
         self._bar = None
-        if self.enabled and _is_terminal(self.stream):
+        if self.enabled and is_terminal(self.stream):
             from tqdm.auto import tqdm
 
             self._bar = tqdm(total=total, desc=desc, unit=f" {unit}", file=self.stream, dynamic_ncols=True)
@@ -125,6 +125,12 @@ def track(items: Iterable[T], desc: str, total: int | None = None, unit: str = "
             progress.update()
 
 
-def _is_terminal(stream: IO[str]) -> bool:
+def is_terminal(stream: IO[str]) -> bool:
+    """A terminal with a width (a pseudo-terminal of 0 columns, as under `script`, gets the status lines)."""
     isatty = getattr(stream, "isatty", None)
-    return bool(isatty and isatty())
+    if not (isatty and isatty()):
+        return False
+    try:
+        return os.get_terminal_size(stream.fileno()).columns > 0
+    except (OSError, ValueError, AttributeError):
+        return False
