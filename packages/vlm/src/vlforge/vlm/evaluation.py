@@ -90,7 +90,7 @@ def encode_texts(model: nn.Module, texts: list[str], batch_size: int = 256) -> t
     """Normalised text features [len(texts), D] in batches."""
     device = _device(model)
     chunks = []
-    for start in range(0, len(texts), batch_size):
+    for start in track(range(0, len(texts), batch_size), "encode texts", unit="batches"):
         tokens = {k: v.to(device) for k, v in model.tokenize(texts[start:start + batch_size]).items()}
         chunks.append(model.encode_text(tokens).float().cpu())
     return torch.cat(chunks)
