@@ -1,0 +1,85 @@
+"""`vlforge-critic make-data` (ShapesWorld): critic examples of a store split as LLaVA conversation JSON.
+
+    vlforge-critic make-data --store data/shapes --split critic --output_dir data/critic_train [--seed 0]
+
+Writes ``critic.json`` (rows of ``llava_format``), ``images/<image_id>.png`` and ``summary.json`` (examples per
+error type and verdict, skipped records with their ids), and prints a one-line summary. Records without a scene
+graph are skipped and counted.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from jsonargparse import ArgumentError, ArgumentParser
+
+from vlforge.common.errors import VLForgeError
+from vlforge.common.store import CaptionStore
+from vlforge.critic.llava_format import to_conversation
+from vlforge.critic.shapes_critic_data import critic_examples
+
+PROG = "vlforge-critic make-data"
+CONVERSATIONS_FILE, SUMMARY_FILE, IMAGES_FOLDER = "critic.json", "summary.json", "images"
+
+
+def make_shapes_critic_data(store: str, split: str, output_dir: str, seed: int = 0, balance: bool = True,
+                            limit: int | None = None) -> dict[str, Any]:
+    """Write the split's critic examples; returns the summary."""
+    source = CaptionStore(store)
+    out = Path(output_dir)
+    (out / IMAGES_FOLDER).mkdir(parents=True, exist_ok=True)
+    conversations, counts, skipped = [], Counter(), []
+    records = source.iter_records(split=split)
+    for number, record in enumerate(records):
+        if limit is not None and number >= limit:
+            break
+        if "scene_graph" not in record.meta or "atomic_facts" not in record.meta:
+            skipped.append({"image_id": record.image_id, "reason": "no scene graph"})
+            continue
+        image = f"{IMAGES_FOLDER}/{record.image_id}.png"
+        source.load_image(record).save(out / image)
+        rng = random.Random(f"critic/{seed}/{record.image_id}")
+        for k, example in enumerate(critic_examples(record, rng, balance)):
+            conversations.append(to_conversation(f"{record.image_id}-{k}", image, example))
+            counts[f"{example.error_type}/{'consistent' if example.consistent else 'inconsistent'}"] += 1
+        counts["images"] += 1
+    if not counts["images"]:
+        raise VLForgeError(f"store {store}: split {split!r} has no ShapesWorld records")
+    partial = out / f"{CONVERSATIONS_FILE}.partial"
+    partial.write_text(json.dumps(conversations, ensure_ascii=False))
+    partial.replace(out / CONVERSATIONS_FILE)
+    summary = {"store": store, "split": split, "seed": seed, "balance": balance, "examples": len(conversations),
+               "counts": dict(sorted(counts.items())), "skipped": skipped}
+    (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = ArgumentParser(prog=PROG, exit_on_error=False,
+                            description="ShapesWorld critic examples as LLaVA conversation JSON.")
+    parser.add_argument("--store", type=str, required=True)
+    parser.add_argument("--split", type=str, required=True)
+    parser.add_argument("--output_dir", type=str, required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--balance", type=bool, default=True, help="as many true sentences as false ones")
+    parser.add_argument("--limit", type=int | None, default=None, help="the first N records of the split")
+    try:
+        try:
+            args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+        except ArgumentError as err:
+            raise VLForgeError(str(err).splitlines()[0]) from None
+        summary = make_shapes_critic_data(args.store, args.split, args.output_dir, args.seed, args.balance,
+                                          args.limit)
+    except VLForgeError as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 2
+    consistent = sum(v for k, v in summary["counts"].items() if k.endswith("/consistent"))
+    print(f"{PROG}: {summary['counts']['images']} images, {summary['examples']} examples ({consistent} consistent, "
+          f"{summary['examples'] - consistent} inconsistent), skipped {len(summary['skipped'])}")
+    return 0

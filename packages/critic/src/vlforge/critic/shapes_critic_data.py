@@ -1,0 +1,104 @@
+"""Critic training examples from ShapesWorld scene graphs (#12 item 2): (image, atomic sentence) → critique +
+verdict.
+
+True sentences are the record's atomic facts plus one shape count ("There are three shapes.", so that a count
+sentence is not always false). False sentences, one per error type the paper's appendix E shows where the scene
+allows it:
+
+- ``colour``: a real object with a colour no object of that shape has ("There is a large blue circle in the top
+  left." for a red one);
+- ``shape``: a real object with a shape no object of that colour has;
+- ``count``: a wrong number of shapes;
+- ``position``: a real object in a region it is not in;
+- ``relation``: a real relation reversed ("the red circle is to the right of the blue star" when it is left);
+- ``absent_object``: an object (colour and shape) that is not in the image.
+
+Every example's critique and verdict are written by ``critique.write_critique`` from the scene graph, so a false
+sentence is judged inconsistent because the scene graph says so, not because it was made false.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from vlforge.common.records import ImageRecord
+from vlforge.common.shapes.grammar import NUMBER_WORDS, RELATION_PHRASES, capitalise, region_phrase
+from vlforge.common.shapes.vocabulary import BACKGROUND_CLASHES, COLOURS, INVERSE_RELATION, SHAPES
+from vlforge.critic.critique import write_critique
+
+ERROR_TYPES = ("colour", "shape", "count", "position", "relation", "absent_object")
+REGIONS = ("top left", "top", "top right", "left", "centre", "right", "bottom left", "bottom", "bottom right")
+
+
+@dataclass
+class CriticExample:
+    """One (image, sentence) → critique row; ``error_type`` is "none" for a true sentence."""
+
+    image_id: str
+    sentence: str
+    critique: str
+    consistent: bool
+    error_type: str
+
+
+def _present(scene: dict[str, Any]) -> set[tuple[str, str]]:
+    return {(o["colour"], o["shape"]) for o in scene["objects"]}
+
+
+def _allowed_colours(scene: dict[str, Any]) -> list[str]:
+    return [c for c in COLOURS if c not in BACKGROUND_CLASHES[scene["background"]["colour"]]]
+
+
+def _count_sentence(n: int) -> str:
+    return f"There {'is' if n == 1 else 'are'} {NUMBER_WORDS[n]} shape{'' if n == 1 else 's'}."
+
+
+def false_sentence(rng: random.Random, scene: dict[str, Any], error_type: str) -> str | None:
+    """A false sentence of ``error_type`` about ``scene``, or None when the scene allows none."""
+    objects, present = scene["objects"], _present(scene)
+    obj = rng.choice(objects)
+    where = region_phrase(obj["region"])
+    if error_type == "colour":
+        colours = [c for c in _allowed_colours(scene) if (c, obj["shape"]) not in present]
+        return f"There is a {obj['size']} {rng.choice(colours)} {obj['shape']} {where}." if colours else None
+    if error_type == "shape":
+        shapes = [s for s in SHAPES if (obj["colour"], s) not in present]
+        return f"There is a {obj['size']} {obj['colour']} {rng.choice(shapes)} {where}." if shapes else None
+    if error_type == "count":
+        wrong = [n for n in range(1, 6) if n != len(objects)]
+        return _count_sentence(rng.choice(wrong))
+    if error_type == "position":
+        regions = [r for r in REGIONS if r != obj["region"]]
+        return f"The {obj['colour']} {obj['shape']} is {region_phrase(rng.choice(regions))}."
+    if error_type == "relation":
+        if not scene["relations"]:
+            return None
+        rel = rng.choice(scene["relations"])
+        a, b = objects[rel["subject"]], objects[rel["object"]]
+        phrase = RELATION_PHRASES[INVERSE_RELATION[rel["relation"]]][0]
+        return f"The {a['colour']} {a['shape']} is {phrase} the {b['colour']} {b['shape']}."
+    if error_type == "absent_object":
+        pairs = [(c, s) for c in _allowed_colours(scene) for s in SHAPES if (c, s) not in present]
+        colour, shape = rng.choice(pairs)
+        return capitalise(f"there is a {colour} {shape}.")
+    raise ValueError(f"unknown error type {error_type!r}")
+
+
+def critic_examples(record: ImageRecord, rng: random.Random, balance: bool = True) -> list[CriticExample]:
+    """The record's critic examples: false sentences of every error type the scene allows, and true sentences
+    (all of them, or as many as there are false ones when ``balance``)."""
+    scene = record.meta["scene_graph"]
+    true_sentences = list(record.meta["atomic_facts"]) + [_count_sentence(len(scene["objects"]))]
+    false = [(t, s) for t in ERROR_TYPES if (s := false_sentence(rng, scene, t)) is not None]
+    if balance:
+        true_sentences = rng.sample(true_sentences, min(len(false), len(true_sentences)))
+    examples = []
+    for error_type, sentence in [("none", s) for s in true_sentences] + false:
+        written = write_critique(sentence, scene)
+        if written is None:
+            continue
+        critique, consistent = written
+        examples.append(CriticExample(record.image_id, sentence, critique, consistent, error_type))
+    return examples

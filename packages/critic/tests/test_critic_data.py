@@ -1,0 +1,143 @@
+"""ShapesWorld critic data (#12 item 2): critiques in Fig. 14's structure judged from the scene graph, false
+sentences of each error type, LLaVA conversation JSON out and back, and the drop-inconsistent baseline."""
+
+import json
+import random
+from collections import Counter
+
+import pytest
+from PIL import Image
+
+from vlforge.common.errors import VLForgeError
+from vlforge.common.shapes.build import build_shapes_store, make_record
+from vlforge.common.shapes.config import ShapesWorldConfig
+from vlforge.common.shapes.grammar import region_phrase
+from vlforge.common.shapes.vocabulary import INVERSE_RELATION
+from vlforge.common.text import split_sentences
+from vlforge.critic.critique import judge, write_critique
+from vlforge.critic.llava_format import read_llava_critic
+from vlforge.critic.make_data import main
+from vlforge.critic.rewrite import drop_inconsistent
+from vlforge.critic.shapes_critic_data import ERROR_TYPES, critic_examples, false_sentence
+from vlforge.critic.shapes_facts import sentence_facts
+from vlforge.critic.verdicts import parse_verdict
+
+CONFIG = ShapesWorldConfig()
+RECORDS = [make_record(i, 0, CONFIG) for i in range(120)]
+
+
+def test_true_sentences_are_consistent_false_ones_inconsistent_with_fig14_structure():
+    seen = Counter()
+    for record in RECORDS:
+        examples = critic_examples(record, random.Random(record.image_id))
+        falses = [e for e in examples if e.error_type != "none"]
+        assert sum(e.error_type == "none" for e in examples) == len(falses)  # balanced
+        for example in examples:
+            seen[example.error_type] += 1
+            assert example.consistent is (example.error_type == "none"), example
+            lines = example.critique.splitlines()
+            assert lines[0] == "Key points to check:" and "Checking each point against the image:" in lines
+            assert lines[-2].startswith("Summary: ") and parse_verdict(example.critique) is example.consistent
+            points = lines[1:lines.index("Checking each point against the image:")]
+            assert points and all(p.startswith(f"{i}. ") for i, p in enumerate(points, start=1))
+    assert set(seen) == {"none", *ERROR_TYPES}
+
+
+def _object(scene, colour, shape):
+    return [o for o in scene["objects"] if (o["colour"], o["shape"]) == (colour, shape)]
+
+
+def test_false_sentences_are_false_by_the_scene_graph_directly():
+    rng = random.Random(0)
+    for record in RECORDS:
+        scene = record.meta["scene_graph"]
+        for error_type in ERROR_TYPES:
+            sentence = false_sentence(rng, scene, error_type)
+            if sentence is None:
+                assert error_type == "relation" and not scene["relations"]
+                continue
+            words = sentence.rstrip(".").split()
+            if error_type in ("colour", "shape"):  # "There is a <size> <colour> <shape> <where>."
+                size, colour, shape, where = words[3], words[4], words[5], " ".join(words[6:])
+                assert not _object(scene, colour, shape)
+                keep = "shape" if error_type == "colour" else "colour"  # the attribute that stays true
+                assert any(o[keep] == {"shape": shape, "colour": colour}[keep] and o["size"] == size
+                           and region_phrase(o["region"]) == where for o in scene["objects"])
+            elif error_type == "absent_object":
+                assert not _object(scene, words[3], words[4])
+            elif error_type == "count":
+                assert sentence != f"There are {len(scene['objects'])} shapes."
+                assert ("one", "two", "three", "four", "five").index(words[2]) + 1 != len(scene["objects"])
+            elif error_type == "position":  # "The <colour> <shape> is <where>."
+                (obj,) = _object(scene, words[1], words[2])
+                assert sentence != f"The {words[1]} {words[2]} is {region_phrase(obj['region'])}."
+            elif error_type == "relation":
+                facts = [f for f in sentence_facts(sentence) if f[0] == "relation"]
+                assert len(facts) == 1
+                objects = scene["objects"]
+                true = {((objects[r["subject"]]["colour"], objects[r["subject"]]["shape"]), r["relation"],
+                         (objects[r["object"]]["colour"], objects[r["object"]]["shape"])) for r in scene["relations"]}
+                _, a, rel, b = facts[0]
+                assert (a, rel, b) not in true and (b, INVERSE_RELATION[rel], a) not in true
+
+
+def test_unreadable_sentence_gets_no_critique():
+    scene = RECORDS[0].meta["scene_graph"]
+    assert judge("The mood is calm.", scene) is None and write_critique("It is small.", scene) is None
+
+
+def test_make_data_writes_llava_json_that_reads_back(tmp_path, capsys):
+    store = tmp_path / "shapes"
+    build_shapes_store(store, num_images=200, seed=0, image_size=32, workers=1)
+    out = tmp_path / "critic"
+    assert main(["--store", str(store), "--split", "pool", "--output_dir", str(out), "--limit", "15"]) == 0
+    assert "15 images" in capsys.readouterr().out
+    items = json.loads((out / "critic.json").read_text())
+    assert items[0]["conversations"][0]["value"].startswith("<image>\nYou are an excellent visual language")
+    rows = read_llava_critic(out / "critic.json")
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(rows) == len(items) == summary["examples"]
+    for row, item in zip(rows, items):
+        assert row.critique == item["conversations"][1]["value"]
+        assert row.consistent is (row.error_type == "none")
+        assert row.sentence in item["conversations"][0]["value"].splitlines()[-1]
+        assert Image.open(row.image).size == (32, 32)
+    consistent = sum(r.consistent for r in rows)
+    assert consistent == len(rows) - consistent
+
+
+def test_reader_refuses_escaping_paths_and_malformed_rows(tmp_path):
+    good = {"id": "a", "image": "x.png", "conversations": [
+        {"from": "human", "value": "<image>\nSentence to be checked: There is a red circle."},
+        {"from": "gpt", "value": "Verdict: consistent"}]}
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps([good]))
+    assert read_llava_critic(path)[0].sentence == "There is a red circle."
+    path.write_text(json.dumps([{**good, "id": "evil", "image": "../../etc/passwd"}]))
+    with pytest.raises(VLForgeError, match="row evil: image path '../../etc/passwd' escapes"):
+        read_llava_critic(path)
+    path.write_text(json.dumps([{**good, "id": "abs", "image": "/etc/passwd"}]))
+    with pytest.raises(VLForgeError, match="row abs: image path '/etc/passwd' must be relative"):
+        read_llava_critic(path)
+    path.write_text(json.dumps([{"id": "b", "image": "x.png", "conversations": [{"from": "human", "value": "hi"}]}]))
+    with pytest.raises(VLForgeError, match="row b is not a critic conversation"):
+        read_llava_critic(path)
+
+
+def test_drop_inconsistent_recovers_the_clean_caption():
+    rng = random.Random(1)
+    for record in RECORDS[:60]:
+        scene = record.meta["scene_graph"]
+        clean = split_sentences(record.captions_by(source="gt", kind="dense")[0].text)
+        corrupted = list(clean)
+        for error_type in ("colour", "position", "absent_object"):
+            corrupted.insert(rng.randrange(len(corrupted) + 1), false_sentence(rng, scene, error_type))
+        verdicts = [judge(s, scene)[0] if judge(s, scene) else None for s in corrupted]
+        assert drop_inconsistent(corrupted, verdicts) == " ".join(clean)
+
+
+def test_drop_inconsistent_keeps_unscored_sentences():
+    assert drop_inconsistent(["A.", "B.", "C."], [True, None, False]) == "A. B."
+    assert drop_inconsistent([], []) == ""
+    with pytest.raises(VLForgeError, match="2 sentences but 1 verdicts"):
+        drop_inconsistent(["A.", "B."], [True])
