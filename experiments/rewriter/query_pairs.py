@@ -1,0 +1,69 @@
+"""Query-pair construction on ShapesWorld with a trained tiny CLIP as retriever and the scene-graph oracle as the
+challenge-response agent (#14 item 2; the oracle is the upper bound of any agent). Trains the retriever with the
+vlm console (alt-text + gt short captions, 300 steps), runs make-data on one split and writes the counts and the
+hard-query T2I R@1 before and after the oracle's best rewrite to docs/results/rewriter_query_pairs.json.
+
+    python experiments/rewriter/query_pairs.py [--seed 0] [--split pref] [--work runs/rewriter_query_pairs]
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from vlforge.common.cli import run_cli
+from vlforge.common.shapes.build import build_shapes_store
+from vlforge.rewriter.make_data import main as make_data
+from vlforge.rewriter.pair_files import PRO_FILE, SFT_FILE, SUMMARY_FILE, read_query_pairs
+
+OUTPUT = Path(__file__).resolve().parents[2] / "docs" / "results" / "rewriter_query_pairs.json"
+
+
+def train_retriever(store: Path, root: Path, seed: int) -> Path:
+    checkpoint = root / "vlm" / "version_0" / "checkpoints" / "last.ckpt"
+    if not checkpoint.is_file():
+        code = run_cli("vlm", ["fit", "--config", "vlm:model/clip_tiny.yaml",
+                               "--config", "vlm:data/shapes_alt_text_gt_short.yaml",
+                               "--data.init_args.store", str(store), "--data.init_args.num_workers", "0",
+                               "--trainer.max_steps", "300", "--trainer.limit_val_batches", "0",
+                               "--trainer.num_sanity_val_steps", "0", "--trainer.enable_progress_bar", "false",
+                               "--seed_everything", str(seed), "--run_root", str(root)])
+        if code != 0:
+            sys.exit(code)
+    return checkpoint
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--split", default="pref")
+    parser.add_argument("--work", default="runs/rewriter_query_pairs")
+    args = parser.parse_args()
+    work = Path(args.work) / f"seed{args.seed}"
+    store = Path(args.work) / "store"
+    if not store.exists():
+        build_shapes_store(store, num_images=3000, seed=0, image_size=32, workers=1)
+    checkpoint = train_retriever(store, work / "runs", args.seed)
+    pairs_dir = work / "pairs"
+    code = make_data(["--store", str(store), "--split", args.split, "--checkpoint", str(checkpoint),
+                      "--output_dir", str(pairs_dir)])
+    if code != 0:
+        sys.exit(code)
+    summary = json.loads((pairs_dir / SUMMARY_FILE).read_text())
+    counts = summary["counts"]
+    sft, pro = read_query_pairs(pairs_dir / SFT_FILE), read_query_pairs(pairs_dir / PRO_FILE)
+    low_fixed = sum(row.origin == "low" for row in sft)
+    queries = counts["queries"]
+    result = {"seed": args.seed, "split": args.split, "store": "ShapesWorld 3000 images, 32 px, generator seed 0",
+              "retriever": "vlm:model/clip_tiny.yaml, alt-text + gt short, 300 steps, batch 64",
+              "counts": counts, "d_sft": len(sft), "d_pro": len(pro),
+              "hard_query_t2i_r1_raw": 100.0 * counts.get("high_quality", 0) / queries,
+              "hard_query_t2i_r1_oracle_best_rewrite": 100.0 * (counts.get("high_quality", 0) + low_fixed) / queries,
+              "low_quality_fixed_by_oracle": 100.0 * low_fixed / max(counts.get("low_quality", 0), 1),
+              "mean_candidates_per_d_pro_row": sum(len(r.candidates) for r in pro) / max(len(pro), 1),
+              "settings": summary["settings"]}
+    OUTPUT.parent.mkdir(parents=True, exist_ok=True)
+    previous = json.loads(OUTPUT.read_text()) if OUTPUT.is_file() else {}
+    previous[f"seed{args.seed}"] = result
+    OUTPUT.write_text(json.dumps(previous, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
