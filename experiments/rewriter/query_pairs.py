@@ -3,7 +3,10 @@ challenge-response agent (#14 item 2; the oracle is the upper bound of any agent
 vlm console (alt-text + gt short captions, 300 steps), runs make-data on one split and writes the counts and the
 hard-query T2I R@1 before and after the oracle's best rewrite to docs/results/rewriter_query_pairs.json.
 
-    python experiments/rewriter/query_pairs.py [--seed 0] [--split pref] [--work runs/rewriter_query_pairs]
+    python experiments/rewriter/query_pairs.py [--seed 0] [--split pref] [--min-similarity 0.3,0.0]
+        [--work runs/rewriter_query_pairs]
+
+Each (seed, MiniLM threshold) is one entry of the JSON file; the retriever is trained once per seed.
 """
 
 import argparse
@@ -37,6 +40,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--split", default="pref")
+    parser.add_argument("--min-similarity", default="0.3,0.0", help="MiniLM thresholds, comma-separated")
     parser.add_argument("--work", default="runs/rewriter_query_pairs")
     args = parser.parse_args()
     work = Path(args.work) / f"seed{args.seed}"
@@ -44,26 +48,31 @@ if __name__ == "__main__":
     if not store.exists():
         build_shapes_store(store, num_images=3000, seed=0, image_size=32, workers=1)
     checkpoint = train_retriever(store, work / "runs", args.seed)
-    pairs_dir = work / "pairs"
-    code = make_data(["--store", str(store), "--split", args.split, "--checkpoint", str(checkpoint),
-                      "--output_dir", str(pairs_dir)])
-    if code != 0:
-        sys.exit(code)
-    summary = json.loads((pairs_dir / SUMMARY_FILE).read_text())
-    counts = summary["counts"]
-    sft, pro = read_query_pairs(pairs_dir / SFT_FILE), read_query_pairs(pairs_dir / PRO_FILE)
-    low_fixed = sum(row.origin == "low" for row in sft)
-    queries = counts["queries"]
-    result = {"seed": args.seed, "split": args.split, "store": "ShapesWorld 3000 images, 32 px, generator seed 0",
-              "retriever": "vlm:model/clip_tiny.yaml, alt-text + gt short, 300 steps, batch 64",
-              "counts": counts, "d_sft": len(sft), "d_pro": len(pro),
-              "hard_query_t2i_r1_raw": 100.0 * counts.get("high_quality", 0) / queries,
-              "hard_query_t2i_r1_oracle_best_rewrite": 100.0 * (counts.get("high_quality", 0) + low_fixed) / queries,
-              "low_quality_fixed_by_oracle": 100.0 * low_fixed / max(counts.get("low_quality", 0), 1),
-              "mean_candidates_per_d_pro_row": sum(len(r.candidates) for r in pro) / max(len(pro), 1),
-              "settings": summary["settings"]}
+    results = {}
+    for threshold in (float(t) for t in args.min_similarity.split(",")):
+        pairs_dir = work / f"pairs_min_sim{threshold}"
+        code = make_data(["--store", str(store), "--split", args.split, "--checkpoint", str(checkpoint),
+                          "--output_dir", str(pairs_dir), "--pairs.min_similarity", str(threshold)])
+        if code != 0:
+            sys.exit(code)
+        summary = json.loads((pairs_dir / SUMMARY_FILE).read_text())
+        counts = summary["counts"]
+        sft, pro = read_query_pairs(pairs_dir / SFT_FILE), read_query_pairs(pairs_dir / PRO_FILE)
+        low_fixed = sum(row.origin == "low" for row in sft)
+        queries = counts["queries"]
+        results[f"seed{args.seed}/min_sim{threshold}"] = {
+            "seed": args.seed, "split": args.split, "min_similarity": threshold,
+            "store": "ShapesWorld 3000 images, 32 px, generator seed 0",
+            "retriever": "vlm:model/clip_tiny.yaml, alt-text + gt short, 300 steps, batch 64",
+            "counts": counts, "d_sft": len(sft), "d_pro": len(pro),
+            "hard_query_t2i_r1_raw": 100.0 * counts.get("high_quality", 0) / queries,
+            "hard_query_t2i_r1_oracle_best_rewrite": 100.0 * (counts.get("high_quality", 0) + low_fixed) / queries,
+            "low_quality_fixed_by_oracle": 100.0 * low_fixed / max(counts.get("low_quality", 0), 1),
+            "mean_candidates_per_d_pro_row": sum(len(r.candidates) for r in pro) / max(len(pro), 1),
+            "settings": summary["settings"]}
     OUTPUT.parent.mkdir(parents=True, exist_ok=True)
     previous = json.loads(OUTPUT.read_text()) if OUTPUT.is_file() else {}
-    previous[f"seed{args.seed}"] = result
-    OUTPUT.write_text(json.dumps(previous, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    previous.update(results)
+    OUTPUT.write_text(json.dumps(previous, indent=2, sort_keys=True) + "\n")
+    for key, result in results.items():
+        print(key, {k: v for k, v in result.items() if k.startswith(("hard", "low", "d_"))})

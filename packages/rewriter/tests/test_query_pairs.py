@@ -236,3 +236,17 @@ def test_make_data_mistakes_are_one_line(store, checkpoint, tmp_path, capsys):
                  "--output_dir", str(tmp_path)]) == 2
     assert "nowhere" in capsys.readouterr().err
     assert Path(checkpoint).is_file()
+
+
+def test_nan_scores_are_skipped_with_the_query_id(model, store, checkpoint, similarity):
+    import copy
+
+    broken = copy.deepcopy(model)
+    with torch.no_grad():
+        for parameter in broken.text_tower.parameters():
+            parameter.fill_(float("nan"))
+    index, _ = cached_image_index(model, store, "pool", checkpoint, 32)
+    pairs = make_query_pairs(Retriever(broken), index, CaptionStore(store), "pool", SceneGraphOracleAgent(),
+                             similarity.pairwise, QueryPairConfig(max_queries=3))
+    assert pairs.counts["skipped_nan_score"] == 3 and not pairs.sft and not pairs.pro
+    assert [r for _, r in pairs.skipped] == ["nan_score"] * 3
