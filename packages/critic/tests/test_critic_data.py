@@ -141,3 +141,22 @@ def test_drop_inconsistent_keeps_unscored_sentences():
     assert drop_inconsistent([], []) == ""
     with pytest.raises(VLForgeError, match="2 sentences but 1 verdicts"):
         drop_inconsistent(["A.", "B."], [True])
+
+
+def test_records_without_a_scene_graph_are_skipped_and_counted(tmp_path, capsys):
+    from vlforge.common.records import ImageRecord
+    from vlforge.common.store import CaptionStore
+
+    store = tmp_path / "mixed"
+    writer = CaptionStore.create(store)
+    shapes = make_record(0, 0, CONFIG)
+    shapes.split = "critic"
+    plain = ImageRecord("web-1", "critic", 32, 32, [], image_bytes=shapes.image_bytes, meta={})
+    writer.put_records([shapes, plain])
+    writer.close()
+    assert main(["--store", str(store), "--split", "critic", "--output_dir", str(tmp_path / "out")]) == 0
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["skipped"] == [{"image_id": "web-1", "reason": "no scene graph"}]
+    assert summary["counts"]["images"] == 1 and "skipped 1" in capsys.readouterr().out
+    assert main(["--store", str(store), "--split", "test", "--output_dir", str(tmp_path / "none")]) == 2
+    assert "split 'test' has no ShapesWorld records" in capsys.readouterr().err

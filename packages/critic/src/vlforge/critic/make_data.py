@@ -35,10 +35,12 @@ def make_shapes_critic_data(store: str, split: str, output_dir: str, seed: int =
     out = Path(output_dir)
     (out / IMAGES_FOLDER).mkdir(parents=True, exist_ok=True)
     conversations, counts, skipped = [], Counter(), []
-    records = source.iter_records(split=split)
-    for number, record in enumerate(records):
-        if limit is not None and number >= limit:
+    total = len(source.ids(split=split)) if limit is None else min(limit, len(source.ids(split=split)))
+    for number, record in enumerate(source.iter_records(split=split)):
+        if number >= total:
             break
+        if number and number % max(1, total // 10) == 0:
+            print(f"{PROG}: {number}/{total} images", file=sys.stderr, flush=True)
         if "scene_graph" not in record.meta or "atomic_facts" not in record.meta:
             skipped.append({"image_id": record.image_id, "reason": "no scene graph"})
             continue
