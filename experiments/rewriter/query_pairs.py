@@ -22,6 +22,15 @@ from vlforge.rewriter.pair_files import PRO_FILE, SFT_FILE, SUMMARY_FILE, read_q
 OUTPUT = Path(__file__).resolve().parents[2] / "docs" / "results" / "rewriter_query_pairs.json"
 
 
+def _quantiles(values: list[float]) -> dict[str, float]:
+    """Median and 10th / 90th percentiles: the retriever-score gaps PRO's ranking multiplies (its reward scale)."""
+    if not values:
+        return {}
+    ordered = sorted(values)
+    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
+    return {"p10": pick(0.1), "median": pick(0.5), "p90": pick(0.9)}
+
+
 def train_retriever(store: Path, root: Path, seed: int) -> Path:
     checkpoint = root / "vlm" / "version_0" / "checkpoints" / "last.ckpt"
     if not checkpoint.is_file():
@@ -51,10 +60,11 @@ if __name__ == "__main__":
     results = {}
     for threshold in (float(t) for t in args.min_similarity.split(",")):
         pairs_dir = work / f"pairs_min_sim{threshold}"
-        code = make_data(["--store", str(store), "--split", args.split, "--checkpoint", str(checkpoint),
-                          "--output_dir", str(pairs_dir), "--pairs.min_similarity", str(threshold)])
-        if code != 0:
-            sys.exit(code)
+        if not (pairs_dir / SUMMARY_FILE).is_file():  # a finished make-data run is reused
+            code = make_data(["--store", str(store), "--split", args.split, "--checkpoint", str(checkpoint),
+                              "--output_dir", str(pairs_dir), "--pairs.min_similarity", str(threshold)])
+            if code != 0:
+                sys.exit(code)
         summary = json.loads((pairs_dir / SUMMARY_FILE).read_text())
         counts = summary["counts"]
         sft, pro = read_query_pairs(pairs_dir / SFT_FILE), read_query_pairs(pairs_dir / PRO_FILE)
@@ -69,6 +79,7 @@ if __name__ == "__main__":
             "hard_query_t2i_r1_oracle_best_rewrite": 100.0 * (counts.get("high_quality", 0) + low_fixed) / queries,
             "low_quality_fixed_by_oracle": 100.0 * low_fixed / max(counts.get("low_quality", 0), 1),
             "mean_candidates_per_d_pro_row": sum(len(r.candidates) for r in pro) / max(len(pro), 1),
+            "d_pro_best_minus_worst_score": _quantiles([r.candidates[0].score - r.candidates[-1].score for r in pro]),
             "settings": summary["settings"]}
     OUTPUT.parent.mkdir(parents=True, exist_ok=True)
     previous = json.loads(OUTPUT.read_text()) if OUTPUT.is_file() else {}
