@@ -31,6 +31,21 @@ def _quantiles(values: list[float]) -> dict[str, float]:
     return {"p10": pick(0.1), "median": pick(0.5), "p90": pick(0.9)}
 
 
+def gt_short_recall(store: Path, split: str, checkpoint: Path) -> float:
+    """T2I R@1 of the split's gt short captions over the same gallery: what a clean caption reaches."""
+    from vlforge.common.store import CaptionStore
+    from vlforge.rewriter.embedding_cache import cached_image_index
+    from vlforge.rewriter.retriever import Retriever
+    from vlforge.vlm.evaluate import load_model
+
+    model = load_model(str(checkpoint))
+    index, _ = cached_image_index(model, store, split, checkpoint, 32)
+    records = list(CaptionStore(store).iter_records(split=split))
+    texts = [r.captions_by(source="gt", kind="short")[0].text for r in records]
+    ranks, _ = Retriever(model).ranks(texts, index, [r.image_id for r in records])
+    return 100.0 * float((ranks == 1).float().mean())
+
+
 def train_retriever(store: Path, root: Path, seed: int) -> Path:
     checkpoint = root / "vlm" / "version_0" / "checkpoints" / "last.ckpt"
     if not checkpoint.is_file():
@@ -57,6 +72,7 @@ if __name__ == "__main__":
     if not store.exists():
         build_shapes_store(store, num_images=3000, seed=0, image_size=32, workers=1)
     checkpoint = train_retriever(store, work / "runs", args.seed)
+    gt_short_r1 = gt_short_recall(store, args.split, checkpoint)
     results = {}
     for threshold in (float(t) for t in args.min_similarity.split(",")):
         pairs_dir = work / f"pairs_min_sim{threshold}"
@@ -77,6 +93,7 @@ if __name__ == "__main__":
             "counts": counts, "d_sft": len(sft), "d_pro": len(pro),
             "hard_query_t2i_r1_raw": 100.0 * counts.get("high_quality", 0) / queries,
             "hard_query_t2i_r1_oracle_best_rewrite": 100.0 * (counts.get("high_quality", 0) + low_fixed) / queries,
+            "gt_short_t2i_r1_same_gallery": gt_short_r1,
             "low_quality_fixed_by_oracle": 100.0 * low_fixed / max(counts.get("low_quality", 0), 1),
             "mean_candidates_per_d_pro_row": sum(len(r.candidates) for r in pro) / max(len(pro), 1),
             "d_pro_best_minus_worst_score": _quantiles([r.candidates[0].score - r.candidates[-1].score for r in pro]),
