@@ -13,6 +13,7 @@ import torch
 
 from vlforge.common.cli import run_cli
 from vlforge.common.records import Caption
+from vlforge.common.shapes.grammar import region_phrase
 from vlforge.common.shapes.build import build_shapes_store
 from vlforge.common.store import CaptionStore
 from vlforge.rewriter.agents import QueryCase, SceneGraphOracleAgent
@@ -121,6 +122,9 @@ def test_oracle_translates_the_target_and_adds_what_wrong_images_lack(store):
     proposals = agent.propose(case, [wrong, wrong2], 2)
     article = "an" if other["colour"][0] in "aeiou" else "a"
     assert proposals[0] == f"a {target['colour']} {target['shape']} and {article} {other['colour']} {other['shape']}"
+    full = agent.propose(case, [wrong, wrong2], 1)[-1]
+    assert full.startswith(f"a {target['size']} {target['colour']} {target['shape']} {region_phrase(target['region'])}")
+    assert full.endswith(f"on a {scene['background']['colour']} background") and other["shape"] in full
     assert agent.propose(QueryCase("q", "x", record, target=None), [], 1) == []
 
 

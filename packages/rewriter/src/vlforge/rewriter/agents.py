@@ -5,7 +5,7 @@ retriever failed to see.
 ``SceneGraphOracleAgent`` is the ShapesWorld upper bound: it reads the scene graphs instead of looking at pixels.
 It translates the query's target object into the canonical vocabulary ("a red circle" for "crimson disc"), then
 adds the details of the right scene that the recalled wrong scenes lack most often (size, region, the other
-objects, the background), one more detail per turn. An MLLM agent with the paper's prompts plugs in behind the
+objects, the background), one more detail per turn, beside the full description. An MLLM agent with the paper's prompts plugs in behind the
 same ``propose`` method once vlforge.common.lm exists.
 """
 
@@ -83,8 +83,8 @@ def _render(target: dict[str, Any], chosen: list[_Detail]) -> str:
 class SceneGraphOracleAgent:
     """The upper-bound agent on ShapesWorld: rewrites from the scene graphs of the right and wrong images.
 
-    Turn t proposes the target object with the t−1 most distinguishing details, and the target with each of the
-    t most distinguishing details alone. A detail's distinguishing power is the number of wrong scenes in which
+    Turn t proposes the target object with the t−1 most distinguishing details, the target with each of the t most
+    distinguishing details alone, and the target with every detail (the full description). A detail's distinguishing power is the number of wrong scenes in which
     it does not hold; ties keep the order size, region, other objects, background.
     """
 
@@ -100,4 +100,5 @@ class SceneGraphOracleAgent:
         ranked = sorted(details, key=lambda d: -d.distinguishes(wrong_scenes))  # stable: ties keep order
         proposals = [_render(target, ranked[:turn - 1])]
         proposals += [_render(target, [d]) for d in ranked[:turn]]
+        proposals.append(_render(target, ranked))
         return list(dict.fromkeys(proposals))
