@@ -24,6 +24,13 @@ def test_pronouns_resolve_to_the_last_noun_phrase_made_definite():
     assert decompose("") == [] and decompose("   ") == []
 
 
+def test_pysbd_splitter_keeps_abbreviations_together():
+    caption = "A sign reads St. Francis of Assisi. It is red."
+    assert RuleBasedDecomposer(splitter="pysbd")(caption) == ["A sign reads St. Francis of Assisi.",
+                                                              "The sign is red."]
+    assert len(RuleBasedDecomposer()(caption)) == 3  # the regex ends a sentence at "St."
+
+
 def test_noun_phrases_skip_positions_and_stop_at_prepositions():
     text = 'There is a large red circle in the top left and a sign that reads "Sale".'
     assert [p for _, _, p in noun_phrases(text)] == ["a large red circle", "a sign"]

@@ -80,7 +80,11 @@ def resolve_pronouns(sentences: list[str]) -> list[str]:
 
 
 class RuleBasedDecomposer:
-    """Sentence split + pronoun resolution to the last noun phrase (fast, no model)."""
+    """Sentence split + pronoun resolution to the last noun phrase (fast, no model). ``splitter``: "regex"
+    (exact on ShapesWorld) or "pysbd" (real captions), as in ``vlforge.common.text.split_sentences``."""
+
+    def __init__(self, splitter: str = "regex") -> None:
+        self.splitter = splitter
 
     def __call__(self, caption: str) -> list[str]:
-        return resolve_pronouns(split_sentences(caption))
+        return resolve_pronouns(split_sentences(caption, self.splitter))

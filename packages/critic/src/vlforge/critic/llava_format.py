@@ -12,11 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vlforge.common.errors import VLForgeError
+from vlforge.common.store.export_llava import IMAGE_TOKEN
 from vlforge.critic.prompts import critic_prompt, sentence_of
 from vlforge.critic.shapes_critic_data import CriticExample
 from vlforge.critic.verdicts import parse_verdict
-
-IMAGE_TOKEN = "<image>"
 
 
 @dataclass

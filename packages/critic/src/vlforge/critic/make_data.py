@@ -2,7 +2,7 @@
 
     vlforge-critic make-data --store data/shapes --split critic --output_dir data/critic_train [--seed 0]
 
-Writes ``critic.json`` (rows of ``llava_format``), ``images/<image_id>.png`` and ``summary.json`` (examples per
+Writes ``critic.json`` (rows of ``llava_format``), ``images/`` (each image as stored) and ``summary.json`` (examples per
 error type and verdict, skipped records with their ids), and prints a one-line summary. Records without a scene
 graph are skipped and counted.
 """
@@ -21,6 +21,7 @@ from jsonargparse import ArgumentError, ArgumentParser
 
 from vlforge.common.errors import VLForgeError
 from vlforge.common.store import CaptionStore
+from vlforge.common.store.export_images import image_bytes, write_image
 from vlforge.critic.llava_format import to_conversation
 from vlforge.critic.shapes_critic_data import critic_examples
 
@@ -44,8 +45,7 @@ def make_shapes_critic_data(store: str, split: str, output_dir: str, seed: int =
         if "scene_graph" not in record.meta or "atomic_facts" not in record.meta:
             skipped.append({"image_id": record.image_id, "reason": "no scene graph"})
             continue
-        image = f"{IMAGES_FOLDER}/{record.image_id}.png"
-        source.load_image(record).save(out / image)
+        image = f"{IMAGES_FOLDER}/{write_image(str(out / IMAGES_FOLDER), record, image_bytes(source, record))}"
         rng = random.Random(f"critic/{seed}/{record.image_id}")
         for k, example in enumerate(critic_examples(record, rng, balance)):
             conversations.append(to_conversation(f"{record.image_id}-{k}", image, example))
