@@ -13,8 +13,8 @@ import torch
 
 from vlforge.common.cli import run_cli
 from vlforge.common.records import Caption
-from vlforge.common.shapes.grammar import region_phrase
 from vlforge.common.shapes.build import build_shapes_store
+from vlforge.common.shapes.grammar import region_phrase
 from vlforge.common.store import CaptionStore
 from vlforge.rewriter.agents import QueryCase, SceneGraphOracleAgent
 from vlforge.rewriter.blur import blur_query

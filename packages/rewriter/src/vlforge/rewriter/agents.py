@@ -5,8 +5,8 @@ retriever failed to see.
 ``SceneGraphOracleAgent`` is the ShapesWorld upper bound: it reads the scene graphs instead of looking at pixels.
 It translates the query's target object into the canonical vocabulary ("a red circle" for "crimson disc"), then
 adds the details of the right scene that the recalled wrong scenes lack most often (size, region, the other
-objects, the background), one more detail per turn, beside the full description. An MLLM agent with the paper's prompts plugs in behind the
-same ``propose`` method once vlforge.common.lm exists.
+objects, the background), one more detail per turn, beside the full description. An MLLM agent with the paper's
+prompts plugs in behind the same ``propose`` method once vlforge.common.lm exists.
 """
 
 from __future__ import annotations
@@ -84,8 +84,9 @@ class SceneGraphOracleAgent:
     """The upper-bound agent on ShapesWorld: rewrites from the scene graphs of the right and wrong images.
 
     Turn t proposes the target object with the t−1 most distinguishing details, the target with each of the t most
-    distinguishing details alone, and the target with every detail (the full description). A detail's distinguishing power is the number of wrong scenes in which
-    it does not hold; ties keep the order size, region, other objects, background.
+    distinguishing details alone, and the target with every detail (the full description). A detail's
+    distinguishing power is the number of wrong scenes in which it does not hold; ties keep the order size,
+    region, other objects, background.
     """
 
     name = "scene_graph_oracle"
