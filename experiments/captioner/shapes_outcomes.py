@@ -49,7 +49,7 @@ from vlforge.captioner.formats import load_format
 from vlforge.captioner.generation import generate_captions
 from vlforge.captioner.lit_preference import CaptionerPreferenceLitModule
 from vlforge.captioner.lit_sft import CaptionerSFTLitModule
-from vlforge.captioner.model_setup import FreezePolicy
+from vlforge.common.lm.policy import FreezePolicy
 from vlforge.common.metrics.caption_stats import caption_lengths, length_stats, word_frequencies
 from vlforge.common.presets import build_preset
 from vlforge.common.presets.registry import load_preset_config

@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vlforge.common.distributed import gather_variable_with_grad, world
 from vlforge.common.errors import VLForgeError
 from vlforge.common.metrics import retrieval_metrics
 from vlforge.vlm.evaluation import pairwise_accuracy
@@ -50,7 +51,6 @@ from vlforge.vlm.losses.blip import (
     itm_loss,
     mine_hard_negatives,
 )
-from vlforge.vlm.losses.distributed import gather_variable_with_grad, world
 from vlforge.vlm.models.blip import BlipPretrainingModel
 
 _PIXEL_KEY_STRIDE = 2**32  # owner keys from pixel equality: group index + rank * stride (unique across ranks)

@@ -20,11 +20,12 @@ import torch
 from lightning.pytorch import LightningModule
 from torch import nn
 
+from vlforge.common.distributed import world
 from vlforge.common.errors import VLForgeError
+from vlforge.common.optim import adamw_warmup_cosine
 from vlforge.vlm.evaluation import encode_split, pairwise_accuracy, retrieval_from_features
 from vlforge.vlm.linear_probe import shapes_linear_probe
 from vlforge.vlm.losses import ClipLoss, SigLipLoss
-from vlforge.vlm.losses.distributed import world
 from vlforge.vlm.models import ContrastiveModel
 from vlforge.vlm.zero_shot import OBJECT_RULES, SHAPES_TASKS, shapes_zero_shot
 
@@ -164,20 +165,6 @@ class ContrastiveLitModule(LightningModule):
 
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self) -> dict[str, Any]:
-        decay, no_decay = [], []
-        for name, param in self.named_parameters():
-            if param.requires_grad:
-                (no_decay if param.ndim < 2 or "logit_" in name else decay).append(param)
-        optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": self.hparams.weight_decay},
-                                       {"params": no_decay, "weight_decay": 0.0}],
-                                      lr=self.hparams.learning_rate, betas=tuple(self.hparams.betas))
-        total = max(int(self.trainer.estimated_stepping_batches), 1)
-        warmup = self.hparams.warmup_steps
-
-        def schedule(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(total - warmup, 1))))
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return adamw_warmup_cosine(self.named_parameters(), self.hparams.learning_rate,
+                                   self.trainer.estimated_stepping_batches, weight_decay=self.hparams.weight_decay,
+                                   warmup_steps=self.hparams.warmup_steps, betas=tuple(self.hparams.betas))
