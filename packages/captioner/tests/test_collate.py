@@ -1,11 +1,9 @@
 """The caption collator: chat-template prompt, loss on response tokens only, right padding, preference rows."""
 
-import pytest
 import torch
 
 from vlforge.captioner.collate import CaptionCollator, chat_prompt, response_text
 from vlforge.captioner.logprobs import IGNORE_INDEX
-from vlforge.common.errors import VLForgeError
 
 
 def test_response_segment_follows_the_chat_template(llava_processor):

@@ -52,8 +52,8 @@ def test_k_responses_stack_response_j_of_every_example(tokenizer):
     batch = SFTCollator(tokenizer)(examples)
     assert batch["input_ids"].shape[0] == 6
     order = [_response_tokens(batch, row, tokenizer) for row in range(6)]
-    assert [o.replace("</s>", "").split()[:2] for o in order] == [["first", "a"], ["first", "b"], ["second", "a"], ["second", "b"],
-                                              ["third", "a"], ["third", "b"]]
+    words = [o.replace("</s>", "").split()[:2] for o in order]
+    assert words == [["first", "a"], ["first", "b"], ["second", "a"], ["second", "b"], ["third", "a"], ["third", "b"]]
     with pytest.raises(VLForgeError, match="same number of responses"):
         SFTCollator(tokenizer)([examples[0], {"instruction": "z", "response": "one"}])
 

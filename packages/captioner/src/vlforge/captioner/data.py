@@ -2,8 +2,9 @@
 
 - ``SFTCaptionDataset``: one example per (image, format) of a split whose target caption exists and is not empty:
   ``{"key", "image", "instruction", "response"}`` (no ``image`` with ``with_images=False``: text-only SFT, e.g. an
-  alt-text fusion prompt rewritten into the dense caption by a causal LM); the target is the image's caption of the format's target kind
-  from ``source`` (ground truth "gt" by default). Alt-text fusion prompts carry the image's alt-text.
+  alt-text fusion prompt rewritten into the dense caption by a causal LM); the target is the image's caption of the
+  format's target kind from ``source`` (ground truth "gt" by default). Alt-text fusion prompts carry the
+  image's alt-text.
 - ``PreferencePairDataset``: ``{"key", "image", "instruction", "chosen", "rejected"}`` with the ``chosen_kind`` gt
   caption as chosen and as rejected, by ``rejected``:
   ``"negative"``: the store's perturbed negatives of that positive (ShapesWorld's attribute / relation / object
