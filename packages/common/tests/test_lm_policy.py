@@ -15,12 +15,7 @@ from vlforge.common.lm.policy import FreezePolicy, LoraSettings, family_of
 from vlforge.common.presets import build_preset
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _images(n):

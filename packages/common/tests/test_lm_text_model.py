@@ -20,12 +20,7 @@ from vlforge.common.presets import build_preset
 from vlforge.common.shapes.build import build_shapes_store
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _config_folder(tmp_path: Path, arch: str) -> str:
