@@ -74,7 +74,7 @@ class StepClock(L.Callback):
 
 
 def run_lightning(store: str, args: argparse.Namespace, seed: int) -> dict[str, float]:
-    module = ContrastiveLitModule(make_model(seed), learning_rate=LR, weight_decay=WEIGHT_DECAY,
+    module = ContrastiveLitModule(make_model(seed), lr=LR, weight_decay=WEIGHT_DECAY,
                                   warmup_steps=WARMUP_LR_STEPS, betas=BETAS)
     clock = StepClock()
     trainer = L.Trainer(max_steps=args.warmup + args.steps, accelerator="cpu", devices=1, logger=False,

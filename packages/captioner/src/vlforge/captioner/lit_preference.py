@@ -41,7 +41,8 @@ class CaptionerPreferenceLitModule(L.LightningModule):
     def __init__(self, captioner: Captioner, reference: str = "copy", beta: float = 0.1,
                  weights: tuple[float, float, float] = (0.8, 1.0, 0.2), lr: float = 5e-6,
                  weight_decay: float = 0.0, warmup_ratio: float = 0.1, max_length: int | None = None,
-                 collapse_window: int = 10) -> None:
+                 collapse_window: int = 10, warmup_steps: int = 0,
+                 betas: tuple[float, float] = (0.9, 0.999)) -> None:
         super().__init__()
         check_mode(reference)
         self.save_hyperparameters(ignore=["captioner"])
@@ -142,4 +143,6 @@ class CaptionerPreferenceLitModule(L.LightningModule):
     def configure_optimizers(self) -> dict:
         return adamw_warmup_cosine(self.model.named_parameters(), self.hparams.lr,
                                    self.trainer.estimated_stepping_batches, weight_decay=self.hparams.weight_decay,
-                                   warmup_ratio=self.hparams.warmup_ratio)
+                                   warmup_ratio=self.hparams.warmup_ratio,
+                                   warmup_steps=self.hparams.get("warmup_steps", 0),
+                                   betas=tuple(self.hparams.get("betas", (0.9, 0.999))))

@@ -9,7 +9,8 @@ model-agnostic. The loss is the mean negative log-likelihood over all response t
 
 Logged: ``train/loss``, ``val/loss``, and the collator's counts of truncated and lost responses
 (``train/responses_truncated``, ``train/responses_lost``) so that a ``max_length`` that cuts responses is seen.
-The optimizer is :func:`vlforge.common.optim.adamw_warmup_cosine` with a learning rate per part
+The optimizer is :func:`vlforge.common.optim.adamw_warmup_cosine` (``lr``, ``weight_decay``, ``warmup_ratio`` or
+``warmup_steps``, ``betas``: the argument names of every vlforge LitModule) with a learning rate per part
 (``part_lr: {vision_tower: 2e-6}``) over the parts of the model's family.
 """
 
@@ -40,7 +41,8 @@ class SFTLitModule(L.LightningModule):
 
     def __init__(self, model: GenerativeModel, lr: float = 1e-5, weight_decay: float = 0.0,
                  warmup_ratio: float = 0.03, max_length: int | None = None, prompt_style: str = "chat",
-                 part_lr: dict[str, float] | None = None) -> None:
+                 part_lr: dict[str, float] | None = None, warmup_steps: int = 0,
+                 betas: tuple[float, float] = (0.9, 0.999)) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["model", "captioner"])
         self.model = model.model
@@ -77,5 +79,7 @@ class SFTLitModule(L.LightningModule):
     def configure_optimizers(self) -> dict:
         return adamw_warmup_cosine(self.model.named_parameters(), self.hparams.lr,
                                    self.trainer.estimated_stepping_batches, weight_decay=self.hparams.weight_decay,
-                                   warmup_ratio=self.hparams.warmup_ratio, part_of=self.family.part_of,
-                                   part_lr=self.hparams.get("part_lr"))
+                                   warmup_ratio=self.hparams.warmup_ratio,
+                                   warmup_steps=self.hparams.get("warmup_steps", 0),
+                                   betas=tuple(self.hparams.get("betas", (0.9, 0.999))),
+                                   part_of=self.family.part_of, part_lr=self.hparams.get("part_lr"))
