@@ -14,7 +14,6 @@ from vlforge.common.lm.model import GenerativeModel
 from vlforge.common.lm.policy import FreezePolicy, LoraSettings, family_of
 from vlforge.common.presets import build_preset
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

@@ -19,7 +19,6 @@ from vlforge.common.lm.policy import FreezePolicy, LoraSettings
 from vlforge.common.presets import build_preset
 from vlforge.common.shapes.build import build_shapes_store
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
@@ -90,3 +89,12 @@ def test_console_sft_of_a_text_lm_and_its_checkpoint_reloads(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(model(input_ids=ids).logits, reloaded.model(input_ids=ids).logits,
                                    atol=1e-5, rtol=1e-5)
+
+
+def test_a_missing_folder_is_a_one_line_error():
+    from vlforge.common.errors import VLForgeError
+
+    with pytest.raises(VLForgeError, match="cannot load '/nonexistent/model': no such directory"):
+        load_generative("/nonexistent/model")
+    with pytest.raises(VLForgeError, match="kind 'video' is not one of"):
+        load_generative("preset:llama_tiny", kind="video")

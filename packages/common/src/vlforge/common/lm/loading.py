@@ -44,8 +44,11 @@ def kind_of(source: str, trust_remote_code: bool = False) -> str:
         MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES,
     )
 
+    if source.startswith(("/", "./", "../", "~")) and not os.path.isdir(os.path.expanduser(source)):
+        raise VLForgeError(f"cannot load {source!r}: no such directory")
     try:
-        model_type = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code).model_type
+        model_type = AutoConfig.from_pretrained(os.path.expanduser(source),
+                                                trust_remote_code=trust_remote_code).model_type
     except (OSError, ValueError) as err:
         raise VLForgeError(f"cannot load {source!r}: {(str(err).strip().splitlines() or ['no config'])[0]}") from None
     if model_type in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES:
@@ -79,7 +82,7 @@ def load_generative(source: str, kind: str = "auto", dtype: str = "float32", tru
 
         kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
                                                            bnb_4bit_compute_dtype=torch_dtype)
-    resolved = kind if kind != "auto" else kind_of(os.path.expanduser(source), trust_remote_code)
+    resolved = kind if kind != "auto" else kind_of(source, trust_remote_code)
     return load_pretrained(source, resolved, trust_remote_code=trust_remote_code, **kwargs)
 
 
