@@ -4,7 +4,7 @@ the class path shipped configs and saved checkpoints name (its argument is ``cap
 from __future__ import annotations
 
 from vlforge.captioner.captioner import Captioner
-from vlforge.common.lm.lit_sft import SFTLitModule, model_inputs
+from vlforge.common.lm.lit_sft import SAMPLE_DECODING, SFTLitModule, model_inputs
 
 
 class CaptionerSFTLitModule(SFTLitModule):
@@ -19,4 +19,4 @@ class CaptionerSFTLitModule(SFTLitModule):
                          warmup_steps=warmup_steps, betas=betas)
 
 
-__all__ = ["CaptionerSFTLitModule", "model_inputs"]
+__all__ = ["SAMPLE_DECODING", "CaptionerSFTLitModule", "model_inputs"]
