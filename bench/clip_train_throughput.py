@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import math
 import os
 import platform
 import statistics
@@ -30,6 +29,7 @@ from pathlib import Path
 import lightning as L
 import torch
 
+from vlforge.common.optim import adamw_warmup_cosine
 from vlforge.vlm.data import ContrastiveDataModule
 from vlforge.vlm.lit_contrastive import ContrastiveLitModule
 from vlforge.vlm.losses import ClipLoss
@@ -74,7 +74,7 @@ class StepClock(L.Callback):
 
 
 def run_lightning(store: str, args: argparse.Namespace, seed: int) -> dict[str, float]:
-    module = ContrastiveLitModule(make_model(seed), learning_rate=LR, weight_decay=WEIGHT_DECAY,
+    module = ContrastiveLitModule(make_model(seed), lr=LR, weight_decay=WEIGHT_DECAY,
                                   warmup_steps=WARMUP_LR_STEPS, betas=BETAS)
     clock = StepClock()
     trainer = L.Trainer(max_steps=args.warmup + args.steps, accelerator="cpu", devices=1, logger=False,
@@ -92,18 +92,10 @@ def run_lightning(store: str, args: argparse.Namespace, seed: int) -> dict[str, 
 def run_plain(store: str, args: argparse.Namespace, seed: int) -> dict[str, float]:
     model = make_model(seed)
     loss_fn = ClipLoss()
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "logit_" not in n]
-    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "logit_" not in n)]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": WEIGHT_DECAY},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=LR, betas=BETAS)
     total = args.warmup + args.steps
-
-    def schedule(step: int) -> float:
-        if step < WARMUP_LR_STEPS:
-            return (step + 1) / WARMUP_LR_STEPS
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - WARMUP_LR_STEPS) / max(total - WARMUP_LR_STEPS, 1))))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    configured = adamw_warmup_cosine(model.named_parameters(), LR, total, weight_decay=WEIGHT_DECAY,
+                                     warmup_steps=WARMUP_LR_STEPS, betas=BETAS)
+    optimizer, scheduler = configured["optimizer"], configured["lr_scheduler"]["scheduler"]
     loader = make_data(store, args.batch_size, args.workers).train_dataloader()
     iterator = iter(loader)
     model.train()

@@ -44,8 +44,7 @@ def run_metrics(seed_dir: Path, run: str) -> dict[str, float] | None:
     path = seed_dir / f"clip_{run}" / "metrics.json"
     if not (seed_dir / f"clip_{run}" / ".done").is_file() or not path.is_file():
         return None
-    metrics = json.loads(path.read_text())["metrics"]
-    return {key.removeprefix("test/"): value for key, value in metrics.items()}
+    return json.loads(path.read_text())["metrics"]
 
 
 def collect(root: Path, runs: list[str]) -> dict[str, dict[int, dict[str, float]]]:

@@ -49,7 +49,7 @@ from vlforge.captioner.formats import load_format
 from vlforge.captioner.generation import generate_captions
 from vlforge.captioner.lit_preference import CaptionerPreferenceLitModule
 from vlforge.captioner.lit_sft import CaptionerSFTLitModule
-from vlforge.captioner.model_setup import FreezePolicy
+from vlforge.common.lm.policy import FreezePolicy
 from vlforge.common.metrics.caption_stats import caption_lengths, length_stats, word_frequencies
 from vlforge.common.presets import build_preset
 from vlforge.common.presets.registry import load_preset_config
@@ -122,7 +122,7 @@ def clip_tower_preset(out: Path, seed: int, store: str) -> tuple[str, dict]:
     """Train ``CLIP_TOWER`` on the seed split, export its ViT and write a llava_small preset starting from it."""
     L.seed_everything(seed)
     model = ContrastiveModel(OpenClipImageTower(CLIP_TOWER["model"]), OpenClipTextTower(CLIP_TOWER["model"]))
-    module = ContrastiveLitModule(model, ClipLoss(), learning_rate=CLIP_TOWER["lr"],
+    module = ContrastiveLitModule(model, ClipLoss(), lr=CLIP_TOWER["lr"],
                                   warmup_steps=CLIP_TOWER["warmup_steps"])
     data = ContrastiveDataModule(store, train_captions=[{"source": "gt", "kind": kind, "weight": 1.0}
                                                         for kind in ("short", "descriptive", "dense")],

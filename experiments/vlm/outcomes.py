@@ -150,7 +150,7 @@ def ensure_store(path: str | Path, num_images: int, world: dict[str, Any] | None
 def _fit(arm: Arm, outcome: Outcome, store: str, split: str, steps: int, learning_rate: float, root: str,
          init: dict[str, torch.Tensor] | None = None) -> tuple[ContrastiveLitModule, ContrastiveDataModule,
                                                                 L.Trainer]:
-    module = ContrastiveLitModule(build_model(arm), learning_rate=learning_rate, weight_decay=0.1, warmup_steps=20)
+    module = ContrastiveLitModule(build_model(arm), lr=learning_rate, weight_decay=0.1, warmup_steps=20)
     if init is not None:
         module.model.load_state_dict(init)
     data = ContrastiveDataModule(store, train_captions=[dict(c) for c in arm.train_captions], image_size=32,

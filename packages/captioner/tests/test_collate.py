@@ -1,11 +1,9 @@
 """The caption collator: chat-template prompt, loss on response tokens only, right padding, preference rows."""
 
-import pytest
 import torch
 
 from vlforge.captioner.collate import CaptionCollator, chat_prompt, response_text
 from vlforge.captioner.logprobs import IGNORE_INDEX
-from vlforge.common.errors import VLForgeError
 
 
 def test_response_segment_follows_the_chat_template(llava_processor):
@@ -45,10 +43,14 @@ def test_preference_pairs_stack_chosen_then_rejected(llava_processor, images):
     assert (batch["labels"][:3] != IGNORE_INDEX).sum() < (batch["labels"][3:] != IGNORE_INDEX).sum()
 
 
-def test_max_length_truncates_the_response_only(llava_processor, images):
+def test_max_length_truncates_the_response_only(llava_processor, images, caplog):
     example = {"key": "img-1", "image": images[0], "instruction": "Describe.", "response": "red " * 50}
     full = CaptionCollator(llava_processor)([example])
-    cut = CaptionCollator(llava_processor, max_length=100)([example])
+    cutting = CaptionCollator(llava_processor, max_length=100)
+    cut = cutting([example])
     assert full["input_ids"].shape[1] > 100 and cut["input_ids"].shape[1] == 100
-    with pytest.raises(VLForgeError, match="img-1"):
-        CaptionCollator(llava_processor, max_length=10)([example])
+    assert cutting.counts["truncated"] == 1 and cutting.counts["lost"] == 0
+    losing = CaptionCollator(llava_processor, max_length=10)
+    lost = losing([example])  # the prompt alone fills max_length: counted and reported, not silently zeroed
+    assert losing.counts["lost"] == 1 and (lost["labels"] == IGNORE_INDEX).all()
+    assert "'img-1'" in caplog.text and "keeps 0 of its" in caplog.text

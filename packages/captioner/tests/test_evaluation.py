@@ -103,7 +103,7 @@ def test_weights_from_an_sft_checkpoint_restore_the_trained_captioner(images, tm
     restored = Captioner(source="preset:llava_tiny", weights=str(path))
     for name, value in trained.model.state_dict().items():
         torch.testing.assert_close(restored.model.state_dict()[name], value, msg=name)
-    with pytest.raises(VLForgeError, match="last.ckpt lacks captioner weight"):
+    with pytest.raises(VLForgeError, match="last.ckpt lacks weight"):
         weights_from(path, build_preset("llava_small")[0])
 
 
@@ -125,5 +125,5 @@ def test_weights_from_bad_files_name_the_file(tmp_path):
         weights_from(tmp_path / "missing.ckpt", model)
     other = tmp_path / "other.ckpt"
     torch.save({"state_dict": {"encoder.weight": torch.zeros(2)}}, other)
-    with pytest.raises(VLForgeError, match="other.ckpt: no captioner weights"):
+    with pytest.raises(VLForgeError, match="other.ckpt: no model weights"):
         weights_from(other, model)

@@ -10,8 +10,6 @@ def test_the_four_paper_formats_ship_and_load():
     assert format_names() == ["alt_fusion", "dense", "descriptive", "short"]
     kinds = {name: load_format(name).kind for name in format_names()}
     assert kinds == {"alt_fusion": "alt_fusion", "dense": "dense", "descriptive": "descriptive", "short": "short"}
-    lengths = [load_format(n).max_new_tokens for n in ("short", "descriptive", "dense")]
-    assert lengths == sorted(lengths)
 
 
 def test_prompts_fill_budget_and_alt_text():
@@ -27,16 +25,16 @@ def test_prompts_fill_budget_and_alt_text():
 
 def test_bad_templates_are_one_line_errors(tmp_path):
     with pytest.raises(VLForgeError, match="alt_text"):
-        CaptionFormat("x", "short", "Describe {alt_text}.", 10)
+        CaptionFormat("x", "short", "Describe {alt_text}.")
     with pytest.raises(VLForgeError, match="unknown placeholders"):
-        CaptionFormat("x", "short", "Describe {colour}.", 10)
+        CaptionFormat("x", "short", "Describe {colour}.")
     with pytest.raises(VLForgeError, match="kind 'tiny'"):
-        CaptionFormat("x", "tiny", "Describe.", 10)
+        CaptionFormat("x", "tiny", "Describe.")
     path = tmp_path / "mine.yaml"
-    path.write_text("name: mine\nkind: free\ninstruction: Say what you see.\nmax_new_tokens: 8\ncolour: red\n")
+    path.write_text("name: mine\nkind: free\ninstruction: Say what you see.\ncolour: red\n")
     with pytest.raises(VLForgeError, match="unknown keys"):
         load_format(str(path))
-    path.write_text("name: mine\nkind: free\ninstruction: Say what you see.\nmax_new_tokens: 8\n")
+    path.write_text("name: mine\nkind: free\ninstruction: Say what you see.\n")
     assert load_format(str(path)).prompt() == "Say what you see."
     with pytest.raises(VLForgeError, match="nowhere.yaml"):
         load_format("nowhere.yaml")

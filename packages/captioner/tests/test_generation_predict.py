@@ -10,10 +10,10 @@ import sys
 import pytest
 
 from vlforge.captioner.generation.run import generate_into_store
-from vlforge.captioner.generation.shards import default_shard_root
 from vlforge.captioner.generation.spec import CaptionerSpec, GenerationConfig
 from vlforge.captioner.generation.store_io import failures
 from vlforge.common.cli import VLForgeCLI, run_cli
+from vlforge.common.lm.shards import default_shard_root
 from vlforge.common.records import ImageRecord
 from vlforge.common.shapes.build import build_shapes_store
 from vlforge.common.store import CaptionStore

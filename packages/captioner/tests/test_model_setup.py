@@ -8,6 +8,7 @@ from vlforge.captioner.collate import CaptionCollator
 from vlforge.captioner.lit_sft import model_inputs
 from vlforge.captioner.model_setup import FreezePolicy, LoraSettings, part_of
 from vlforge.common.errors import VLForgeError
+from vlforge.common.grad_checkpointing import enable_gradient_checkpointing
 from vlforge.common.presets import build_preset
 
 
@@ -50,7 +51,9 @@ def test_gradient_checkpointing_gives_the_same_loss_and_gradients(images):
     results = []
     for checkpointing in (False, True):
         model, processor = build_preset("llava_tiny")
-        captioner = Captioner.from_parts(model, processor, gradient_checkpointing=checkpointing)
+        captioner = Captioner.from_parts(model, processor)
+        if checkpointing:  # the one switch of every run config (``gradient_checkpointing: true``)
+            assert enable_gradient_checkpointing(captioner.model) >= 1
         captioner.model.train()
         assert captioner.model.is_activation_checkpointing == checkpointing
         batch = CaptionCollator(processor)(example)

@@ -22,3 +22,15 @@ def toy_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TOY_DIR), env.get("PYTHONPATH")]))
     return env
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread for tests of tiny models (a second one only adds contention on a shared machine); restored
+    after the test. Use with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

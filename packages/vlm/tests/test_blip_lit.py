@@ -45,7 +45,7 @@ def _datamodule(store: str, **kwargs) -> ContrastiveDataModule:
 @pytest.mark.slow
 def test_blip_trains_its_three_objectives_and_the_loss_falls(shapes_store, tmp_path):
     L.seed_everything(0)
-    module = BlipLitModule(_model(), learning_rate=3e-3, itm_rerank_k=5)
+    module = BlipLitModule(_model(), lr=3e-3, itm_rerank_k=5)
     history = LossHistory()
     trainer = _trainer(tmp_path, 12, [history])
     trainer.fit(module, _datamodule(shapes_store, negatives_per_image=1, batch_size=8))

@@ -33,7 +33,7 @@ def _datamodule(store: str, **kwargs) -> ContrastiveDataModule:
 
 def test_clip_with_hard_negatives_trains_and_evaluates(shapes_store, tiny_open_clip, tmp_path):
     torch.manual_seed(0)
-    module = ContrastiveLitModule(_model(tiny_open_clip), learning_rate=1e-3)
+    module = ContrastiveLitModule(_model(tiny_open_clip), lr=1e-3)
     before = {k: v.clone() for k, v in module.model.state_dict().items()}
     trainer = _trainer(tmp_path, 3)
     trainer.fit(module, _datamodule(shapes_store, negatives_per_image=1))
@@ -61,3 +61,11 @@ def test_nan_loss_stops_the_run_naming_the_step(shapes_store, tiny_open_clip, tm
         module.model.logit_scale.fill_(float("nan"))
     with pytest.raises(VLForgeError, match=r"loss is nan at step 0"):
         _trainer(tmp_path, 2).fit(module, _datamodule(shapes_store))
+
+
+def test_the_former_learning_rate_name_still_loads_and_sets_lr(tiny_open_clip):
+    """Run configs and checkpoints saved before ``lr`` (the name every LitModule shares) keep loading."""
+    with pytest.warns(DeprecationWarning, match="'learning_rate' is now 'lr'"):
+        module = ContrastiveLitModule(_model(tiny_open_clip), learning_rate=2e-3, warmup_ratio=0.1)
+    assert module.hparams.lr == 2e-3 and "learning_rate" not in module.hparams
+    assert module.hparams.warmup_ratio == 0.1

@@ -1,8 +1,10 @@
 """Captioner training examples read from the caption store (model-agnostic: images and strings).
 
 - ``SFTCaptionDataset``: one example per (image, format) of a split whose target caption exists and is not empty:
-  ``{"key", "image", "instruction", "response"}``; the target is the image's caption of the format's target kind
-  from ``source`` (ground truth "gt" by default). Alt-text fusion prompts carry the image's alt-text.
+  ``{"key", "image", "instruction", "response"}`` (no ``image`` with ``with_images=False``: text-only SFT, e.g. an
+  alt-text fusion prompt rewritten into the dense caption by a causal LM); the target is the image's caption of the
+  format's target kind from ``source`` (ground truth "gt" by default). Alt-text fusion prompts carry the
+  image's alt-text.
 - ``PreferencePairDataset``: ``{"key", "image", "instruction", "chosen", "rejected"}`` with the ``chosen_kind`` gt
   caption as chosen and as rejected, by ``rejected``:
   ``"negative"``: the store's perturbed negatives of that positive (ShapesWorld's attribute / relation / object
@@ -42,8 +44,10 @@ class SFTCaptionDataset(Dataset):
     """(image, format instruction, target caption) examples of one split."""
 
     def __init__(self, store_path: str | os.PathLike, split: str = "seed",
-                 targets: dict[str, str] | None = None, source: str = "gt", limit: int | None = None) -> None:
+                 targets: dict[str, str] | None = None, source: str = "gt", limit: int | None = None,
+                 with_images: bool = True) -> None:
         self.images = CaptionDataset(store_path, split=split)
+        self.with_images = with_images
         targets = targets or {"dense": "dense"}
         self.formats: dict[str, CaptionFormat] = {name: load_format(name) for name in targets}
         self.index: list[tuple[int, str, int]] = []  # (record ordinal, format name, caption position)
@@ -66,9 +70,13 @@ class SFTCaptionDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         ordinal, name, position = self.index[i]
-        image, record = self.images[ordinal]
         fmt = self.formats[name]
-        return {"key": f"{record.image_id}/{name}", "image": image,
+        example: dict[str, Any] = {}
+        if self.with_images:
+            example["image"], record = self.images[ordinal]
+        else:
+            record = self.images.record(ordinal)
+        return {"key": f"{record.image_id}/{name}", **example,
                 "instruction": fmt.prompt(_alt_text(record) if fmt.needs_alt_text else None),
                 "response": record.captions[position].text}
 

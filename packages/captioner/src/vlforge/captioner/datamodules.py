@@ -14,18 +14,22 @@ def _loader(dataset: Dataset, batch_size: int, shuffle: bool, num_workers: int) 
 
 
 class CaptionerSFTDataModule(L.LightningDataModule):
-    """SFT examples: ``train_split`` (ShapesWorld's seed split) for training, ``val_split`` for validation."""
+    """SFT examples: ``train_split`` (ShapesWorld's seed split) for training, ``val_split`` for validation;
+    ``with_images: false`` for a text-only model."""
 
     def __init__(self, store: str, train_split: str = "seed", val_split: str | None = "val",
                  targets: dict[str, str] | None = None, batch_size: int = 8, num_workers: int = 0,
-                 train_limit: int | None = None, val_limit: int | None = 64) -> None:
+                 train_limit: int | None = None, val_limit: int | None = 64, with_images: bool = True) -> None:
         super().__init__()
         self.save_hyperparameters()
 
     def setup(self, stage: str | None = None) -> None:
         h = self.hparams
-        self.train_set = SFTCaptionDataset(h.store, h.train_split, h.targets, limit=h.train_limit)
-        self.val_set = SFTCaptionDataset(h.store, h.val_split, h.targets, limit=h.val_limit) if h.val_split else None
+        images = h.get("with_images", True)
+        self.train_set = SFTCaptionDataset(h.store, h.train_split, h.targets, limit=h.train_limit,
+                                           with_images=images)
+        self.val_set = (SFTCaptionDataset(h.store, h.val_split, h.targets, limit=h.val_limit, with_images=images)
+                        if h.val_split else None)
 
     def train_dataloader(self) -> DataLoader:
         return _loader(self.train_set, self.hparams.batch_size, True, self.hparams.num_workers)

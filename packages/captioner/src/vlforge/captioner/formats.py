@@ -18,18 +18,18 @@ import yaml
 from vlforge.common.errors import VLForgeError
 from vlforge.common.records import CAPTION_KINDS
 
-FIELDS = ("name", "kind", "instruction", "max_new_tokens", "token_budget")
+FIELDS = ("name", "kind", "instruction", "token_budget")
 PLACEHOLDERS = {"token_budget", "alt_text"}
 
 
 @dataclass(frozen=True)
 class CaptionFormat:
-    """One caption format: the store ``kind`` its captions get, the instruction template, decoding length."""
+    """One caption format: the store ``kind`` its captions get and the instruction template (the decoding length
+    is a generation setting: ``decoding.max_new_tokens``)."""
 
     name: str
     kind: str
     instruction: str
-    max_new_tokens: int
     token_budget: int | None = None
 
     def __post_init__(self) -> None:

@@ -16,10 +16,10 @@ from pathlib import Path
 import yaml
 
 from vlforge.captioner.captioner import Captioner
-from vlforge.captioner.model_setup import FreezePolicy, LoraSettings
-from vlforge.captioner.weights import weights_from
 from vlforge.common.checkpoint import find_run_config
 from vlforge.common.errors import VLForgeError
+from vlforge.common.lm.loading import save_pretrained, weights_from
+from vlforge.common.lm.policy import FreezePolicy, LoraSettings
 
 
 def captioner_from_checkpoint(checkpoint: str | os.PathLike, run_config: str | os.PathLike | None = None
@@ -44,15 +44,9 @@ def captioner_from_checkpoint(checkpoint: str | os.PathLike, run_config: str | o
 
 
 def export_hf_captioner(captioner: Captioner, out_dir: str | os.PathLike) -> Path:
-    """Write ``captioner``'s model (LoRA adapters merged into it, in place) and processor (chat template included)
-    to ``out_dir``."""
-    model = captioner.model
-    if hasattr(model, "merge_and_unload"):  # a peft LoRA wrapper
-        model = model.merge_and_unload()
-    out = Path(out_dir)
-    model.save_pretrained(out, safe_serialization=True)
-    captioner.processor.save_pretrained(out)
-    return out
+    """Write ``captioner``'s model (LoRA adapters merged into a copy) and processor (chat template included) to
+    ``out_dir`` (:func:`vlforge.common.lm.loading.save_pretrained`)."""
+    return save_pretrained(captioner.model, captioner.processor, out_dir)
 
 
 def export_hf_captioner_checkpoint(checkpoint: str | os.PathLike, out_dir: str | os.PathLike,

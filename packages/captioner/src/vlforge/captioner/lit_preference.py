@@ -6,7 +6,7 @@ go through the policy in one forward pass. The reference π0 is either
 - ``"copy"``: a frozen copy of the starting policy (two models in memory; saved with checkpoints), or
 - ``"precomputed"``: the starting policy's log-probs of every pair, computed once at the start of fit over the
   datamodule's training pairs (keyed by ``key``) so that only one model is in memory; the table goes into
-  checkpoints, so a resumed run keeps the true π0.
+  checkpoints, so a resumed run keeps the true π0 (both: :mod:`vlforge.common.lm.reference`).
 
 δ (the BCO reward shift) is the running mean of all rewards of previous steps over all processes; it is saved in
 and restored from checkpoints. Logged every step: chosen / rejected rewards, margin, preference accuracy, δ, the
@@ -15,7 +15,6 @@ three loss terms and ``collapse`` (1 while both rewards are falling, see ``Rewar
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import lightning as L
@@ -23,15 +22,16 @@ import torch
 
 from vlforge.captioner.captioner import Captioner
 from vlforge.captioner.collapse import RewardCollapseMonitor
-from vlforge.captioner.collate import CaptionCollator
-from vlforge.captioner.lit_sft import model_inputs
-from vlforge.captioner.logprobs import sequence_logprobs
 from vlforge.captioner.losses import preference_loss
-from vlforge.captioner.optim import adamw_warmup_cosine
-from vlforge.captioner.reward_shift import RunningRewardMean
 from vlforge.common.errors import VLForgeError
+from vlforge.common.lm.collate import SFTCollator
+from vlforge.common.lm.lit_sft import model_inputs
+from vlforge.common.lm.logprobs import sequence_logprobs
+from vlforge.common.lm.reference import REFERENCE_MODES, ReferenceLogprobs, check_mode, frozen_copy, keep_eval
+from vlforge.common.lm.running import RunningMean
+from vlforge.common.optim import adamw_warmup_cosine
 
-REFERENCE_MODES = ("copy", "precomputed")
+__all__ = ["REFERENCE_MODES", "CaptionerPreferenceLitModule"]
 
 
 class CaptionerPreferenceLitModule(L.LightningModule):
@@ -41,27 +41,29 @@ class CaptionerPreferenceLitModule(L.LightningModule):
     def __init__(self, captioner: Captioner, reference: str = "copy", beta: float = 0.1,
                  weights: tuple[float, float, float] = (0.8, 1.0, 0.2), lr: float = 5e-6,
                  weight_decay: float = 0.0, warmup_ratio: float = 0.1, max_length: int | None = None,
-                 collapse_window: int = 10) -> None:
+                 collapse_window: int = 10, warmup_steps: int = 0,
+                 betas: tuple[float, float] = (0.9, 0.999)) -> None:
         super().__init__()
-        if reference not in REFERENCE_MODES:
-            raise VLForgeError(f"reference {reference!r} is not one of {', '.join(REFERENCE_MODES)}")
+        check_mode(reference)
         self.save_hyperparameters(ignore=["captioner"])
         self.model = captioner.model
         self.processor = captioner.processor
-        self.collator = CaptionCollator(captioner.processor, max_length=max_length)
-        self.reference_model = None
-        if reference == "copy":
-            self.reference_model = copy.deepcopy(captioner.model).eval().requires_grad_(False)
-        self.reference_logps: dict[str, tuple[float, float]] = {}
-        self.reward_shift = RunningRewardMean()
+        self.collator = SFTCollator(captioner.processor, max_length=max_length)
+        self.reference_model = frozen_copy(captioner.model) if reference == "copy" else None
+        self.reference_table = ReferenceLogprobs()
+        self.reward_shift = RunningMean()
         self.collapse_monitor = RewardCollapseMonitor(collapse_window)
 
     def train(self, mode: bool = True) -> CaptionerPreferenceLitModule:
         """Lightning switches the whole module to training mode; the reference copy stays in eval mode."""
         super().train(mode)
-        if self.reference_model is not None:
-            self.reference_model.eval()
+        keep_eval(self.reference_model)
         return self
+
+    @property
+    def reference_logps(self) -> dict[str, tuple[float, ...]]:
+        """The precomputed (chosen, rejected) reference log-probs by pair key."""
+        return self.reference_table.table
 
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         if isinstance(batch, list):
@@ -79,11 +81,7 @@ class CaptionerPreferenceLitModule(L.LightningModule):
             with torch.no_grad():
                 chosen, rejected, _ = self._pair_logps(self.reference_model, batch)
             return chosen, rejected
-        missing = [k for k in batch["keys"] if k not in self.reference_logps]
-        if missing:
-            raise VLForgeError(f"no precomputed reference log-probs for pair {missing[0]!r}; "
-                               "precompute_reference() must see every training pair")
-        table = torch.tensor([self.reference_logps[k] for k in batch["keys"]], device=self.device)
+        table = self.reference_table.lookup(batch["keys"], self.device)
         return table[:, 0], table[:, 1]
 
     @torch.no_grad()
@@ -92,17 +90,14 @@ class CaptionerPreferenceLitModule(L.LightningModule):
         was_training = self.model.training
         self.model.eval()
         for examples in dataloader:
-            if any(not e.get("key") for e in examples):
-                raise VLForgeError("reference='precomputed' needs a unique 'key' on every preference pair")
             batch = self.on_before_batch_transfer(examples, 0)
             batch = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
             chosen, rejected, _ = self._pair_logps(self.model, batch)
-            for key, c, r in zip(batch["keys"], chosen.tolist(), rejected.tolist()):
-                self.reference_logps[key] = (c, r)
+            self.reference_table.add(batch["keys"], torch.stack([chosen, rejected], dim=1))
         self.model.train(was_training)
 
     def on_fit_start(self) -> None:
-        if self.hparams.reference == "precomputed" and not self.reference_logps:
+        if self.hparams.reference == "precomputed" and not len(self.reference_table):
             datamodule = self.trainer.datamodule
             if datamodule is None:
                 raise VLForgeError("reference='precomputed' needs a datamodule (or call precompute_reference first)")
@@ -139,12 +134,15 @@ class CaptionerPreferenceLitModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["reward_shift"] = self.reward_shift.state_dict()
-        checkpoint["reference_logps"] = {k: list(v) for k, v in self.reference_logps.items()}
+        self.reference_table.save_to(checkpoint)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.reward_shift.load_state_dict(checkpoint.get("reward_shift", {"total": 0.0, "count": 0}))
-        self.reference_logps = {k: (float(v[0]), float(v[1])) for k, v in checkpoint.get("reference_logps", {}).items()}
+        self.reference_table.load_from(checkpoint)
 
     def configure_optimizers(self) -> dict:
-        return adamw_warmup_cosine(self.model.parameters(), self.hparams.lr, self.hparams.weight_decay,
-                                   self.hparams.warmup_ratio, self.trainer.estimated_stepping_batches)
+        return adamw_warmup_cosine(self.model.named_parameters(), self.hparams.lr,
+                                   self.trainer.estimated_stepping_batches, weight_decay=self.hparams.weight_decay,
+                                   warmup_ratio=self.hparams.warmup_ratio,
+                                   warmup_steps=self.hparams.get("warmup_steps", 0),
+                                   betas=tuple(self.hparams.get("betas", (0.9, 0.999))))

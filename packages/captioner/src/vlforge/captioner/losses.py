@@ -9,7 +9,7 @@ caption (πθ the policy, π0 the frozen reference):
     L     = a1·L_DPO + a2·L_SFT + a3·L_BCO                      (Eq. 4; paper: a = (0.8, 1.0, 0.2), β = 0.1)
 
 δ, the reward shift, is the running mean of the rewards seen so far; it lives outside the loss
-(:class:`vlforge.captioner.reward_shift.RunningRewardMean`).
+(:class:`vlforge.common.lm.running.RunningMean`).
 """
 
 from __future__ import annotations

@@ -12,14 +12,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-
-def _world() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_world_size(), dist.get_rank()
-    return 1, 0
+from vlforge.common.distributed import world
 
 
 class ResumableSampler(DistributedSampler):
@@ -32,7 +27,7 @@ class ResumableSampler(DistributedSampler):
     def __init__(
         self, dataset: Dataset, *, shuffle: bool = True, seed: int = 0, drop_last: bool = False
     ) -> None:
-        num_replicas, rank = _world()
+        rank, num_replicas = world()
         super().__init__(
             dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=drop_last
         )

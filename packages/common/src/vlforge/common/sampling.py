@@ -1,6 +1,6 @@
 """Which captions an image trains with: caption mixtures over the store's sources and kinds.
 
-Shared by the contrastive (CLIP / SigLIP / BLIP) and the LLaVA-style training stages. A mixture is a list of
+Shared by the contrastive (CLIP / SigLIP / BLIP) and the captioner training stages. A mixture is a list of
 :class:`CaptionChoice` — a (source, kind) filter with a weight and two load-time text transforms:
 
 - ``max_sentences=k``: train on a random 1..k sentences of the caption (the semantic-guidance paper samples one to

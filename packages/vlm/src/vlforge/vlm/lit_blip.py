@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vlforge.common.distributed import gather_variable_with_grad, world
 from vlforge.common.errors import VLForgeError
 from vlforge.common.metrics import retrieval_metrics
 from vlforge.vlm.evaluation import pairwise_accuracy
@@ -50,7 +51,6 @@ from vlforge.vlm.losses.blip import (
     itm_loss,
     mine_hard_negatives,
 )
-from vlforge.vlm.losses.distributed import gather_variable_with_grad, world
 from vlforge.vlm.models.blip import BlipPretrainingModel
 
 _PIXEL_KEY_STRIDE = 2**32  # owner keys from pixel equality: group index + rank * stride (unique across ranks)
@@ -72,10 +72,14 @@ class BlipLitModule(ContrastiveLitModule):
 
     def __init__(self, model: BlipPretrainingModel, loss: nn.Module | None = None, itc_weight: float = 1.0,
                  itm_weight: float = 1.0, lm_weight: float = 1.0, label_smoothing: float = 0.0,
-                 itm_rerank_k: int = 0, learning_rate: float = 5e-4, weight_decay: float = 0.05,
-                 warmup_steps: int = 0, betas: tuple[float, float] = (0.9, 0.98)) -> None:
-        super().__init__(model, loss, learning_rate, weight_decay, warmup_steps, betas)
-        self.save_hyperparameters(ignore=["model", "loss"])
+                 itm_rerank_k: int = 0, lr: float = 5e-4, weight_decay: float = 0.05,
+                 warmup_steps: int = 0, betas: tuple[float, float] = (0.9, 0.98), warmup_ratio: float = 0.0,
+                 learning_rate: float | None = None) -> None:
+        super().__init__(model, loss, lr, weight_decay, warmup_steps, betas, warmup_ratio=warmup_ratio,
+                         learning_rate=learning_rate)
+        self.save_hyperparameters(ignore=["model", "loss", "learning_rate"])
+        if learning_rate is not None:
+            self.hparams.lr = learning_rate
         weights = {"itc_weight": itc_weight, "itm_weight": itm_weight, "lm_weight": lm_weight}
         if any(w < 0 for w in weights.values()) or not any(w > 0 for w in weights.values()):
             raise VLForgeError(f"BLIP loss weights must be >= 0 with at least one > 0, got {weights}")

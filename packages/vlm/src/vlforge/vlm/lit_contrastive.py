@@ -13,6 +13,7 @@ every evaluation caption) and ``<stage>/aro_<perturbation>``. With ``zero_shot_t
 from __future__ import annotations
 
 import math
+import warnings
 from collections import Counter
 from typing import Any
 
@@ -20,24 +21,32 @@ import torch
 from lightning.pytorch import LightningModule
 from torch import nn
 
+from vlforge.common.distributed import world
 from vlforge.common.errors import VLForgeError
+from vlforge.common.optim import adamw_warmup_cosine
 from vlforge.vlm.evaluation import encode_split, pairwise_accuracy, retrieval_from_features
 from vlforge.vlm.linear_probe import shapes_linear_probe
 from vlforge.vlm.losses import ClipLoss, SigLipLoss
-from vlforge.vlm.losses.distributed import world
 from vlforge.vlm.models import ContrastiveModel
 from vlforge.vlm.zero_shot import OBJECT_RULES, SHAPES_TASKS, shapes_zero_shot
 
 
 class ContrastiveLitModule(LightningModule):
-    """Train ``model`` with ``loss`` (default CLIP InfoNCE); AdamW, linear warm-up then cosine decay to 0."""
+    """Train ``model`` with ``loss`` (default CLIP InfoNCE); AdamW, linear warm-up then cosine decay to 0
+    (:func:`vlforge.common.optim.adamw_warmup_cosine`: ``lr``, ``weight_decay``, ``warmup_steps`` or
+    ``warmup_ratio``, ``betas`` — the argument names of every vlforge LitModule). ``learning_rate`` is the former
+    name of ``lr``, kept so that saved run configs still load."""
 
-    def __init__(self, model: ContrastiveModel, loss: nn.Module | None = None, learning_rate: float = 5e-4,
+    def __init__(self, model: ContrastiveModel, loss: nn.Module | None = None, lr: float = 5e-4,
                  weight_decay: float = 0.1, warmup_steps: int = 0, betas: tuple[float, float] = (0.9, 0.98),
                  zero_shot_tasks: list[str] | None = None, linear_probe_tasks: list[str] | None = None,
-                 linear_probe_train_split: str = "seed", object_rule: str = "largest") -> None:
+                 linear_probe_train_split: str = "seed", object_rule: str = "largest", warmup_ratio: float = 0.0,
+                 learning_rate: float | None = None) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["model", "loss"])
+        self.save_hyperparameters(ignore=["model", "loss", "learning_rate"])
+        if learning_rate is not None:
+            warnings.warn("ContrastiveLitModule: 'learning_rate' is now 'lr'", DeprecationWarning, stacklevel=2)
+            self.hparams.lr = learning_rate
         unknown = sorted((set(zero_shot_tasks or []) | set(linear_probe_tasks or [])) - set(SHAPES_TASKS))
         if unknown:
             raise VLForgeError(f"ShapesWorld task {unknown[0]!r} is not one of {', '.join(SHAPES_TASKS)}")
@@ -164,20 +173,6 @@ class ContrastiveLitModule(LightningModule):
 
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self) -> dict[str, Any]:
-        decay, no_decay = [], []
-        for name, param in self.named_parameters():
-            if param.requires_grad:
-                (no_decay if param.ndim < 2 or "logit_" in name else decay).append(param)
-        optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": self.hparams.weight_decay},
-                                       {"params": no_decay, "weight_decay": 0.0}],
-                                      lr=self.hparams.learning_rate, betas=tuple(self.hparams.betas))
-        total = max(int(self.trainer.estimated_stepping_batches), 1)
-        warmup = self.hparams.warmup_steps
-
-        def schedule(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(total - warmup, 1))))
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return adamw_warmup_cosine(self.named_parameters(), self.hparams.lr, self.trainer.estimated_stepping_batches,
+                                   weight_decay=self.hparams.weight_decay, warmup_steps=self.hparams.warmup_steps,
+                                   warmup_ratio=self.hparams.get("warmup_ratio", 0.0), betas=tuple(self.hparams.betas))

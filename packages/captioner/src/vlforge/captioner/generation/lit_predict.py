@@ -20,7 +20,6 @@ from pathlib import Path
 import lightning as L
 
 from vlforge.captioner.generation.datamodule import CaptionGenerationDataModule
-from vlforge.captioner.generation.shards import default_shard_root, merge_shards, shard_dir, shard_record
 from vlforge.captioner.generation.spec import CaptionerSpec, build_captioner
 from vlforge.captioner.generation.store_io import (
     PendingImage,
@@ -30,6 +29,7 @@ from vlforge.captioner.generation.store_io import (
     update_failures,
 )
 from vlforge.common.errors import VLForgeError
+from vlforge.common.lm.shards import default_shard_root, merge_shards, shard_dir, shard_record
 from vlforge.common.records import ImageRecord
 from vlforge.common.sentences import resolve_splitter
 from vlforge.common.store import CaptionStore

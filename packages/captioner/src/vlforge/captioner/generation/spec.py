@@ -31,10 +31,9 @@ from typing import Any
 
 import yaml
 
-from vlforge.captioner.captioner import DTYPES, PRESET_PREFIX
 from vlforge.captioner.formats import CaptionFormat, load_format
 from vlforge.common.errors import VLForgeError
-from vlforge.common.presets import build_preset, load_pretrained
+from vlforge.common.lm.loading import DTYPES, load_generative, weights_from
 from vlforge.common.sentences import resolve_splitter
 
 
@@ -161,37 +160,22 @@ class LoadedCaptioner:
 
 
 def build_captioner(spec: CaptionerSpec) -> LoadedCaptioner:
-    """The spec's model and processor: a preset (optionally re-seeded), a hub name or a local directory (the
-    loaders of vlforge.common.presets), with the weights of a Lightning ``checkpoint`` of a captioner
+    """The spec's model and processor (:func:`vlforge.common.lm.loading.load_generative`: a preset, optionally
+    re-seeded, a hub name or a local directory), with the weights of a Lightning ``checkpoint`` of a captioner
     LitModule (its ``model.*`` entries) loaded on top. No freezing policy applies: nothing trains here."""
-    if spec.source.startswith(PRESET_PREFIX):
-        model, processor = build_preset(spec.source[len(PRESET_PREFIX) :], seed=spec.preset_seed)
-        model = model.to(DTYPES[spec.dtype])
-    elif spec.preset_seed is not None:
-        raise VLForgeError(f"captioner {spec.name!r}: preset_seed applies to preset sources only")
-    else:
-        model, processor = load_pretrained(
-            spec.source,
-            "image_text_to_text",
-            trust_remote_code=spec.trust_remote_code,
-            dtype=DTYPES[spec.dtype],
-        )
+    try:
+        model, processor = load_generative(spec.source, "image_text_to_text", spec.dtype, spec.trust_remote_code,
+                                           preset_seed=spec.preset_seed)
+    except VLForgeError as err:
+        raise VLForgeError(f"captioner {spec.name!r}: {err}") from None
     if getattr(processor, "tokenizer", None) is None:
         raise VLForgeError(f"captioner {spec.name!r}: the processor of {spec.source!r} has no tokenizer")
     captioner = LoadedCaptioner(model, processor, spec.source)
     if spec.checkpoint is not None:
-        load_checkpoint_weights(captioner, spec.checkpoint, spec.name)
+        try:
+            weights_from(spec.checkpoint, model)
+        except VLForgeError as err:
+            raise VLForgeError(f"captioner {spec.name!r}: does not fit {spec.source!r}: {err}") from None
     model.requires_grad_(False)
     model.eval()
     return captioner
-
-
-def load_checkpoint_weights(captioner: LoadedCaptioner, checkpoint: str, name: str) -> None:
-    """Load the ``model.*`` weights of a captioner LitModule's Lightning checkpoint into ``captioner.model``
-    (``vlforge.captioner.weights.weights_from``); an error names the captioner and its source."""
-    from vlforge.captioner.weights import weights_from
-
-    try:
-        weights_from(checkpoint, captioner.model)
-    except VLForgeError as err:
-        raise VLForgeError(f"captioner {name!r}: does not fit {captioner.name!r}: {err}") from None

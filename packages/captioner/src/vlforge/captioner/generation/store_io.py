@@ -1,7 +1,7 @@
-"""The store side of caption generation, shared by the single-process run and the Lightning predict path.
+"""The captioner's side of caption generation, shared by the single-process run and the Lightning predict path.
+The generic store side (pending ids, provenance, failures, batch seeds) is :mod:`vlforge.common.lm.generated_store`.
 
-- which images of a split still need a captioner (``pending_ids``: those without any caption of its source, so
-  an interrupted run resumes where it stopped and nothing is generated or stored twice);
+- which images of a split still need a captioner (``pending_ids``, from common);
 - loading a batch's images, where one that fails to decode is set aside as a failure, not an error;
 - captioning a batch: generate, shear to T words (``vlforge.common.text.shear``), and wrap each text as a
   ``Caption(source=<captioner name>, kind=<format kind>)`` with full provenance (model, checkpoint, prompt,
@@ -14,11 +14,7 @@
 
 from __future__ import annotations
 
-import datetime as _dt
-import zlib
-from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from PIL import Image
@@ -28,11 +24,20 @@ from vlforge.captioner.formats import CaptionFormat
 from vlforge.captioner.generation.batched import generate_captions
 from vlforge.captioner.generation.spec import CaptionerSpec, LoadedCaptioner
 from vlforge.common.errors import VLForgeError
+from vlforge.common.lm.generated_store import (  # noqa: F401 - re-exported: the captioner's names for them
+    FAILURES_KEY,
+    batch_seed,
+    captioned_ids,
+    failures,
+    generated_caption,
+    now,
+    pending_ids,
+    update_failures,
+)
 from vlforge.common.records import Caption, ImageRecord
 from vlforge.common.store import CaptionStore
 from vlforge.common.text import count_tokens, mean_caption_tokens, shear
 
-FAILURES_KEY = "generation_failures"
 RAW_SOURCE = "alt_text"
 
 
@@ -43,22 +48,6 @@ class PendingImage:
     record: ImageRecord
     image: Image.Image
     instruction: str
-
-
-def captioned_ids(store: CaptionStore, split: str, name: str) -> set[str]:
-    """Ids of the split's images that already have a caption (even an empty one) from captioner ``name``."""
-    return {r.image_id for r in store.iter_records(split=split, source=name)}
-
-
-def pending_ids(store: CaptionStore, split: str, name: str, limit: int | None = None) -> list[str]:
-    """Sorted ids among the split's first ``limit`` (sorted) images that captioner ``name`` has not
-    captioned."""
-    ids = store.ids(split)
-    if not ids:
-        raise VLForgeError(f"split {split!r} has no images in the store {store.path!r}")
-    ids = ids if limit is None else ids[:limit]
-    done = captioned_ids(store, split, name)
-    return [i for i in ids if i not in done]
 
 
 def default_shear_tokens(store: CaptionStore) -> int:
@@ -86,11 +75,6 @@ def prepare(store: CaptionStore, record: ImageRecord, fmt: CaptionFormat) -> Pen
         return str(err)
 
 
-def batch_seed(seed: int, first_image_id: str) -> int:
-    """The sampling seed of a batch: independent of which run or rank captions it."""
-    return (seed + zlib.crc32(first_image_id.encode("utf-8"))) % (2**63)
-
-
 def caption_batch(
     captioner: LoadedCaptioner,
     spec: CaptionerSpec,
@@ -114,9 +98,9 @@ def caption_batch(
             spec.decoding,
             batch_size,
         )
-    now = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    time = now()
     return {
-        item.record.image_id: [make_caption(text, spec, fmt, item.instruction, shear_tokens, now, splitter)]
+        item.record.image_id: [make_caption(text, spec, fmt, item.instruction, shear_tokens, time, splitter)]
         for item, text in zip(items, raw, strict=True)
     }
 
@@ -132,25 +116,5 @@ def make_caption(
         "prompt": instruction,
         "shear_tokens": shear_tokens,
         "raw_tokens": count_tokens(raw),
-        "time": time,
-        "generator": f"vlforge-captioner {_captioner.__version__}",
     }
-    return Caption(text=text, source=spec.name, kind=fmt.kind, provenance=provenance)
-
-
-def failures(store: CaptionStore, name: str) -> dict[str, str]:
-    """The images captioner ``name`` could not caption in earlier runs (image id -> reason)."""
-    return dict((store.info.get(FAILURES_KEY) or {}).get(name) or {})
-
-
-def update_failures(store: CaptionStore, name: str, failed: dict[str, str], succeeded: Iterable[str]) -> None:
-    """Record new failures of captioner ``name`` and forget the ones that have now succeeded (one
-    transaction)."""
-    current, done = failures(store, name), set(succeeded)
-    new = {k: v for k, v in current.items() if k not in done}
-    new.update(failed)
-    if new == current:
-        return
-    table: dict[str, Any] = dict(store.info.get(FAILURES_KEY) or {})
-    table[name] = new
-    store.set_info(**{FAILURES_KEY: table})
+    return generated_caption(text, spec.name, fmt.kind, provenance, f"vlforge-captioner {_captioner.__version__}", time)

@@ -31,14 +31,6 @@ def add_record(counts: StoreCounts, record: ImageRecord, sign: int = 1) -> None:
         _bump(counts["by_kind"], caption.kind, sign)
 
 
-def counts_of(records) -> StoreCounts:
-    """Counts recomputed from scratch (used by verify)."""
-    counts = empty_counts()
-    for record in records:
-        add_record(counts, record)
-    return counts
-
-
 def _bump(table: dict[str, int], name: str, sign: int) -> None:
     value = table.get(name, 0) + sign
     if value:

@@ -31,7 +31,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from vlforge.vlm.losses.distributed import world
+from vlforge.common.distributed import world
 
 IGNORE_INDEX = -100
 WEIGHT_FLOOR = 1e-4

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vlforge.vlm.losses.distributed import gather_rows_with_grad, gather_variable_with_grad
+from vlforge.common.distributed import gather_rows_with_grad, gather_variable_with_grad
 
 
 def siglip_loss(image_features: torch.Tensor, text_features: torch.Tensor, logit_scale: torch.Tensor,

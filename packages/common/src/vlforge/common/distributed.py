@@ -1,8 +1,9 @@
-"""Cross-process feature gathering for contrastive losses (no Lightning: plain torch.distributed).
+"""The process group seen from one process (no Lightning: plain torch.distributed).
 
-Gathering keeps the autograd graph (``torch.distributed.nn.all_gather``): the backward pass sums, on each
-process, the gradients every process's loss sends to that process's local features — the same gradients as one
-process holding the global batch (up to the world-size factor that DDP's gradient averaging removes).
+``world()`` is the one reader of (rank, world_size). The gathers keep the autograd graph
+(``torch.distributed.nn.all_gather``): the backward pass sums, on each process, the gradients every process's loss
+sends to that process's local features — the same gradients as one process holding the global batch (up to the
+world-size factor that DDP's gradient averaging removes).
 """
 
 from __future__ import annotations

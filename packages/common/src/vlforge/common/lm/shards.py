@@ -1,12 +1,12 @@
-"""Per-rank shard stores of a distributed generation run and their merge into the main store.
+"""Per-rank shard stores of a distributed generation run (DDP predict) and their merge into the main store.
 
-Each rank writes the captions it generates into its own CaptionStore (``<shard_root>/<captioner>/rank<k>``),
+Each rank writes the captions it generates into its own CaptionStore (``<shard_root>/<source>/rank<k>``),
 so ranks never contend for the main store's write lock. A shard record carries the image's id, split, size and
 image reference (so a shard is a complete store that ``vlforge-store merge`` could also take) but no meta; its
 info holds the rank's failures like the main store does.
 
 ``merge_shards`` folds shards into the main store with ``append_captions`` (one transaction per chunk),
-skipping any image that already has a caption of that captioner, so a merge that is repeated after an
+skipping any image that already has a caption of that source, so a merge that is repeated after an
 interruption, or two ranks that (against the sampler's contract) captioned the same image with different
 sampled text, still leave exactly one caption per image. Failures are merged after the captions; a shard is
 removed only when it has been merged entirely. (``vlforge.common.store.merge.merge_stores`` re-creates the
@@ -20,7 +20,7 @@ import re
 import shutil
 from pathlib import Path
 
-from vlforge.captioner.generation.store_io import captioned_ids, failures, update_failures
+from vlforge.common.lm.generated_store import captioned_ids, failures, update_failures
 from vlforge.common.records import Caption, ImageRecord
 from vlforge.common.store import CaptionStore
 
@@ -34,7 +34,7 @@ def default_shard_root(store_path: str | os.PathLike) -> Path:
 
 
 def shard_dir(shard_root: str | os.PathLike, name: str, rank: int) -> Path:
-    """The shard store of captioner ``name`` on global rank ``rank`` (the name made filesystem-safe)."""
+    """The shard store of source ``name`` on global rank ``rank`` (the name made filesystem-safe)."""
     return Path(shard_root) / re.sub(r"[^A-Za-z0-9_.-]", "_", name) / f"rank{rank}"
 
 
@@ -52,7 +52,7 @@ def shard_record(record: ImageRecord, captions: list[Caption]) -> ImageRecord:
 
 
 def merge_shards(store_path: str | os.PathLike, shard_root: str | os.PathLike, name: str) -> int:
-    """Merge every shard of captioner ``name`` under ``shard_root`` into the main store and remove it; returns
+    """Merge every shard of source ``name`` under ``shard_root`` into the main store and remove it; returns
     the number of captions added."""
     folder = shard_dir(shard_root, name, 0).parent
     shards = sorted(p for p in folder.glob("rank*") if (p / "data.mdb").is_file()) if folder.is_dir() else []
