@@ -18,8 +18,8 @@ import yaml
 from vlforge.captioner.captioner import Captioner
 from vlforge.captioner.model_setup import FreezePolicy, LoraSettings
 from vlforge.captioner.weights import weights_from
-from vlforge.common.checkpoint import find_run_config
 from vlforge.common.errors import VLForgeError
+from vlforge.common.runs import find_run_config
 
 
 def captioner_from_checkpoint(checkpoint: str | os.PathLike, run_config: str | os.PathLike | None = None
