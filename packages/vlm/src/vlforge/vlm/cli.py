@@ -10,6 +10,7 @@ TOOLS = {
                      "vlforge.vlm.evaluate:main"),
     "export": Tool("write a CLIP (open_clip, hf-vision, hf-clip) or MLLM (hf-llava) checkpoint in another format",
                    "vlforge.vlm.export:main"),
+    "compare": Tool("figures and a table of several evaluate runs side by side", "vlforge.vlm.compare:main"),
     "score": Tool("write the CLIP score of every caption into a store (idempotent)", "vlforge.vlm.score:main"),
 }
 
