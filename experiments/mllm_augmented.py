@@ -14,7 +14,7 @@ to re-run it alone, e.g. under torchrun / srun) and its log:
   (``vlforge-captioner predict``; resumable: an interrupted stage continues where it stopped); a captioner
   with ``weights_of: <other>`` and no ``train`` block generates with the other's fine-tuned checkpoint (e.g. the
   same model with other decoding parameters);
-- ``analyze``: caption analysis per source (``python -m vlforge.captioner.tools_cli analyze``);
+- ``analyze``: caption analysis per source (``vlforge-captioner analyze``);
 - ``clip_<run>``: train CLIP on the run's captions (``vlforge-vlm fit``, one pair per caption and the same
   optimizer steps for every run: the paper's 1/k epochs) and evaluate its checkpoint (``vlforge-vlm evaluate``:
   retrieval both directions, zero-shot, ARO, linear probe on the test split).
@@ -41,6 +41,7 @@ from omegaconf import OmegaConf
 
 from vlforge.common.errors import VLForgeError
 from vlforge.common.progress import is_status_line
+from vlforge.common.runs import check_config, last_checkpoint
 from vlforge.common.stages import Stage, StageRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -175,30 +176,10 @@ def check_cli(console: str, args: list[str], instantiate: bool) -> None:
     """Parse (and with ``instantiate`` build, run=False) a console's command line in this process."""
     import torch
 
-    from vlforge.common.cli import VLForgeCLI
-
     args = list(args[2:])
     if not torch.cuda.is_available():
         args += ["--trainer.accelerator", "cpu", "--trainer.devices", "1"]
-    cls = VLForgeCLI
-    if not instantiate:
-
-        class ParseOnly(VLForgeCLI):
-            def instantiate_classes(self) -> None:
-                self.model = self.trainer = None
-
-            def after_instantiate_classes(self) -> None:
-                pass
-
-        cls = ParseOnly
-    cls(console, args, run=False)
-
-
-def last_checkpoint(folder: Path, run_name: str) -> Path:
-    found = sorted((folder / run_name).glob("version_*/checkpoints/last.ckpt"))
-    if not found:
-        raise VLForgeError(f"no checkpoint under {folder / run_name}")
-    return found[-1]
+    check_config(console, args, instantiate=instantiate)
 
 
 # ------------------------------------------------------------------------------------------------ the stages
@@ -323,7 +304,7 @@ class Experiment:
         spec = {"name": name, "seed": self.captioner_seed(name), **generate}
         trained = self.trained_as(name)
         if trained and not self.dry_run:  # a dry run checks the config before any checkpoint exists
-            spec["checkpoint"] = str(last_checkpoint(self.run_dir / f"sft_{trained}", "fit"))
+            spec["checkpoint"] = str(last_checkpoint(self.run_dir / f"sft_{trained}" / "fit"))
         self._check_same_spec(folder, name, spec)
         generation = self.exp.get("generation") or {}
         config = {
@@ -369,9 +350,7 @@ class Experiment:
     def analyze(self, folder: Path) -> None:
         split = (self.exp.get("generation") or {}).get("split", "pool")
         args = [
-            sys.executable,
-            "-m",
-            "vlforge.captioner.tools_cli",
+            str(BIN / "vlforge-captioner"),
             "analyze",
             "--store",
             self.store,
@@ -404,7 +383,7 @@ class Experiment:
         )
         configs = [*clip.get("configs", []), write_yaml(folder / "config.yaml", config)]
         self.run_or_check(folder, "vlm", cli_args("vlm", "fit", configs, folder, "fit"))
-        checkpoint = folder / "fit" / "last.ckpt" if self.dry_run else last_checkpoint(folder, "fit")
+        checkpoint = folder / "fit" / "last.ckpt" if self.dry_run else last_checkpoint(folder / "fit")
         evaluation = deep_merge(
             {"split": "test", "eval_captions": (clip.get("data") or {}).get("eval_captions")},
             clip.get("evaluation") or {},

@@ -26,6 +26,8 @@ import torch
 import yaml
 from lightning.pytorch import LightningModule
 
+from vlforge.common.runs import check_config
+
 REPO = Path(__file__).resolve().parents[1]
 TOY_DIR = REPO / "packages" / "common" / "tests" / "toy"
 TOY_BASE = TOY_DIR / "toy_base.yaml"
@@ -98,8 +100,6 @@ def test_the_shipped_presets_are_found() -> None:
 
 @pytest.mark.parametrize("path", _all_yaml(), ids=lambda p: str(p.relative_to(REPO)))
 def test_yaml_parses_and_instantiates(path: Path, tmp_path: Path) -> None:
-    from vlforge.common.cli import VLForgeCLI
-
     content = yaml.safe_load(path.read_text()) or {}
     args = ["--config", str(TOY_BASE)]
     for base in _declared_stack(path):
@@ -111,20 +111,11 @@ def test_yaml_parses_and_instantiates(path: Path, tmp_path: Path) -> None:
     if content.get("gradient_checkpointing"):
         # the toy network has nothing to checkpoint: validate the switch on a tiny GPT-2 elsewhere
         args += ["--gradient_checkpointing", "false"]
+    cli = check_config(_console_of(path), args, instantiate=not _parse_only(path))
     if _parse_only(path):
-
-        class ParseOnlyCLI(VLForgeCLI):
-            def instantiate_classes(self) -> None:
-                self.model = self.trainer = None
-
-            def after_instantiate_classes(self) -> None:
-                pass
-
-        cli = ParseOnlyCLI(_console_of(path), args, run=False)
         assert cli.config.model.class_path != "toy_lightning.ToyLitModule"
-        return
-    cli = VLForgeCLI(_console_of(path), args, run=False)
-    assert cli.model is not None and cli.trainer is not None
+    else:
+        assert cli.model is not None and cli.trainer is not None
 
 
 def _training_configs() -> list[Path]:
@@ -145,21 +136,12 @@ def test_training_config_stops(path: Path, tmp_path: Path) -> None:
     declared stack, the file), a shipped training config has a stopping rule: max_steps > 0, or max_epochs >= 1
     (exactly 1, the papers' recipe, for a config that loads a real model). Lightning's own default (max_steps -1,
     max_epochs None) means 1000 epochs."""
-    from vlforge.common.cli import VLForgeCLI
-
-    class ParseOnlyCLI(VLForgeCLI):
-        def instantiate_classes(self) -> None:
-            self.model = self.trainer = None
-
-        def after_instantiate_classes(self) -> None:
-            pass
-
     base = tmp_path / "toy_base_without_trainer.yaml"
     base.write_text(yaml.safe_dump({k: v for k, v in yaml.safe_load(TOY_BASE.read_text()).items() if k != "trainer"}))
     args = []
     for config in [str(base), *_declared_stack(path), str(path)]:
         args += ["--config", config]
-    config = ParseOnlyCLI(_console_of(path), [*args, "--run_root", str(tmp_path)], run=False).config
+    config = check_config(_console_of(path), [*args, "--run_root", str(tmp_path)], instantiate=False).config
     module, name = config.model.class_path.rsplit(".", 1)
     if getattr(importlib.import_module(module), name).training_step is LightningModule.training_step:
         return  # a predict-only module (caption generation): nothing to bound

@@ -12,9 +12,15 @@ from transformers import AutoModelForImageTextToText, AutoProcessor
 from vlforge.captioner.captioner import Captioner
 from vlforge.captioner.weights import weights_from
 from vlforge.common.cli import run_cli
+from vlforge.common.console import console
 from vlforge.common.shapes.build import build_shapes_store
-from vlforge.vlm.export import main as export_main
+from vlforge.vlm.cli import TOOLS
 from vlforge.vlm.mllm.export import lit_module_from_checkpoint
+
+
+def export_main(argv: list[str]) -> int:
+    """`vlforge-vlm export ARGV` through the console (its exit code; errors as one line on stderr)."""
+    return console("vlm", TOOLS, ["export", *argv])
 
 
 def _fit(root, *extra: str):

@@ -3,6 +3,7 @@ direct computations, CHAIR against the scene graphs, CLIP scores against a direc
 the CLI."""
 
 import json
+import re
 import shutil
 
 import open_clip
@@ -11,13 +12,19 @@ import torch
 from safetensors.torch import save_file
 
 from vlforge.captioner.analysis import analyze, content_words
+from vlforge.captioner.cli import TOOLS
 from vlforge.captioner.generation.run import generate_into_store
 from vlforge.captioner.generation.spec import CaptionerSpec, GenerationConfig
-from vlforge.captioner.tools_cli import main
+from vlforge.common.console import console
 from vlforge.common.metrics import chair, scene_objects
 from vlforge.common.records import Caption
 from vlforge.common.shapes.build import build_shapes_store
 from vlforge.common.store import CaptionStore
+
+
+def main(argv: list[str]) -> int:
+    """`vlforge-captioner ARGV` through the console (its exit code; errors as one line on stderr)."""
+    return console("captioner", TOOLS, argv)
 
 
 @pytest.fixture(scope="module")
@@ -125,8 +132,12 @@ def test_cli_generate_and_analyze(store, tmp_path, capsys):
         )
         == 0
     )
-    summaries = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    captured = capsys.readouterr()
+    summaries = [json.loads(line) for line in captured.out.splitlines()]
     assert [s["captioned"] for s in summaries] == [2, 2, 2] and {s["shear_tokens"] for s in summaries} == {5}
+    # the console configures logging: generation's INFO progress reaches stderr, one line per captioner at least
+    progress = re.findall(r" INFO vlforge\.captioner\.\S+: (.*)", captured.err)
+    assert all(any(s["name"] in line for line in progress) for s in summaries), captured.err[-2000:]
     assert (
         main(
             [
@@ -148,3 +159,9 @@ def test_cli_generate_and_analyze(store, tmp_path, capsys):
     assert main(["analyze", "--store", str(copy), "--out", str(tmp_path / "b"), "--source", "nobody"]) == 2
     assert capsys.readouterr().err.strip().endswith("has no captions of source 'nobody'")
     assert main(["analyze", "--store", str(copy), "--out", str(tmp_path / "b"), "--clip-model", "x"]) == 2
+    assert capsys.readouterr().err.strip().endswith("pass clip_checkpoint too")
+    missing = tmp_path / "none.safetensors"
+    assert main(["analyze", "--store", str(copy), "--out", str(tmp_path / "b"), "--clip-model", "vlforge-tiny-vit-64",
+                 "--clip-checkpoint", str(missing)]) == 2
+    assert capsys.readouterr().err.strip().endswith(f"CLIP checkpoint {missing}: no such file (a weights file of "
+                                                   "'vlforge-tiny-vit-64')")

@@ -8,10 +8,11 @@ import pytest
 import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
+from vlforge.captioner.cli import TOOLS
 from vlforge.captioner.hf_export import captioner_from_checkpoint
-from vlforge.captioner.tools_cli import main as tools_main
 from vlforge.common.checkpoint import read_checkpoint_state_dict
 from vlforge.common.cli import run_cli
+from vlforge.common.console import console
 from vlforge.common.presets import build_preset
 from vlforge.common.shapes.build import build_shapes_store
 
@@ -34,7 +35,8 @@ def sft_run(tmp_path_factory):
 def test_exported_folder_loads_with_auto_classes_and_keeps_weights_and_chat_template(sft_run, tmp_path, capsys,
                                                                                      images):
     out = tmp_path / "hf"
-    assert tools_main(["export", "--checkpoint", str(sft_run), "--format", "hf", "--out", str(out)]) == 0
+    assert console("captioner", TOOLS, ["export", "--checkpoint", str(sft_run), "--format", "hf",
+                                        "--out", str(out)]) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1] == str(out)
     model = AutoModelForImageTextToText.from_pretrained(out).eval()
     processor = AutoProcessor.from_pretrained(out)
@@ -56,8 +58,8 @@ def test_exported_folder_loads_with_auto_classes_and_keeps_weights_and_chat_temp
 
 
 def test_export_mistakes_are_one_line(tmp_path, capsys):
-    assert tools_main(["export", "--checkpoint", str(tmp_path / "none.ckpt"), "--format", "hf",
-                       "--out", str(tmp_path / "o")]) == 2
+    assert console("captioner", TOOLS, ["export", "--checkpoint", str(tmp_path / "none.ckpt"), "--format", "hf",
+                                        "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "none.ckpt" in err and len(err.strip().splitlines()) == 1
 

@@ -53,7 +53,7 @@ def test_tied_weights_are_exported(tmp_path: Path) -> None:
     ckpt = tmp_path / "tied.ckpt"
     torch.save({"state_dict": {"a.weight": shared, "b.weight": shared}}, ckpt)
     (tmp_path / "config.yaml").write_text("model:\n  class_path: torch.nn.Identity\n")
-    out = export_checkpoint(ckpt, tmp_path / "tied")
+    out = export_checkpoint(ckpt, tmp_path / "tied", run_config=tmp_path / "config.yaml")
     from safetensors.torch import load_file
 
     loaded = load_file(str(out / "model.safetensors"))
@@ -112,7 +112,8 @@ def test_real_zero2_and_zero3_checkpoints_export_exactly(tmp_path: Path, toy_env
     assert made.returncode == 0, made.stderr[-3000:]
     for stage in (2, 3):
         run = tmp_path / f"zero{stage}"
-        net = load_exported(export_checkpoint(run / "last.ckpt", run / "export", submodule="net"))
+        net = load_exported(export_checkpoint(run / "last.ckpt", run / "export", run_config=run / "config.yaml",
+                                               submodule="net"))
         reference = load_file(str(run / "reference.safetensors"))
         assert reference.keys() == net.state_dict().keys()
         for key, value in reference.items():

@@ -10,16 +10,24 @@ import pytest
 
 from vlforge.common.checkpoint import export_checkpoint
 from vlforge.common.cli import run_cli
+from vlforge.common.console import console
 from vlforge.common.metrics import read_metrics
 from vlforge.common.progress import is_status_line
 from vlforge.common.records import ImageRecord
 from vlforge.common.sampling import CaptionChoice
 from vlforge.common.store import CaptionStore
+from vlforge.vlm.cli import TOOLS
 from vlforge.vlm.cli import main as cli_main
 from vlforge.vlm.compare import compare_metrics
-from vlforge.vlm.evaluate import RECALL_COLUMNS, main
+from vlforge.vlm.evaluate import RECALL_COLUMNS
 from vlforge.vlm.evaluation import encode_split, split_retrieval
-from vlforge.vlm.open_clip_export import export_open_clip_checkpoint, model_from_checkpoint
+from vlforge.vlm.loading import model_from_checkpoint
+from vlforge.vlm.open_clip_export import export_open_clip_checkpoint
+
+
+def main(argv: list[str]) -> int:
+    """`vlforge-vlm evaluate ARGV` through the console (its exit code; errors as one line on stderr)."""
+    return console("vlm", TOOLS, ["evaluate", *argv])
 
 
 @pytest.fixture(scope="module")

@@ -9,12 +9,13 @@ import torch
 from open_clip.transform import image_transform
 from transformers import AutoProcessor, CLIPModel, pipeline
 
+from vlforge.common.console import console
 from vlforge.common.errors import VLForgeError
 from vlforge.common.store import CaptionDataset
-from vlforge.vlm.export import main as export_main
+from vlforge.vlm.cli import TOOLS
 from vlforge.vlm.hf_clip_export import export_hf_clip, to_hf_clip
+from vlforge.vlm.loading import model_from_checkpoint
 from vlforge.vlm.models import ContrastiveModel, OpenClipImageTower, OpenClipTextTower
-from vlforge.vlm.open_clip_export import model_from_checkpoint
 
 TEXTS = ["a red circle", "Two BLUE squares, left of a star!", "a photo of a hexagon.", ""]
 
@@ -46,7 +47,8 @@ def test_clip_model_and_tokenizer_give_vlforges_embeddings(tiny_open_clip, tmp_p
 
 def test_zero_shot_pipeline_ranks_labels_as_vlforge(clip_checkpoint, shapes_store, tmp_path, capsys):
     out = tmp_path / "hf_clip"
-    assert export_main(["--checkpoint", str(clip_checkpoint), "--format", "hf-clip", "--out", str(out)]) == 0
+    assert console("vlm", TOOLS, ["export", "--checkpoint", str(clip_checkpoint), "--format", "hf-clip",
+                                  "--out", str(out)]) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1] == str(out)
     model, _ = model_from_checkpoint(clip_checkpoint)
     model.eval()

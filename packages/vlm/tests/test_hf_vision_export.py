@@ -8,14 +8,15 @@ import torch
 from open_clip.transform import image_transform
 from transformers import CLIPVisionModelWithProjection
 
+from vlforge.common.console import console
 from vlforge.common.errors import VLForgeError
 from vlforge.common.presets.llava import build_llava
 from vlforge.common.presets.tokenizer import shapes_tokenizer
 from vlforge.common.store import CaptionDataset
-from vlforge.vlm.export import main as export_main
+from vlforge.vlm.cli import TOOLS
 from vlforge.vlm.hf_vision_export import export_hf_vision, hf_vision_state_dict, to_hf_vision
+from vlforge.vlm.loading import model_from_checkpoint
 from vlforge.vlm.models import ContrastiveModel, OpenClipImageTower, OpenClipTextTower
-from vlforge.vlm.open_clip_export import model_from_checkpoint
 
 
 def _trained_like(config: dict) -> ContrastiveModel:
@@ -69,7 +70,8 @@ def test_towers_without_a_counterpart_are_refused(tiny_open_clip):
 
 def test_export_cli_into_a_llava_vision_tower(clip_checkpoint, shapes_store, tmp_path, capsys):
     out = tmp_path / "clip_vision"
-    assert export_main(["--checkpoint", str(clip_checkpoint), "--format", "hf-vision", "--out", str(out)]) == 0
+    assert console("vlm", TOOLS, ["export", "--checkpoint", str(clip_checkpoint), "--format", "hf-vision",
+                                  "--out", str(out)]) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1] == str(out)  # (deepspeed may log a line first)
     assert CLIPVisionModelWithProjection.from_pretrained(out).config.image_size == 32
     model, _ = model_from_checkpoint(clip_checkpoint)
@@ -87,7 +89,8 @@ def test_export_cli_into_a_llava_vision_tower(clip_checkpoint, shapes_store, tmp
 
 
 def test_export_and_vision_from_mistakes(clip_checkpoint, tmp_path, tiny_open_clip, capsys):
-    assert export_main(["--checkpoint", str(clip_checkpoint), "--format", "onnx", "--out", str(tmp_path)]) == 2
+    assert console("vlm", TOOLS, ["export", "--checkpoint", str(clip_checkpoint), "--format", "onnx",
+                                  "--out", str(tmp_path)]) == 2
     assert "invalid choice: 'onnx'" in capsys.readouterr().err
     folder = export_hf_vision(_trained_like(tiny_open_clip), tmp_path / "v", tiny_open_clip)
     tokenizer = shapes_tokenizer(num_images=50, vocab_size=600)

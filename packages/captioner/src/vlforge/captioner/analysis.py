@@ -9,8 +9,9 @@ sources), over the non-empty captions:
   paper's Fig. 3 counts nouns, which needs a part-of-speech tagger that vlforge does not ship), vocabulary
   size, type/token ratio;
 - CHAIR_i / CHAIR_s against the ShapesWorld scene graph (``meta["scene_graph"]``) where the images have one;
-- CLIP score (cosine similarity of the image and caption embeddings; the paper's Fig. 8b) when an open_clip
-  model name and checkpoint are given, with a histogram per source; otherwise skipped with a note in the JSON.
+- CLIP score (cosine similarity of the image and caption embeddings, vlforge.vlm.scoring; the paper's Fig. 8b)
+  when a CLIP is given (anything vlforge.vlm.loading.load_clip reads; a bare open_clip weights file with its config
+  name), with a histogram per source; otherwise skipped with a note in the JSON.
 
 Empty captions are counted (``empty``) but left out of every statistic. Output: ``analysis.json``,
 ``lengths.png``, ``words.png``, ``content_words.png`` and ``clip_scores.png`` in the output folder.
@@ -37,6 +38,8 @@ from vlforge.common.metrics import (
 )
 from vlforge.common.progress import track
 from vlforge.common.store import CaptionStore
+from vlforge.vlm.loading import load_clip
+from vlforge.vlm.scoring import ClipScorer
 
 STOP_WORDS = frozenset(
     "a an the and or but of in on at to for with by from as is are was were be been being it its this"
@@ -106,63 +109,14 @@ def chair_by_source(store: CaptionStore, captions: dict[str, list[tuple[str, str
     return out
 
 
-def load_open_clip(model_name: str, checkpoint: str | os.PathLike) -> tuple[Any, Any, Any]:
-    """(model in eval mode, image transform, tokenizer) of an open_clip config with weights from
-    ``checkpoint`` (safetensors, or a torch file read with weights_only=True; a ``state_dict`` entry and
-    ``module.`` prefixes are accepted, as open_clip's own training writes them)."""
-    import open_clip
-    import torch
-
-    import vlforge.common.presets  # noqa: F401 - registers the tiny open_clip configs
-
-    path = Path(checkpoint)
-    if not path.is_file():
-        raise VLForgeError(f"CLIP checkpoint {path} does not exist")
-    if model_name not in open_clip.list_models():
-        raise VLForgeError(f"CLIP model {model_name!r} is not an open_clip config name")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        state = load_file(str(path))
-    else:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # noqa: BLE001 - unpickling errors come in many types
-            raise VLForgeError(
-                f"CLIP checkpoint {path}: cannot be loaded with weights_only=True ({type(err).__name__})"
-            ) from None
-    state = state.get("state_dict", state) if isinstance(state, dict) else state
-    state = {k.removeprefix("module."): v for k, v in state.items()}
-    model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=None)
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as err:
-        raise VLForgeError(
-            f"CLIP checkpoint {path} does not fit {model_name!r}: "
-            f"{str(err).splitlines()[1].strip() if len(str(err).splitlines()) > 1 else err}"
-        ) from None
-    return model.eval(), preprocess, open_clip.get_tokenizer(model_name)
-
-
-def clip_scores(
-    store: CaptionStore,
-    pairs: list[tuple[str, str]],
-    model: Any,
-    preprocess: Any,
-    tokenizer: Any,
-    batch_size: int = 64,
-) -> list[float]:
-    """Cosine similarity of each (image id, text) pair's image and text embeddings."""
-    import torch
-
+def clip_scores(store: CaptionStore, pairs: list[tuple[str, str]], scorer: ClipScorer,
+                batch_size: int = 64) -> list[float]:
+    """CLIP score (vlforge.vlm.scoring.ClipScorer.similarity) of each (image id, text) pair."""
     scores: list[float] = []
-    with torch.inference_mode():
-        for start in track(range(0, len(pairs), batch_size), "CLIP score", unit="batches"):
-            chunk = pairs[start : start + batch_size]
-            images = torch.stack([preprocess(store.load_image(store.get(i))) for i, _ in chunk])
-            image = torch.nn.functional.normalize(model.encode_image(images), dim=-1)
-            text = torch.nn.functional.normalize(model.encode_text(tokenizer([t for _, t in chunk])), dim=-1)
-            scores += (image * text).sum(-1).tolist()
+    for start in track(range(0, len(pairs), batch_size), "CLIP score", unit="batches"):
+        chunk = pairs[start : start + batch_size]
+        images = [store.load_image(store.get(image_id)) for image_id, _ in chunk]
+        scores += scorer.similarity(images, [text for _, text in chunk]).tolist()
     return scores
 
 
@@ -191,8 +145,8 @@ def analyze(
     clip_checkpoint: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Write the analysis of the store's captions to ``out_dir`` (JSON + PNG) and return the JSON content."""
-    if (clip_model is None) != (clip_checkpoint is None):
-        raise VLForgeError("CLIP scores need both clip_model (an open_clip config name) and clip_checkpoint")
+    if clip_model is not None and clip_checkpoint is None:
+        raise VLForgeError("clip_model names the open_clip config of a weights file: pass clip_checkpoint too")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     with CaptionStore(store_path) as store:
@@ -216,11 +170,9 @@ def analyze(
         plot_length_histograms(lengths, out / "lengths.png")
         plot_word_frequencies(words, out / "words.png")
         plot_word_frequencies(content, out / "content_words.png")
-        if clip_model is not None:
-            model, preprocess, tokenizer = load_open_clip(clip_model, clip_checkpoint)
-            scores = {
-                s: clip_scores(store, p, model, preprocess, tokenizer) for s, p in nonempty.items() if p
-            }
+        if clip_checkpoint is not None:
+            scorer = ClipScorer(load_clip(clip_checkpoint, open_clip_model=clip_model).eval())
+            scores = {s: clip_scores(store, p, scorer) for s, p in nonempty.items() if p}
             report["clip_score"] = {
                 "model": clip_model,
                 "checkpoint": os.fspath(clip_checkpoint),
@@ -231,6 +183,6 @@ def analyze(
             }
             _plot_clip_scores(scores, out / "clip_scores.png")
         else:
-            report["clip_score"] = {"skipped": "no CLIP model given (clip_model and clip_checkpoint)"}
+            report["clip_score"] = {"skipped": "no CLIP given (clip_checkpoint)"}
     write_metrics(out, report, "analysis.json")
     return report

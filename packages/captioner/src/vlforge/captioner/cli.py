@@ -1,17 +1,22 @@
 """`vlforge-captioner`: fit / validate / test / predict any vlforge-captioner LitModule from stacked YAML configs,
-plus the tools `generate`, `analyze` and `export` (vlforge.captioner.tools_cli)."""
+and the tools below (vlforge.captioner.tools_cli); the console itself is vlforge.common.console."""
 
 import sys
 
-from vlforge.common.cli import run_cli
+from vlforge.common.console import Tool, console
+
+TOOLS = {
+    "generate": Tool("run a generation config's captioners over a store split (resumable)",
+                     "vlforge.captioner.tools_cli:generate_main"),
+    "analyze": Tool("caption statistics per source (lengths, words, CHAIR, CLIP score): JSON + PNG",
+                    "vlforge.captioner.tools_cli:analyze_main"),
+    "export": Tool("a trained captioner checkpoint as a transformers folder (--format hf)",
+                   "vlforge.captioner.tools_cli:export_main"),
+}
 
 
 def main() -> None:
-    if sys.argv[1:2] and sys.argv[1] in ("generate", "analyze", "export"):
-        from vlforge.captioner.tools_cli import main as tools
-
-        sys.exit(tools(sys.argv[1:]))
-    sys.exit(run_cli("captioner"))
+    sys.exit(console("captioner", TOOLS))
 
 
 if __name__ == "__main__":

@@ -16,10 +16,10 @@ from pathlib import Path
 import yaml
 
 from vlforge.captioner.captioner import Captioner
-from vlforge.common.checkpoint import find_run_config
 from vlforge.common.errors import VLForgeError
 from vlforge.common.lm.loading import save_pretrained, weights_from
 from vlforge.common.lm.policy import FreezePolicy, LoraSettings
+from vlforge.common.runs import find_run_config
 
 
 def captioner_from_checkpoint(checkpoint: str | os.PathLike, run_config: str | os.PathLike | None = None

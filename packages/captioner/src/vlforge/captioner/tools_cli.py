@@ -1,9 +1,9 @@
 """``generate``, ``analyze`` and ``export``: the captioner's tools beside the LightningCLI subcommands.
 
-    python -m vlforge.captioner.tools_cli generate --store data/shapesworld \\
+    vlforge-captioner generate --store data/shapesworld \\
         --config captioner:generation/shapes_tiny.yaml [--split pool] [--limit 100] [--batch-size 16] \\
         [--shear-tokens 8 | --no-shear]
-    python -m vlforge.captioner.tools_cli analyze --store data/shapesworld --out runs/analysis \\
+    vlforge-captioner analyze --store data/shapesworld --out runs/analysis \\
         [--split pool] [--source NAME ...] [--top-k 20] [--clip-model vlforge-tiny-vit-64 --clip-checkpoint
         x.pt]
 
@@ -12,7 +12,8 @@
 ``export --format hf`` writes a transformers folder (``AutoModelForImageTextToText`` + ``AutoProcessor``, chat
 template kept; vlforge.captioner.hf_export). ``generate`` runs every captioner of a generation config in this
 process (resumable; for DDP over devices use ``vlforge-captioner predict``) and prints one JSON summary per
-captioner; ``analyze`` writes analysis.json and PNG plots. A user mistake is one line on stderr and exit code 2.
+captioner; ``analyze`` writes analysis.json and PNG plots. All three are registered in vlforge.captioner.cli; the
+console prints a user mistake as one line on stderr (exit code 2).
 """
 
 from __future__ import annotations
@@ -20,13 +21,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import sys
 from collections.abc import Sequence
 
-from vlforge.common.errors import VLForgeError
+from vlforge.common.console import ToolParser
 
 PROG = "vlforge-captioner"
-COMMANDS = ("generate", "analyze", "export")
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -71,47 +70,39 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description="caption generation into the store and analysis")
-    commands = parser.add_subparsers(dest="command", required=True)
-    generate = commands.add_parser("generate", help="run a generation config's captioners over a store split")
-    generate.add_argument("--store", required=True)
-    generate.add_argument(
-        "--config", required=True, help="generation YAML (or captioner:generation/<file>.yaml)"
-    )
-    generate.add_argument("--split")
-    generate.add_argument("--limit", type=int)
-    generate.add_argument("--batch-size", type=int)
-    generate.add_argument("--shear-tokens", type=int)
-    generate.add_argument("--no-shear", action="store_true")
-    generate.set_defaults(func=_generate)
-    analysis = commands.add_parser("analyze", help="caption statistics per source: JSON + PNG")
-    analysis.add_argument("--store", required=True)
-    analysis.add_argument("--out", required=True)
-    analysis.add_argument("--split")
-    analysis.add_argument("--source", action="append", help="a caption source to analyse (repeatable)")
-    analysis.add_argument("--top-k", type=int, default=20)
-    analysis.add_argument("--clip-model", help="open_clip config name, e.g. vlforge-tiny-vit-64")
-    analysis.add_argument("--clip-checkpoint", help="its weights (safetensors or torch state dict)")
-    analysis.set_defaults(func=_analyze)
-    export = commands.add_parser("export", help="a trained captioner checkpoint as a transformers folder")
-    export.add_argument("--checkpoint", required=True, help="a captioner LitModule .ckpt")
-    export.add_argument("--format", required=True, choices=("hf",))
-    export.add_argument("--out", required=True, help="the folder to write")
-    export.add_argument("--run_config",
-                        help="the run's config.yaml when it is not in a parent folder of the checkpoint")
-    export.set_defaults(func=_export)
-    return parser
+def generate_main(argv: Sequence[str]) -> int:
+    """`vlforge-captioner generate ...` (a vlforge.common.console tool)."""
+    parser = ToolParser(prog=f"{PROG} generate", description="run a generation config's captioners over a store split")
+    parser.add_argument("--store", required=True)
+    parser.add_argument("--config", required=True, help="generation YAML (or captioner:generation/<file>.yaml)")
+    parser.add_argument("--split")
+    parser.add_argument("--limit", type=int)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--shear-tokens", type=int)
+    parser.add_argument("--no-shear", action="store_true")
+    return _generate(parser.parse_args(argv))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except VLForgeError as err:
-        print(f"{PROG} {args.command}: error: {err}", file=sys.stderr)
-        return 2
+def analyze_main(argv: Sequence[str]) -> int:
+    """`vlforge-captioner analyze ...` (a vlforge.common.console tool)."""
+    parser = ToolParser(prog=f"{PROG} analyze", description="caption statistics per source: JSON + PNG")
+    parser.add_argument("--store", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--split")
+    parser.add_argument("--source", action="append", help="a caption source to analyse (repeatable)")
+    parser.add_argument("--top-k", type=int, default=20)
+    parser.add_argument("--clip-checkpoint",
+                        help="CLIP for CLIP scores: a weights file of --clip-model, a vlm run checkpoint, a vlforge "
+                             "export folder or an open_clip folder (vlforge.vlm.loading.load_clip)")
+    parser.add_argument("--clip-model", help="open_clip config name of a weights file, e.g. vlforge-tiny-vit-64")
+    return _analyze(parser.parse_args(argv))
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def export_main(argv: Sequence[str]) -> int:
+    """`vlforge-captioner export ...` (a vlforge.common.console tool)."""
+    parser = ToolParser(prog=f"{PROG} export", description="a trained captioner checkpoint as a transformers folder")
+    parser.add_argument("--checkpoint", required=True, help="a captioner LitModule .ckpt")
+    parser.add_argument("--format", required=True, choices=("hf",))
+    parser.add_argument("--out", required=True, help="the folder to write")
+    parser.add_argument("--run_config", help="the run's config.yaml when the checkpoint is not in <run>/checkpoints/")
+    return _export(parser.parse_args(argv))

@@ -20,6 +20,7 @@ from torch import nn
 
 from vlforge.common.errors import VLForgeError
 from vlforge.common.extras import require_extra
+from vlforge.common.runs import find_run_config
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -73,14 +74,6 @@ def _merge_zero_shards(folder: Path) -> dict[str, torch.Tensor]:
 
     merged = get_fp32_state_dict_from_zero_checkpoint(str(folder))
     return {key.removeprefix(_DEEPSPEED_PREFIX): value for key, value in merged.items()}
-
-
-def find_run_config(checkpoint: str | Path) -> Path:
-    """The config.yaml of the run a checkpoint belongs to (run_dir/checkpoints/x.ckpt -> run_dir/config.yaml)."""
-    for parent in Path(checkpoint).resolve().parents:
-        if (parent / "config.yaml").is_file():
-            return parent / "config.yaml"
-    raise VLForgeError(f"checkpoint {checkpoint}: no config.yaml in any parent folder; pass the run config")
 
 
 def export_checkpoint(

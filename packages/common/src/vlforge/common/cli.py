@@ -7,8 +7,10 @@
   package ships one;
 - the run directory is `<run_root>/<run_name>/version_<n>` and holds the merged config (config.yaml), the CSV (and with
   `--tensorboard true` TensorBoard) logs, metrics_<stage>.json and checkpoints/ (last.ckpt always kept);
-  `fit --ckpt_path last` continues the newest version of the run in place, keeping the first config.yaml and
-  writing the resumed run's merged config beside it as config.resume<k>.yaml;
+  `fit --ckpt_path last` continues, in place, the newest version of the run that holds checkpoints/last.ckpt
+  (newer versions without one, e.g. a start that failed, are passed over with a warning; with none at all it is a
+  one-line error, never a silent start from step 0), keeping the first config.yaml and writing the resumed run's
+  merged config beside it as config.resume<k>.yaml (vlforge.common.runs has the layout);
 - a config mistake (unknown key, wrong type, missing value, missing file) is one line on stderr, exit code 2.
 """
 
@@ -38,6 +40,7 @@ from vlforge.common.progress import is_terminal
 from vlforge.common.rng_state import RNGStateCallback
 from vlforge.common.run_config import KeepFirstConfig
 from vlforge.common.run_metrics import MetricsJSONCallback
+from vlforge.common.runs import checkpoint_of, resume_version, version_dir
 from vlforge.common.sample_outputs import SampleOutputsCallback
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
@@ -89,14 +92,6 @@ def default_config_files(package: str) -> list[str]:
     if package != "common" and package_defaults.is_file():
         files.append(str(package_defaults))
     return files
-
-
-def latest_version(run_dir: Path) -> int | None:
-    """The highest n among `run_dir/version_<n>`, or None."""
-    versions = [
-        int(p.name.split("_", 1)[1]) for p in run_dir.glob("version_*") if p.name.split("_", 1)[1].isdigit()
-    ]
-    return max(versions, default=None)
 
 
 class VLForgeCLI(LightningCLI):
@@ -171,7 +166,26 @@ class VLForgeCLI(LightningCLI):
             parser.link_arguments(source, target)
 
     def before_instantiate_classes(self) -> None:
+        """`fit --ckpt_path last` becomes the path of the checkpoint it continues (see the module docstring); with a
+        logger or a ModelCheckpoint folder of the config's own, "last" is left to Lightning."""
         check_strategy_extras((self._get(self.config, "trainer", default=None) or {}).get("strategy"))
+        self.resumed_version: int | None = None
+        if self.subcommand != "fit" or self._get(self.config, "ckpt_path") != "last":
+            return
+        if any(_checkpoint_folder_set(c) for c in self._get(self.config, "trainer.callbacks") or []):
+            return
+        run_dir = Path(self._get(self.config, "run_root")) / self._get(self.config, "run_name")
+        logger = self._get(self.config, "trainer.logger")
+        if logger in (None, True):
+            self.resumed_version = resume_version(run_dir)
+            checkpoint = checkpoint_of(version_dir(run_dir, self.resumed_version))
+        elif logger is False:
+            checkpoint = checkpoint_of(run_dir)
+            if not checkpoint.exists():
+                raise VLForgeError(f"--ckpt_path last: no {checkpoint}; drop --ckpt_path to start a new run")
+        else:
+            return
+        self.config[self.subcommand]["ckpt_path"] = str(checkpoint)
 
     def after_instantiate_classes(self) -> None:
         if self._get(self.config, "gradient_checkpointing"):
@@ -205,16 +219,31 @@ class VLForgeCLI(LightningCLI):
 
     def _run_loggers(self) -> list[CSVLogger | TensorBoardLogger]:
         root, name = self._get(self.config, "run_root"), self._get(self.config, "run_name")
-        version = None
-        if self.subcommand == "fit" and self._get(self.config, "ckpt_path") == "last":
-            version = latest_version(Path(root) / name)
-        csv = CSVLogger(save_dir=root, name=name, version=version)
+        csv = CSVLogger(save_dir=root, name=name, version=getattr(self, "resumed_version", None))
         loggers: list[CSVLogger | TensorBoardLogger] = [csv]
         if self._get(self.config, "tensorboard"):
             loggers.append(
                 TensorBoardLogger(save_dir=root, name=name, version=csv.version, default_hp_metric=False)
             )
         return loggers
+
+
+class ParseOnlyCLI(VLForgeCLI):
+    """Parses and type-checks a whole config, instantiates nothing (configs that load a real model by hub name)."""
+
+    def instantiate_classes(self) -> None:
+        self.model = self.datamodule = self.trainer = None
+
+    def after_instantiate_classes(self) -> None:
+        pass
+
+
+def _checkpoint_folder_set(callback: Any) -> bool:
+    """A ModelCheckpoint callback of the config that names its own `dirpath`."""
+    class_path = str(getattr(callback, "class_path", "") or "")
+    init_args = getattr(callback, "init_args", None)
+    dirpath = init_args.get("dirpath") if init_args is not None else None
+    return class_path.endswith("ModelCheckpoint") and dirpath is not None
 
 
 def _describe(err: BaseException) -> str:
@@ -225,22 +254,21 @@ def _describe(err: BaseException) -> str:
 
 
 def run_cli(package: str, args: Sequence[str] | None = None, **cli_kwargs: Any) -> int:
-    """Run the `vlforge-<package>` console; returns the exit code (2 with a one-line message on a user mistake)."""
-    prog = f"vlforge-{package}"
-    try:
+    """Run the LightningCLI subcommands of `vlforge-<package>`; returns the exit code (2 with a one-line message on a
+    user mistake, through vlforge.common.console.run_tool)."""
+    from vlforge.common.console import run_tool
+
+    def run() -> None:
         VLForgeCLI(package, args, **cli_kwargs)
-    except VLForgeError as err:
-        print(f"{prog}: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
-    return 0
+
+    return run_tool(f"vlforge-{package}", run)
 
 
 def main() -> None:
     """`python -m vlforge.common.cli`: the framework's own console (any class_path, no package defaults)."""
-    sys.exit(run_cli("common"))
+    from vlforge.common.console import console
+
+    sys.exit(console("common"))
 
 
 if __name__ == "__main__":

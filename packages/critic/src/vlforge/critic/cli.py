@@ -1,12 +1,16 @@
-"""`vlforge-critic`: fit / validate / test / predict any vlforge-critic LitModule from stacked YAML configs."""
+"""`vlforge-critic`: fit / validate / test / predict any vlforge-critic LitModule from stacked YAML configs, and the
+tools of TOOLS (none yet; register one with a line there, see packages/common/README.md); the console itself is
+vlforge.common.console."""
 
 import sys
 
-from vlforge.common.cli import run_cli
+from vlforge.common.console import Tool, console
+
+TOOLS: dict[str, Tool] = {}
 
 
 def main() -> None:
-    sys.exit(run_cli("critic"))
+    sys.exit(console("critic", TOOLS))
 
 
 if __name__ == "__main__":

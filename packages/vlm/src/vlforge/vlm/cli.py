@@ -1,22 +1,22 @@
-"""`vlforge-vlm`: fit / validate / test / predict any vlforge-vlm LitModule from stacked YAML configs;
-`vlforge-vlm evaluate ...` evaluates one checkpoint on several stores (vlforge.vlm.evaluate);
-`vlforge-vlm export ...` writes a checkpoint in open_clip's or Hugging Face's format (vlforge.vlm.export)."""
+"""`vlforge-vlm`: fit / validate / test / predict any vlforge-vlm LitModule from stacked YAML configs, and the tools
+below (each `vlforge-vlm TOOL --help`); the console itself is vlforge.common.console."""
 
 import sys
 
-from vlforge.common.cli import run_cli
+from vlforge.common.console import Tool, console
+
+TOOLS = {
+    "evaluate": Tool("evaluate one checkpoint on several stores and image folders into one table",
+                     "vlforge.vlm.evaluate:main"),
+    "export": Tool("write a CLIP (open_clip, hf-vision, hf-clip) or MLLM (hf-llava) checkpoint in another format",
+                   "vlforge.vlm.export:main"),
+    "compare": Tool("figures and a table of several evaluate runs side by side", "vlforge.vlm.compare:main"),
+    "score": Tool("write the CLIP score of every caption into a store (idempotent)", "vlforge.vlm.score:main"),
+}
 
 
 def main() -> None:
-    if sys.argv[1:2] == ["evaluate"]:
-        from vlforge.vlm.evaluate import main as evaluate_main
-
-        sys.exit(evaluate_main(sys.argv[2:]))
-    if sys.argv[1:2] == ["export"]:
-        from vlforge.vlm.export import main as export_main
-
-        sys.exit(export_main(sys.argv[2:]))
-    sys.exit(run_cli("vlm"))
+    sys.exit(console("vlm", TOOLS))
 
 
 if __name__ == "__main__":

@@ -3,29 +3,26 @@
     vlforge-vlm evaluate --checkpoint runs/vlm/version_0/checkpoints/last.ckpt \\
         --stores [data/shapes_a, data/shapes_b] --output_dir eval/clip --image_folders [data/my_folder]
 
-The checkpoint is a Lightning ``.ckpt`` (or DeepSpeed folder) of ContrastiveLitModule, built from its run's
-config.yaml (``--run_config`` when it is not in a parent folder); a vlforge export folder (config.json +
-model.safetensors); or an open_clip folder (open_clip_config.json + weights). Per store, on ``--split``:
-retrieval R@1/5/10 both directions over ``--eval_captions``, ShapesWorld zero-shot (``--zero_shot_tasks``),
-ARO-style accuracy per perturbation, and a linear probe fitted on ``--probe_train_split``. Per image folder:
-zero-shot with folder names as classes. Writes ``metrics.json``, ``metrics.md`` and ``recall_bars.png`` into
-``--output_dir`` and prints the markdown table. Options may come from a YAML file (``--config``; the
-shipped ``vlm:eval/shapes_full.yaml`` runs every metric).
+The checkpoint is anything vlforge.vlm.loading.load_clip reads: a Lightning ``.ckpt`` (or DeepSpeed folder) of
+ContrastiveLitModule, built from its run's config.yaml (``--run_config`` when the checkpoint is not in its run
+folder's checkpoints/); a vlforge export folder (config.json + model.safetensors); or an open_clip folder
+(open_clip_config.json + weights). Per store, on ``--split``: retrieval R@1/5/10 both directions over
+``--eval_captions``, ShapesWorld zero-shot (``--zero_shot_tasks``), ARO-style accuracy per perturbation, and a
+linear probe fitted on ``--probe_train_split``. Per image folder: zero-shot with folder names as classes. Writes
+``metrics.json``, ``metrics.md`` and ``recall_bars.png`` into ``--output_dir`` and prints the markdown table.
+Options may come from a YAML file (``--config``; the shipped ``vlm:eval/shapes_full.yaml`` runs every metric).
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
-from jsonargparse import ActionConfigFile, ArgumentError, ArgumentParser
+from jsonargparse import ActionConfigFile, ArgumentParser
 from torch import nn
 
-from vlforge.common.checkpoint import CONFIG_FILE as EXPORT_CONFIG_FILE
-from vlforge.common.checkpoint import load_exported
 from vlforge.common.cli import resolve_config_args
 from vlforge.common.errors import VLForgeError
 from vlforge.common.metrics import write_metrics
@@ -33,34 +30,12 @@ from vlforge.common.sampling import CaptionChoice
 from vlforge.vlm.compare import plot_evaluations
 from vlforge.vlm.evaluation import encode_split, split_aro, split_retrieval
 from vlforge.vlm.linear_probe import shapes_linear_probe
-from vlforge.vlm.open_clip_export import CONFIG_FILE as OPEN_CLIP_CONFIG_FILE
-from vlforge.vlm.open_clip_export import OpenClipContrastiveModel, model_from_checkpoint
+from vlforge.vlm.loading import load_clip
+from vlforge.vlm.scoring import tower_image_size
 from vlforge.vlm.zero_shot import OBJECT_RULES, SHAPES_TASKS, image_folder_zero_shot, shapes_zero_shot
 
 METRICS = ("retrieval", "zero_shot", "aro", "linear_probe")
 RECALL_COLUMNS = tuple(f"{d}_r{k}" for d in ("t2i", "i2t") for k in (1, 5, 10))
-
-
-def load_model(checkpoint: str, run_config: str | None = None) -> nn.Module:
-    """The contrastive network of a Lightning checkpoint, a vlforge export folder or an open_clip folder."""
-    path = Path(checkpoint)
-    if path.is_dir() and (path / OPEN_CLIP_CONFIG_FILE).is_file():
-        return OpenClipContrastiveModel(f"local-dir:{path}")
-    if path.is_dir() and (path / EXPORT_CONFIG_FILE).is_file():
-        module = load_exported(path)
-        return module if hasattr(module, "encode_image") else module.model
-    if not path.exists():
-        raise VLForgeError(f"checkpoint {checkpoint}: no such file or folder")
-    return model_from_checkpoint(path, run_config)[0]
-
-
-def _image_size(model: nn.Module, image_size: int | None) -> int:
-    if image_size is not None:
-        return image_size
-    tower_size = getattr(getattr(model, "image_tower", None), "image_size", None)
-    if tower_size is None:
-        raise VLForgeError("cannot tell the model's image size; pass --image_size")
-    return int(tower_size)
 
 
 def _unique_names(paths: Sequence[str]) -> list[str]:
@@ -123,7 +98,7 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--checkpoint", type=str, required=True,
                         help=".ckpt / DeepSpeed folder, vlforge export folder or open_clip folder")
     parser.add_argument("--run_config", type=str | None, default=None,
-                        help="the run's config.yaml when it is not in a parent folder of the checkpoint")
+                        help="the run's config.yaml when the checkpoint is not in <run>/checkpoints/")
     parser.add_argument("--stores", type=list[str], default=[], help="caption stores to evaluate")
     parser.add_argument("--image_folders", type=list[str], default=[],
                         help="ImageFolder-layout folders for zero-shot classification")
@@ -155,8 +130,8 @@ def evaluate(args: Any) -> tuple[dict[str, Any], str]:
     if not args.stores and not args.image_folders:
         raise VLForgeError("nothing to evaluate: pass --stores and/or --image_folders")
     eval_captions = CaptionChoice(**args.eval_captions)
-    model = load_model(args.checkpoint, args.run_config).to(args.device).eval()
-    image_size = _image_size(model, args.image_size)
+    model = load_clip(args.checkpoint, args.run_config).to(args.device).eval()
+    image_size = args.image_size if args.image_size is not None else tower_image_size(model)
     results: dict[str, Any] = {}
     for name, store in zip(_unique_names(args.stores), args.stores, strict=True):
         results[name] = evaluate_store(model, store, args.metrics, split=args.split,
@@ -175,17 +150,8 @@ def evaluate(args: Any) -> tuple[dict[str, Any], str]:
     return results, table
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Console entry (``vlforge-vlm evaluate ...``); returns the exit code (2 with one line on a mistake)."""
-    prog = "vlforge-vlm evaluate"
-    try:
-        try:
-            args = build_parser().parse_args(resolve_config_args(sys.argv[1:] if argv is None else argv))
-        except ArgumentError as err:
-            raise VLForgeError(str(err).splitlines()[0]) from None
-        _, table = evaluate(args)
-    except VLForgeError as err:
-        print(f"{prog}: error: {err}", file=sys.stderr)
-        return 2
+def main(argv: Sequence[str]) -> int:
+    """``vlforge-vlm evaluate ...`` (a tool of vlforge.vlm.cli; the console reports mistakes in one line)."""
+    _, table = evaluate(build_parser().parse_args(resolve_config_args(argv)))
     print(table)
     return 0

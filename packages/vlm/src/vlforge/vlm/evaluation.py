@@ -23,6 +23,7 @@ from vlforge.common.progress import track
 from vlforge.common.records import Caption
 from vlforge.common.sampling import CaptionChoice
 from vlforge.common.store import CaptionDataset
+from vlforge.vlm.scoring import ClipScorer
 
 
 def retrieval_from_features(image_features: torch.Tensor, text_features: torch.Tensor,
@@ -58,11 +59,6 @@ def _collate(items: list[tuple[torch.Tensor, Any]]) -> tuple[torch.Tensor, list[
     return torch.stack([image for image, _ in items]), [record for _, record in items]
 
 
-def _device(model: nn.Module) -> torch.device:
-    parameter = next(model.parameters(), None)
-    return parameter.device if parameter is not None else torch.device("cpu")
-
-
 @torch.no_grad()
 def encode_split(model: nn.Module, store: str | os.PathLike, split: str, image_size: int,
                  batch_size: int = 256, max_images: int | None = None) -> SplitEncoding:
@@ -71,11 +67,11 @@ def encode_split(model: nn.Module, store: str | os.PathLike, split: str, image_s
     dataset = CaptionDataset(store, split=split, transform=image_transform(image_size, is_train=False))
     if max_images is not None:
         dataset = torch.utils.data.Subset(dataset, range(min(max_images, len(dataset))))
-    device = _device(model)
+    scorer = ClipScorer(model, image_size, batch_size)
     features, ids, captions, meta = [], [], [], []
     loader = DataLoader(dataset, batch_size=batch_size, collate_fn=_collate)
     for images, records in track(loader, f"encode {split} images", unit="batches"):
-        features.append(model.encode_image(images.to(device)).float().cpu())
+        features.append(scorer.encode_images(images))
         for record in records:
             ids.append(record.image_id)
             captions.append(record.captions)
@@ -85,15 +81,11 @@ def encode_split(model: nn.Module, store: str | os.PathLike, split: str, image_s
     return SplitEncoding(f"store {store} split {split!r}", ids, torch.cat(features), captions, meta)
 
 
-@torch.no_grad()
 def encode_texts(model: nn.Module, texts: list[str], batch_size: int = 256) -> torch.Tensor:
-    """Normalised text features [len(texts), D] in batches."""
-    device = _device(model)
-    chunks = []
-    for start in track(range(0, len(texts), batch_size), "encode texts", unit="batches"):
-        tokens = {k: v.to(device) for k, v in model.tokenize(texts[start:start + batch_size]).items()}
-        chunks.append(model.encode_text(tokens).float().cpu())
-    return torch.cat(chunks)
+    """Normalised text features [len(texts), D] in batches (vlforge.vlm.scoring.ClipScorer), with progress."""
+    scorer = ClipScorer(model, batch_size=batch_size)
+    starts = track(range(0, len(texts), batch_size), "encode texts", unit="batches")
+    return torch.cat([scorer.encode_texts(texts[start:start + batch_size]) for start in starts])
 
 
 def split_retrieval(model: nn.Module, encoding: SplitEncoding, choice: CaptionChoice,

@@ -32,8 +32,9 @@ from transformers import CLIPConfig, CLIPModel, CLIPProcessor, CLIPTextConfig, C
 from vlforge.common.errors import VLForgeError
 from vlforge.common.presets.llava import CLIP_MEAN, CLIP_STD, clip_image_processor
 from vlforge.vlm.hf_vision_export import _BLOCK_KEYS, hf_vision_config, hf_vision_state_dict
+from vlforge.vlm.loading import model_from_checkpoint
 from vlforge.vlm.models import ContrastiveModel, OpenClipImageTower, OpenClipTextTower
-from vlforge.vlm.open_clip_export import model_from_checkpoint, open_clip_model_config, tower_model
+from vlforge.vlm.open_clip_export import open_clip_model_config, tower_model
 
 BOS_ID, EOS_ID = 49406, 49407
 

@@ -30,9 +30,10 @@ from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
 from vlforge.common.errors import VLForgeError
 from vlforge.common.presets.llava import CLIP_MEAN, CLIP_STD, clip_image_processor
+from vlforge.vlm.loading import model_from_checkpoint
 from vlforge.vlm.models import ContrastiveModel, OpenClipImageTower
 from vlforge.vlm.models.open_clip_towers import open_clip_config
-from vlforge.vlm.open_clip_export import model_from_checkpoint, tower_model
+from vlforge.vlm.open_clip_export import tower_model
 
 _BLOCK_KEYS = {"attn.out_proj": "self_attn.out_proj", "ln_1": "layer_norm1", "ln_2": "layer_norm2",
                "mlp.c_fc": "mlp.fc1", "mlp.c_proj": "mlp.fc2"}

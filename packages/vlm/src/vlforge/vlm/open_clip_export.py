@@ -23,13 +23,10 @@ from typing import Any
 
 import open_clip
 import torch
-import yaml
 from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from open_clip.model import CLIP, CustomTextCLIP
 from safetensors.torch import save_file
-from torch import nn
 
-from vlforge.common.checkpoint import find_run_config, instantiate, read_checkpoint_state_dict
 from vlforge.common.errors import VLForgeError
 from vlforge.vlm.models import ContrastiveModel, OpenClipImageTower, OpenClipTextTower
 from vlforge.vlm.models.open_clip_towers import open_clip_config
@@ -108,26 +105,6 @@ def export_open_clip(model: ContrastiveModel, out_dir: str | os.PathLike, config
     return out
 
 
-def model_from_checkpoint(checkpoint: str | os.PathLike, run_config: str | os.PathLike | None = None,
-                          ) -> tuple[nn.Module, dict[str, Any]]:
-    """The network (``model``) of a Lightning checkpoint of ContrastiveLitModule (or any LitModule holding it
-    as ``model``), built from the run's saved config (``run_config`` or the config.yaml of a parent folder)
-    and filled from the checkpoint; returns it with its ``{"class_path", "init_args"}`` config."""
-    config_path = Path(run_config) if run_config is not None else find_run_config(checkpoint)
-    run = yaml.safe_load(Path(config_path).read_text()) or {}
-    network = ((run.get("model") or {}).get("init_args") or {}).get("model")
-    if not isinstance(network, dict) or "class_path" not in network:
-        raise VLForgeError(f"config {config_path}: no model.init_args.model.class_path (the network to load)")
-    model = instantiate(network)
-    state = {k.removeprefix("model."): v for k, v in read_checkpoint_state_dict(checkpoint).items()
-             if k.startswith("model.")}
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise VLForgeError(f"checkpoint {checkpoint}: does not fit the network of {config_path} "
-                           f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
-    return model, network
-
-
 def tower_model(network: dict[str, Any], tower: str) -> str | dict[str, Any] | None:
     """The open_clip model (name or config) of ``tower`` ("image_tower" / "text_tower") in a network config."""
     return (((network.get("init_args") or {}).get(tower) or {}).get("init_args") or {}).get("model")
@@ -136,6 +113,8 @@ def tower_model(network: dict[str, Any], tower: str) -> str | dict[str, Any] | N
 def export_open_clip_checkpoint(checkpoint: str | os.PathLike, out_dir: str | os.PathLike,
                                 run_config: str | os.PathLike | None = None) -> Path:
     """Export the CLIP of a Lightning checkpoint (towers' open_clip configs read from the run config)."""
+    from vlforge.vlm.loading import model_from_checkpoint  # loading reads open_clip folders with this module
+
     model, network = model_from_checkpoint(checkpoint, run_config)
     image_model, text_model = tower_model(network, "image_tower"), tower_model(network, "text_tower")
     if image_model is None or text_model is None:

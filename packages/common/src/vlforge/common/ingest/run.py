@@ -173,7 +173,7 @@ def _commit(store: CaptionStore, batch: list[ImageRecord], summary: IngestSummar
 def _log_skip(skip_log: Counter[str], what: str, reason: str, detail: str) -> None:
     """Log one skip naming the record ("line 3 of a.jsonl: skipped (malformed_json): ...")."""
     skip_log[reason] += 1
-    level = logging.WARNING if skip_log[reason] <= LOUD_SKIPS_PER_REASON else logging.INFO
+    level = logging.WARNING if skip_log[reason] <= LOUD_SKIPS_PER_REASON else logging.DEBUG
     log.log(level, "%s (%s): %s", what, reason, detail)
     if skip_log[reason] == LOUD_SKIPS_PER_REASON:
         log.warning("further %s skips are logged with -v only", reason)

@@ -347,6 +347,35 @@ class CaptionStore:
 
         return self._write(txn_fn)
 
+    def set_caption_scores(self, scores_by_id: dict[str, dict[tuple[str, str, str], dict[str, Any]]]) -> int:
+        """Merge score entries into existing captions in ONE transaction; returns the number of captions changed.
+
+        ``scores_by_id[image_id][caption.key()]`` is the dict merged into that caption's ``scores`` (other keys
+        kept). Idempotent: writing the same scores again changes nothing. An unknown image id or caption key aborts
+        the whole transaction with a VLForgeError naming it; nothing is written. Counts are unaffected.
+        """
+
+        def txn_fn(txn: lmdb.Transaction) -> int:
+            changed = 0
+            for image_id in sorted(scores_by_id):
+                key = codec.record_key(image_id)
+                raw = txn.get(key)
+                if raw is None:
+                    raise VLForgeError(f"set_caption_scores: image id {image_id!r} is not in the store {self.path!r}")
+                record = codec.decode_record(raw, key)
+                captions = {caption.key(): caption for caption in record.captions}
+                for caption_key, scores in scores_by_id[image_id].items():
+                    caption = captions.get(tuple(caption_key))
+                    if caption is None:
+                        raise VLForgeError(f"set_caption_scores: record {image_id!r} has no caption {caption_key!r}")
+                    if any(caption.scores.get(name) != value for name, value in scores.items()):
+                        caption.scores.update(scores)
+                        changed += 1
+                txn.put(key, codec.encode_record(record))
+            return changed
+
+        return self._write(txn_fn)
+
 
 # --------------------------------------------------------------------- helpers
 def _initialize(txn: lmdb.Transaction, path: str) -> bytes:

@@ -20,8 +20,9 @@ import yaml
 from jsonargparse import ArgumentError, ArgumentParser
 from transformers import LlavaForConditionalGeneration
 
-from vlforge.common.checkpoint import find_run_config, read_checkpoint_state_dict
+from vlforge.common.checkpoint import read_checkpoint_state_dict
 from vlforge.common.errors import VLForgeError
+from vlforge.common.runs import find_run_config
 
 ALLOWED_NAMESPACE = "vlforge."
 
