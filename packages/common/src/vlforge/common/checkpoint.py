@@ -11,6 +11,8 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
+import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,7 @@ from torch import nn
 from vlforge.common.atomic_file import atomic_output, check_output_path, write_atomically
 from vlforge.common.errors import VLForgeError
 from vlforge.common.extras import require_extra
-from vlforge.common.store.images import read_regular_file
+from vlforge.common.store.images import open_regular_file, read_regular_file
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -99,6 +101,33 @@ def _merge_zero_shards(folder: Path) -> dict[str, torch.Tensor]:
 
     merged = get_fp32_state_dict_from_zero_checkpoint(str(folder), tag=tag)
     return {key.removeprefix(_DEEPSPEED_PREFIX): value for key, value in merged.items()}
+
+
+LIGHTNING_CKPT_KEYWORDS = ("last", "best", "hpc", "registry")
+
+
+def check_ckpt_path(value: Any) -> None:
+    """Validate a ``--ckpt_path`` before any training starts: Lightning's keywords pass; a path must be a regular
+    file holding a torch checkpoint archive or a DeepSpeed ZeRO folder (``zero_checkpoint_tag``); anything else is
+    a one-line VLForgeError naming it."""
+    if value is None or (isinstance(value, str) and (value in LIGHTNING_CKPT_KEYWORDS or value.startswith("registry:"))):
+        return
+    if not isinstance(value, str | os.PathLike) or not os.fspath(value):
+        raise VLForgeError(f"--ckpt_path {value!r} must be a checkpoint path or one of "
+                           f"{', '.join(LIGHTNING_CKPT_KEYWORDS)}")
+    path = Path(value)
+    if not path.exists():
+        raise VLForgeError(f"--ckpt_path {os.fspath(value)!r}: no such file or folder")
+    if path.is_dir():
+        zero_checkpoint_tag(path)
+        return
+    try:
+        with open_regular_file(path) as f:
+            is_archive = zipfile.is_zipfile(f)
+    except OSError as err:
+        raise VLForgeError(f"--ckpt_path {os.fspath(value)!r} cannot be read: {err.strerror or err}") from None
+    if not is_archive:
+        raise VLForgeError(f"--ckpt_path {os.fspath(value)!r} is not a checkpoint (not a torch.save archive)")
 
 
 def find_run_config(checkpoint: str | Path) -> Path:

@@ -148,6 +148,10 @@ class VLForgeCLI(LightningCLI):
             description = _describe(err)
             where = locate_config_error(parser.parse_args, resolved, description, _describe)
             raise VLForgeError(description + where) from None
+        from vlforge.common.checkpoint import check_ckpt_path
+
+        subcommand = self.config.get("subcommand")
+        check_ckpt_path(self.config.get(f"{subcommand}.ckpt_path") if subcommand else None)
 
     def subcommands(self) -> dict[str, set[str]]:
         return {name: spec for name, spec in super().subcommands().items() if name in SUBCOMMANDS}

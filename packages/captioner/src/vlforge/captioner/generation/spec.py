@@ -38,6 +38,23 @@ from vlforge.common.presets import build_preset, load_pretrained
 from vlforge.common.sentences import resolve_splitter
 
 
+def check_field_types(obj: Any, what: str) -> None:
+    """A one-line VLForgeError naming the first field whose value does not have its annotated type (str, int,
+    bool, dict, each optionally ``| None``). A bool is not an int here and an int is not a bool, so
+    ``trust_remote_code: "no"`` or ``seed: true`` is an error, not a silently truthy value."""
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        annotation = str(f.type).replace(" ", "")
+        if value is None and annotation.endswith("|None"):
+            continue
+        expected = {"str": str, "int": int, "bool": bool, "dict": dict}.get(annotation.split("|")[0].split("[")[0])
+        if expected is None:
+            continue
+        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            raise VLForgeError(f"{what}: {f.name} must be {annotation.replace('|', ' or ')}, got "
+                               f"{type(value).__name__} {value!r}"[:200])
+
+
 @dataclass
 class CaptionerSpec:
     """One captioner of a generation run (see the module docstring for the fields)."""
@@ -56,6 +73,7 @@ class CaptionerSpec:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
             raise VLForgeError(f"captioner spec: name must be a non-empty string, got {self.name!r}")
+        check_field_types(self, f"captioner {self.name!r}")
         if self.name in ("alt_text", "gt"):
             raise VLForgeError(f"captioner {self.name!r}: 'alt_text' and 'gt' are reserved caption sources")
         if self.dtype not in DTYPES:
@@ -98,6 +116,7 @@ class GenerationConfig:
     def __post_init__(self) -> None:
         if not self.captioners:
             raise VLForgeError("a generation config needs at least one captioner")
+        check_field_types(self, "generation config")
         names = [c.name for c in self.captioners]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
