@@ -278,3 +278,25 @@ def test_a_fifo_where_a_file_is_expected_never_blocks(tmp_path):
     assert proc.returncode == 2 and '"missing_image": 1' in proc.stdout
     proc = run_cli("export", filled_store(tmp_path / "t", n=2), "--format", "jsonl", "--out", fifo, timeout=60)
     assert proc.returncode == 2 and "not a regular file" in proc.stderr
+
+
+# ---------------------------------------------------------------- options never matched by abbreviation
+@pytest.mark.parametrize("module, argv", [
+    ("vlforge.common.store_cli", ["ingest", "S", "--format", "jsonl", "--annotations", "a.jsonl", "--embed"]),
+    ("vlforge.common.store_cli", ["export", "S", "--format", "jsonl", "--out", "x.jsonl", "--images", "d"]),
+    ("vlforge.captioner.tools_cli", ["generate", "--store", "S", "--config", "c.yaml", "--spl", "pool"]),
+])
+def test_an_abbreviated_option_is_refused_not_expanded(tmp_path, module, argv):
+    proc = subprocess.run([sys.executable, "-c", f"import sys; from {module} import main; sys.exit(main())", *argv],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2 and "unrecognized arguments" in proc.stderr, proc.stderr
+    assert not (tmp_path / "S").exists()
+
+
+def test_lightning_console_refuses_an_abbreviated_option(tmp_path):
+    from vlforge.common.cli import run_cli as run_lightning_cli
+
+    toy = Path(__file__).parent / "toy" / "toy_base.yaml"
+    code = run_lightning_cli("common", ["fit", "--config", str(toy), "--run_root", str(tmp_path), "--run_na", "x",
+                                        "--trainer.max_steps", "1"])
+    assert code == 2 and not (tmp_path / "x").exists()

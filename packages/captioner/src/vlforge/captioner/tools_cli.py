@@ -24,6 +24,7 @@ import sys
 from collections.abc import Sequence
 
 from vlforge.common.errors import VLForgeError
+from vlforge.common.strict_argparse import StrictArgumentParser
 
 PROG = "vlforge-captioner"
 COMMANDS = ("generate", "analyze", "export")
@@ -72,7 +73,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description="caption generation into the store and analysis")
+    parser = StrictArgumentParser(prog=PROG, description="caption generation into the store and analysis")
     commands = parser.add_subparsers(dest="command", required=True)
     generate = commands.add_parser("generate", help="run a generation config's captioners over a store split")
     generate.add_argument("--store", required=True)

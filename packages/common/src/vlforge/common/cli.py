@@ -121,10 +121,13 @@ class VLForgeCLI(LightningCLI):
         per_parser = {
             "parser_mode": "omegaconf",
             "exit_on_error": False,
+            "allow_abbrev": False,
             "default_config_files": default_config_files(package),
         }
         # With subcommands the defaults belong to each subcommand's parser, not to the main one.
-        main_parser = per_parser if not run else {"parser_mode": "omegaconf", "exit_on_error": False}
+        main_parser = (
+            per_parser if not run else {"parser_mode": "omegaconf", "exit_on_error": False, "allow_abbrev": False}
+        )
         parser_kwargs = {**main_parser, **{name: dict(per_parser) for name in SUBCOMMANDS}}
         super().__init__(
             model_class=LightningModule,

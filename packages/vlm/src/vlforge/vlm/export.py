@@ -26,7 +26,7 @@ EXPORTERS["hf-llava"] = export_hf_llava_checkpoint  # an MLLM checkpoint as a Hu
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vlforge-vlm export", exit_on_error=False,
+    parser = argparse.ArgumentParser(prog="vlforge-vlm export", exit_on_error=False, allow_abbrev=False,
                                      description="Export a trained CLIP checkpoint.")
     parser.add_argument("--checkpoint", required=True, help="a ContrastiveLitModule .ckpt")
     parser.add_argument("--format", required=True, choices=sorted(EXPORTERS))

@@ -7,6 +7,7 @@ import logging
 import sys
 
 from vlforge.common.errors import VLForgeError
+from vlforge.common.strict_argparse import StrictArgumentParser
 
 # module name -> subcommands it registers; imported lazily so `--help` stays fast.
 _COMMAND_MODULES = ("ingest", "shapes", "inspect", "export", "browse", "html_browser")
@@ -15,7 +16,7 @@ _COMMAND_MODULES = ("ingest", "shapes", "inspect", "export", "browse", "html_bro
 def build_parser() -> argparse.ArgumentParser:
     import importlib
 
-    parser = argparse.ArgumentParser(prog="vlforge-store",
+    parser = StrictArgumentParser(prog="vlforge-store",
                                      description="Build, inspect and export vlforge caption stores.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every skipped record")
     sub = parser.add_subparsers(dest="command", required=True)
