@@ -139,8 +139,9 @@ class CaptionStore:
         """Remove the store if this object created it and no image and no other writer's transaction reached it.
 
         The check and a ``meta/removed`` tombstone are one write transaction (under LMDB's writer lock), so a writer
-        that opened the store before the removal fails its next write with an error instead of writing into the
-        deleted file. Returns whether the store was removed.
+        that opened the store before the removal never writes into the deleted file: if it had written nothing yet,
+        its next write creates the store again and goes there; otherwise (impossible here: the check saw only one
+        writer) it fails with an error. Returns whether the store was removed.
         """
         if not self.created or self._key is None:
             return False
@@ -196,8 +197,7 @@ class CaptionStore:
 
         def guarded(txn: lmdb.Transaction) -> T:
             if txn.get(codec.REMOVED_KEY) is not None:
-                raise VLForgeError(f"store {self.path!r} was removed by the failed ingest that created it while this "
-                                   "writer had it open; nothing more was written; run again")
+                raise _StoreRemoved
             if not self._writer_noted:
                 writers = codec.decode_json(txn.get(codec.WRITERS_KEY) or b"1", codec.WRITERS_KEY)
                 txn.put(codec.WRITERS_KEY, codec.encode_json(writers + 1))
@@ -209,12 +209,28 @@ class CaptionStore:
                     result = guarded(txn)
                 self._writer_noted = True
                 return result
+            except _StoreRemoved:
+                if self._writer_noted:
+                    raise VLForgeError(f"store {self.path!r} was removed by the failed ingest that created it while "
+                                       "this writer had it open; nothing more was written; run again") from None
+                env = self._recreate()  # nothing of ours was in it: create the store again and write there
             except lmdb.MapFullError:
                 env.set_mapsize(env.info()["map_size"] * 2)
             except lmdb.MapResizedError:
                 env.set_mapsize(0)
             except lmdb.Error as err:
                 raise _damaged(self.path, err) from None
+
+    def _recreate(self) -> lmdb.Environment:
+        """Create the store again (atomically; or join whoever did first) after its creator removed it."""
+        environments.release(self._key)
+        self._key = None
+        if not os.path.isfile(os.path.join(self.path, "data.mdb")):
+            _create_atomically(self.path, self._map_size)
+        self._key = environments.acquire(self.path, writable=True, lock=True, map_size=self._map_size)
+        raw = self._read(lambda txn: txn.get(codec.INFO_KEY))
+        self._info = codec.decode_json(raw, codec.INFO_KEY)
+        return self._env_now()
 
     def close(self) -> None:
         """Release this object's use of the environment (closed when no store object in the process uses it)."""
@@ -471,6 +487,10 @@ def _create_atomically(path: str, map_size: int) -> bool:
             return False
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+class _StoreRemoved(Exception):
+    """Raised inside a write transaction that found the ``meta/removed`` tombstone (the transaction aborts)."""
 
 
 def _damaged(path: str, err: lmdb.Error) -> VLForgeError:
