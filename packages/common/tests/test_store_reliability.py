@@ -25,7 +25,6 @@ from vlforge.common.records import Caption, ImageRecord
 from vlforge.common.store import CaptionStore
 from vlforge.common.store.merge import merge_stores
 from vlforge.common.store.verify import verify_store
-from vlforge.common.store_cli import main
 
 CLI = "import sys; from vlforge.common.store_cli import main; sys.exit(main(sys.argv[1:]))"
 

@@ -110,7 +110,7 @@ def check_ckpt_path(value: Any) -> None:
     """Validate a ``--ckpt_path`` before any training starts: Lightning's keywords pass; a path must be a regular
     file holding a torch checkpoint archive or a DeepSpeed ZeRO folder (``zero_checkpoint_tag``); anything else is
     a one-line VLForgeError naming it."""
-    if value is None or (isinstance(value, str) and (value in LIGHTNING_CKPT_KEYWORDS or value.startswith("registry:"))):
+    if value is None or value in LIGHTNING_CKPT_KEYWORDS or (isinstance(value, str) and value.startswith("registry:")):
         return
     if not isinstance(value, str | os.PathLike) or not os.fspath(value):
         raise VLForgeError(f"--ckpt_path {value!r} must be a checkpoint path or one of "

@@ -427,8 +427,7 @@ class CaptionStore:
         while batch := list(islice(iterator, batch_size)):
             for record in batch:
                 _validate(record)
-            root = self.image_root
-            total += self._write(lambda txn, batch=batch: _put_batch(txn, batch, root))
+            total += self._write(lambda txn, batch=batch, root=self.image_root: _put_batch(txn, batch, root))
         return total
 
     def append_captions(self, captions_by_id: dict[str, list[Caption]]) -> int:
