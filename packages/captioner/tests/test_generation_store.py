@@ -234,6 +234,7 @@ def test_generation_config_errors_name_the_key_and_the_file(tmp_path):
     ("{name: a}", "batch_size: '8'\n", "batch_size must be int, got str '8'"),
     ("{name: a}", "shear: 'off'\n", "shear must be bool, got str 'off'"),
     ("{name: a}", "split: 3\n", "split must be str, got int 3"),
+    ("{name: a}", "limit: -4\n", "limit must be >= 1, got -4"),
 ])
 def test_generation_config_values_of_the_wrong_type_are_one_line_errors(tmp_path, entry, top, message):
     """Issue 16 item 9: a wrong type is named with the file, never a traceback later (or a truthy string)."""

@@ -126,6 +126,8 @@ class GenerationConfig:
         if self.shear_tokens is not None and self.shear_tokens < 1:
             raise VLForgeError(f"shear_tokens must be >= 1, got {self.shear_tokens}")
         resolve_splitter(self.sentence_splitter)
+        if self.limit is not None and self.limit < 1:
+            raise VLForgeError(f"limit must be >= 1, got {self.limit}")
 
 
 def _fields(cls: type) -> set[str]:
