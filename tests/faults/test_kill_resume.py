@@ -171,8 +171,14 @@ def test_killed_fit_resumes_to_the_uninterrupted_weights(faults, tmp_path):
     (metrics,) = root.glob("common/version_*/metrics_fit.json")
     assert json.loads(metrics.read_text())["global_step"] == steps  # complete, not a torn write
     exact = all(torch.equal(got["state_dict"][k], v) for k, v in ref["state_dict"].items())
+    (ref_csv,), got_csv = (tmp_path / "straight").glob("common/version_*/metrics.csv"), list(root.glob(
+        "common/version_*/metrics.csv"))  # a resume with nothing left to train leaves no metrics.csv at all
+    csv_complete = [p.read_text() for p in got_csv] == [ref_csv.read_text()]
     faults.record("sigkill", "fit", faults=kills, runs=3, records=steps, records_lost=0, records_duplicated=0,
-                  bit_exact=int(exact))
-    if not exact:  # a finding, reported (docs/reliability.md), not hidden: see the issue 16 report
-        pytest.xfail("fit killed right after an epoch-end checkpoint resumes to the right step but not to "
-                     "bit-identical weights")
+                  bit_exact=int(exact), metrics_csv_complete=int(csv_complete))
+    findings = [text for ok, text in (
+        (exact, "the resumed weights are not bit-identical to the uninterrupted run's"),
+        (csv_complete, "metrics.csv lost the rows logged before the resume (Lightning's CSVLogger deletes the file "
+                       "of an existing version folder)")) if not ok]
+    if findings:  # open findings, reported in docs/reliability.md and the issue 16 report, not hidden
+        pytest.xfail("; ".join(findings))
