@@ -95,7 +95,7 @@ def test_cc3m_rows_of_any_bytes_never_raise_and_keep_every_good_row(rows):
     try:
         (root / "dl" / "00000").mkdir(parents=True)
         lines, good_keys, key = [b"caption\turl"], [], 0
-        for good, garbage in rows:
+        for good, garbage in [*rows, (True, b"last")]:  # at least one downloaded image (an img2dataset folder)
             line = b"a good caption\thttp://x/" + garbage.replace(b"\t", b" ") if good else garbage
             lines.append(line)
             if not line.decode("utf-8", "surrogateescape").strip():
