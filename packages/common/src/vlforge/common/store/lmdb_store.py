@@ -21,6 +21,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
@@ -41,6 +42,7 @@ DEFAULT_MAP_SIZE = 64 << 20
 _READ_CHUNK = 512
 _SCAN_CHUNK = 4096
 _MAX_RESIZE_RETRIES = 64
+_MAX_CREATE_RETRIES = 500
 
 
 _MAX_CONFLICT_IDS = 1000
@@ -97,6 +99,8 @@ class CaptionStore:
         try:
             raw, removed = self._read(lambda txn: (txn.get(codec.INFO_KEY), txn.get(codec.REMOVED_KEY)))
             if removed is not None:
+                if initialize:
+                    raise _StoreRemoved
                 raise VLForgeError(f"store {self.path!r} was removed by the failed ingest that created it; run again")
             if raw is None and initialize:
                 raw = self._write(lambda txn: _initialize(txn, self.path))
@@ -124,9 +128,16 @@ class CaptionStore:
             raise VLForgeError(f"store path {path!r} exists and is not a directory")
         if os.path.isdir(path) and not set(os.listdir(path)) <= {"data.mdb", "lock.mdb"}:
             raise VLForgeError(f"{path!r} is a non-empty directory that is not a vlforge store")
-        created = not os.path.isfile(os.path.join(path, "data.mdb")) and _create_atomically(path, map_size)
         store = cls.__new__(cls)
-        store._open(path, readonly=False, image_root=None, lock=True, map_size=map_size, initialize=True)
+        for _ in range(_MAX_CREATE_RETRIES):  # a store being removed by its creator is waited out, then made again
+            created = not os.path.isfile(os.path.join(path, "data.mdb")) and _create_atomically(path, map_size)
+            try:
+                store._open(path, readonly=False, image_root=None, lock=True, map_size=map_size, initialize=True)
+                break
+            except _StoreRemoved:
+                time.sleep(0.01)
+        else:
+            raise VLForgeError(f"store {path!r} kept being removed while it was opened; run again")
         store.created = created
         store._writer_noted = created  # the creation transaction counted this writer
         if image_root is not None:
@@ -156,16 +167,14 @@ class CaptionStore:
 
         removed = self._write(txn_fn)
         self.close()
-        if removed:
-            for name in ("data.mdb", "lock.mdb"):
-                try:
-                    os.remove(os.path.join(self.path, name))
-                except FileNotFoundError:
-                    pass
+        if removed:  # moved away in one rename, so no one opens a half-deleted environment; then deleted
+            parent = os.path.dirname(os.path.abspath(self.path))
+            graveyard = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(self.path))}.removed-", dir=parent)
             try:
-                os.rmdir(self.path)
+                os.rename(self.path, os.path.join(graveyard, "store"))
             except OSError:
                 pass
+            shutil.rmtree(graveyard, ignore_errors=True)
         return removed
 
     # ----------------------------------------------------------------- environment
@@ -225,12 +234,18 @@ class CaptionStore:
         """Create the store again (atomically; or join whoever did first) after its creator removed it."""
         environments.release(self._key)
         self._key = None
-        if not os.path.isfile(os.path.join(self.path, "data.mdb")):
-            _create_atomically(self.path, self._map_size)
-        self._key = environments.acquire(self.path, writable=True, lock=True, map_size=self._map_size)
-        raw = self._read(lambda txn: txn.get(codec.INFO_KEY))
-        self._info = codec.decode_json(raw, codec.INFO_KEY)
-        return self._env_now()
+        for _ in range(_MAX_CREATE_RETRIES):
+            if not os.path.isfile(os.path.join(self.path, "data.mdb")):
+                _create_atomically(self.path, self._map_size)
+            self._key = environments.acquire(self.path, writable=True, lock=True, map_size=self._map_size)
+            raw, removed = self._read(lambda txn: (txn.get(codec.INFO_KEY), txn.get(codec.REMOVED_KEY)))
+            if removed is None and raw is not None:
+                self._info = codec.decode_json(raw, codec.INFO_KEY)
+                return self._env_now()
+            environments.release(self._key)  # still the removed store, before its creator moved it away
+            self._key = None
+            time.sleep(0.01)
+        raise VLForgeError(f"store {self.path!r} kept being removed while this writer used it; run again")
 
     def close(self) -> None:
         """Release this object's use of the environment (closed when no store object in the process uses it)."""
