@@ -224,3 +224,21 @@ def test_generation_config_errors_name_the_key_and_the_file(tmp_path):
     bad.write_text("captioners:\n  - {name: gt}\n")
     with pytest.raises(VLForgeError, match="reserved"):
         load_generation_config(bad)
+
+
+@pytest.mark.parametrize("entry, top, message", [
+    ("{name: a, source: 5}", "", "source must be str, got int 5"),
+    ("{name: a, trust_remote_code: 'no'}", "", "trust_remote_code must be bool, got str 'no'"),
+    ("{name: a, seed: true}", "", "seed must be int, got bool True"),
+    ("{name: a, decoding: [1]}", "", "decoding must be"),
+    ("{name: a}", "batch_size: '8'\n", "batch_size must be int, got str '8'"),
+    ("{name: a}", "shear: 'off'\n", "shear must be bool, got str 'off'"),
+    ("{name: a}", "split: 3\n", "split must be str, got int 3"),
+    ("{name: a}", "limit: -4\n", "limit must be >= 1, got -4"),
+])
+def test_generation_config_values_of_the_wrong_type_are_one_line_errors(tmp_path, entry, top, message):
+    """Issue 16 item 9: a wrong type is named with the file, never a traceback later (or a truthy string)."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"{top}captioners:\n  - {entry}\n")
+    with pytest.raises(VLForgeError, match=r"bad.yaml: .*" + message.replace("[", r"\[").replace("(", r"\(")):
+        load_generation_config(bad)

@@ -9,11 +9,15 @@ from pathlib import Path
 
 import pytest
 
+from vlforge.common.checkpoint import allow_classes
+
 TOY_DIR = Path(__file__).parent / "toy"
 TOY_BASE = TOY_DIR / "toy_base.yaml"
 
 if str(TOY_DIR) not in sys.path:
     sys.path.insert(0, str(TOY_DIR))
+
+allow_classes("toy_lightning.")  # exports of the toy LitModule name toy classes; artefacts allow only listed ones
 
 
 @pytest.fixture

@@ -1,12 +1,14 @@
 """Export of a Lightning checkpoint to safetensors + config.json and reload without Lightning."""
 
+import json
 import pickle
 from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import save_file
 
-from vlforge.common.checkpoint import export_checkpoint, load_exported, read_checkpoint_state_dict
+from vlforge.common.checkpoint import export_checkpoint, instantiate, load_exported, read_checkpoint_state_dict
 from vlforge.common.cli import run_cli
 from vlforge.common.errors import VLForgeError
 
@@ -73,6 +75,7 @@ def test_zero_shard_folder_with_unsafe_shard_is_refused(tmp_path: Path) -> None:
     shard_dir = tmp_path / "last.ckpt" / "checkpoint"
     shard_dir.mkdir(parents=True)
     torch.save({"module": {"w": torch.ones(1)}, "extra": Path("x")}, shard_dir / "mp_rank_00_model_states.pt")
+    (shard_dir.parent / "latest").write_text("checkpoint")
     with pytest.raises(VLForgeError, match="mp_rank_00_model_states.pt: cannot be loaded"):
         read_checkpoint_state_dict(tmp_path / "last.ckpt")
 
@@ -118,3 +121,69 @@ def test_real_zero2_and_zero3_checkpoints_export_exactly(tmp_path: Path, toy_env
         assert reference.keys() == net.state_dict().keys()
         for key, value in reference.items():
             torch.testing.assert_close(net.state_dict()[key], value, rtol=0, atol=0, msg=f"zero{stage} {key}")
+
+
+# ---------------------------------------------------------------- issue 16, item 6: no code from artefacts
+class _Payload:
+    """Unpickling this creates ``path``: proof that code ran."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (str(self.path), "w"))
+
+
+@pytest.mark.parametrize("class_path", ["subprocess.run", "vlforge.common.checkpoint.allow_classes",
+                                        "vlforge.common.checkpoint.Path", "os.system", "builtins.open"])
+def test_export_config_naming_a_callable_outside_the_allow_list_is_refused(tmp_path: Path, class_path: str) -> None:
+    marker = tmp_path / "ran"
+    folder = tmp_path / "export"
+    folder.mkdir()
+    save_file({"w": torch.ones(1)}, str(folder / "model.safetensors"))
+    (folder / "config.json").write_text(json.dumps({"class_path": class_path, "init_args": {
+        "args": ["touch", str(marker)], "name": "os", "file": str(marker), "mode": "w", "command": f"touch {marker}"}}))
+    with pytest.raises(VLForgeError, match="is not allowed"):
+        load_exported(folder)
+    assert not marker.exists()
+
+
+def test_nested_class_path_in_init_args_is_checked_too(tmp_path: Path) -> None:
+    config = {"class_path": "torch.nn.Sequential", "init_args": {"extra": {"class_path": "subprocess.Popen",
+                                                                             "init_args": {"args": ["true"]}}}}
+    with pytest.raises(VLForgeError, match="subprocess.Popen.*not allowed"):
+        instantiate(config)
+
+
+def test_zero_folder_whose_latest_points_outside_is_refused_before_anything_is_unpickled(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    torch.save({"payload": _Payload(marker)}, outside / "bf16_zero_pp_rank_0_mp_rank_00_optim_states.pt")
+    torch.save({"payload": _Payload(marker)}, outside / "mp_rank_00_model_states.pt")
+    folder = tmp_path / "run" / "last.ckpt"
+    (folder / "checkpoint").mkdir(parents=True)
+    torch.save({"module": {"w": torch.ones(1)}}, folder / "checkpoint" / "mp_rank_00_model_states.pt")
+    (folder / "latest").write_text("../../outside")
+    with pytest.raises(VLForgeError, match="not a sub-folder of the checkpoint"):
+        read_checkpoint_state_dict(folder)
+    assert not marker.exists()
+    (folder / "latest").write_text("checkpoint")
+    (folder / "checkpoint" / "bf16_zero_pp_rank_0_mp_rank_00_optim_states.pt").symlink_to(
+        outside / "bf16_zero_pp_rank_0_mp_rank_00_optim_states.pt")
+    with pytest.raises(VLForgeError, match="outside the folder"):
+        read_checkpoint_state_dict(folder)
+    assert not marker.exists()
+
+
+def test_export_never_overwrites_its_own_checkpoint(trained_run: Path) -> None:
+    ckpt = trained_run / "checkpoints" / "last.ckpt"
+    before = ckpt.read_bytes()
+    link = trained_run / "checkpoints" / "model.safetensors"
+    link.symlink_to(ckpt)
+    try:
+        with pytest.raises(VLForgeError, match="would overwrite the input"):
+            export_checkpoint(ckpt, trained_run / "checkpoints", submodule="net")
+    finally:
+        link.unlink()
+    assert ckpt.read_bytes() == before

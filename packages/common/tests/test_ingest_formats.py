@@ -230,11 +230,12 @@ def test_images_under_the_stored_root_keep_paths_relative_to_it(tmp_path):
     write_image(tmp_path / "root" / "part2" / "b.jpg")
     for part, name in (("part1", "a.jpg"), ("part2", "b.jpg")):
         (tmp_path / f"{part}.jsonl").write_text(json.dumps({"image": name, "caption": part}) + "\n")
-    store = new_store(tmp_path)
+    store = CaptionStore.create(tmp_path / "store", image_root=tmp_path / "root")
     ingest(store, "jsonl", tmp_path / "part1.jsonl", tmp_path / "root" / "part1")
-    store.set_info(image_root=str(tmp_path / "root"))
     ingest(store, "jsonl", tmp_path / "part2.jsonl", tmp_path / "root" / "part2")
-    assert store.get("b.jpg").image_path == "part2/b.jpg"
+    assert store.get("a.jpg").image_path == "part1/a.jpg" and store.get("b.jpg").image_path == "part2/b.jpg"
+    with pytest.raises(VLForgeError, match="cannot change"):  # re-rooting would point part1/a.jpg elsewhere
+        store.set_info(image_root=str(tmp_path / "root" / "part1"))
     elsewhere = tmp_path / "elsewhere"
     write_image(elsewhere / "c.jpg")
     with pytest.raises(VLForgeError, match="outside it"):

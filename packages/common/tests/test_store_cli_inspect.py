@@ -25,11 +25,13 @@ def run(capsys, *argv):
 
 @pytest.fixture
 def two_stores(tmp_path):
-    """A: one path image under imgsA, one embedded; B: a path image under imgsB/deep and a duplicate of A's id 1."""
+    """A: one path image under imgsA, one embedded; B: a path image under imgsB/deep and A's id 1 again (the same
+    picture, a copy under imgsB)."""
     (tmp_path / "imgsA" / "sub").mkdir(parents=True)
     (tmp_path / "imgsA" / "sub" / "a.png").write_bytes(png((255, 0, 0)))
     (tmp_path / "imgsB" / "deep").mkdir(parents=True)
     (tmp_path / "imgsB" / "deep" / "b.png").write_bytes(png((0, 0, 255)))
+    (tmp_path / "imgsB" / "deep" / "a_copy.png").write_bytes(png((255, 0, 0)))
     a = CaptionStore.create(tmp_path / "A", image_root=tmp_path / "imgsA")
     a.put_records([ImageRecord("1", "train", 8, 6, [Caption("a red square", "gt", "short")], image_path="sub/a.png",
                                meta={"objects": 1}),
@@ -42,7 +44,7 @@ def two_stores(tmp_path):
                                image_path="deep/b.png"),
                    ImageRecord("1", "test", 8, 6, [Caption("a red square", "gt", "short"),
                                                    Caption("red box", "capt-x", "dense")],
-                               image_path="deep/b.png")])
+                               image_path="deep/a_copy.png")])
     b.close()
     return tmp_path
 

@@ -56,9 +56,12 @@ def test_put_is_idempotent_and_merges_captions_and_meta(tmp_path):
     assert (again.added, again.merged, again.captions_added) == (0, 1, 0)
 
     more = ImageRecord("a", "test", 6, 4, [Caption("one", "gt", "short"), Caption("two", "gt", "dense")],
-                       image_bytes=png((0, 0, 255)), meta={"j": 2})
+                       image_bytes=png(), meta={"j": 2})
     merged = store.put_records([more])
     assert (merged.merged, merged.captions_added, merged.split_conflicts) == (1, 1, 1)
+    other_image = ImageRecord("a", "train", 6, 4, [Caption("a blue one", "gt", "short")], image_bytes=png((0, 0, 255)))
+    refused = store.put_records([other_image])  # the same id for a different image is never merged onto it
+    assert (refused.merged, refused.image_conflicts, refused.conflict_ids) == (0, 1, ["a"])
     record = store.get("a")
     assert [c.text for c in record.captions] == ["one", "two"]
     assert record.split == "train"  # the stored split is kept

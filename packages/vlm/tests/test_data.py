@@ -91,3 +91,10 @@ def test_sentence_splitter_auto_is_the_regex_for_shapesworld_and_pysbd_for_real_
     batch = next(iter(dm.train_dataloader()))
     assert dm.sampler.sentence_splitter == "pysbd"
     assert set(batch["texts"]) <= {"Mr. Smith walks his dog in St. Louis.", "The U.S. flag flies at 5 p.m. daily."}
+
+
+def test_a_mixture_matching_no_caption_is_a_one_line_error_not_an_empty_training(shapes_store):
+    """Issue 16 item 10: every item would be skipped as no_caption and the fit would "train" and exit 0."""
+    dm = _datamodule(shapes_store, train_captions=[{"source": "llava", "kind": "dense"}, {"source": "typo_gt"}])
+    with pytest.raises(VLForgeError, match=r"matches no caption of split 'pool'.*nothing would train"):
+        dm.train_dataloader()

@@ -116,10 +116,13 @@ class VLForgeCLI(LightningCLI):
         per_parser = {
             "parser_mode": "omegaconf",
             "exit_on_error": False,
+            "allow_abbrev": False,
             "default_config_files": default_config_files(package),
         }
         # With subcommands the defaults belong to each subcommand's parser, not to the main one.
-        main_parser = per_parser if not run else {"parser_mode": "omegaconf", "exit_on_error": False}
+        main_parser = (
+            per_parser if not run else {"parser_mode": "omegaconf", "exit_on_error": False, "allow_abbrev": False}
+        )
         parser_kwargs = {**main_parser, **{name: dict(per_parser) for name in SUBCOMMANDS}}
         super().__init__(
             model_class=LightningModule,
@@ -143,6 +146,10 @@ class VLForgeCLI(LightningCLI):
             description = _describe(err)
             where = locate_config_error(parser.parse_args, resolved, description, _describe)
             raise VLForgeError(description + where) from None
+        from vlforge.common.checkpoint import check_ckpt_path
+
+        subcommand = self.config.get("subcommand")
+        check_ckpt_path(self.config.get(f"{subcommand}.ckpt_path") if subcommand else None)
 
     def subcommands(self) -> dict[str, set[str]]:
         return {name: spec for name, spec in super().subcommands().items() if name in SUBCOMMANDS}

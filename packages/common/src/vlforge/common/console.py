@@ -27,6 +27,7 @@ from typing import Any, NoReturn
 
 from vlforge.common.config_errors import describe_config_error
 from vlforge.common.errors import VLForgeError
+from vlforge.common.strict_argparse import StrictArgumentParser
 
 ToolMain = Callable[[list[str]], "int | None"]
 """A tool's function: its command line (after the tool's name) in, the exit code (None means 0) out."""
@@ -55,8 +56,9 @@ class Tool:
         return getattr(importlib.import_module(module), function)
 
 
-class ToolParser(argparse.ArgumentParser):
-    """argparse for tools: a usage mistake raises VLForgeError, which the console prints as one line (exit 2)."""
+class ToolParser(StrictArgumentParser):
+    """argparse for tools: a usage mistake raises VLForgeError, which the console prints as one line (exit 2); no
+    option is matched by abbreviation."""
 
     def error(self, message: str) -> NoReturn:
         raise VLForgeError(message)

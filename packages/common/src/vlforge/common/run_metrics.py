@@ -8,6 +8,8 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 
+from vlforge.common.atomic_file import write_atomically
+
 
 class MetricsJSONCallback(pl.Callback):
     """After fit / validate / test, dumps `trainer.callback_metrics` (plus epoch and step) to the run directory."""
@@ -28,8 +30,7 @@ class MetricsJSONCallback(pl.Callback):
             "metrics": metrics,
         }
         path = Path(log_dir) / f"metrics_{stage}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+        write_atomically(path, json.dumps(record, indent=2, sort_keys=True) + "\n")  # never torn by a kill
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._dump(trainer, "fit")

@@ -28,7 +28,7 @@ them for NegCLIP-style hard negatives.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -117,6 +117,16 @@ class CaptionSampler:
 
     def describe(self) -> list[dict[str, Any]]:
         return [asdict(c) for c in self.choices]
+
+    def require_a_match(self, records: Iterable[ImageRecord], where: str) -> None:
+        """A VLForgeError when no caption of ``records`` matches any choice: such a mixture would "train" on
+        nothing (every item skipped) and exit 0. Stops at the first match, so a usable store costs one read."""
+        for record in records:
+            if any(choice.matches(caption) for caption in record.captions for choice in self.choices):
+                return
+        mixture = "; ".join(c.describe() for c in self.choices)
+        raise VLForgeError(f"the caption mixture [{mixture}] matches no caption of {where}: nothing would train; "
+                           "check the sources and kinds (`vlforge-store stats`)")
 
 
 def negatives(record: ImageRecord, rng: random.Random, count: int) -> list[str]:

@@ -33,6 +33,8 @@ class ContrastivePairs(Dataset):
 
     def __init__(self, records: CaptionDataset, sampler: CaptionSampler, negatives_per_image: int = 0) -> None:
         self.records, self.sampler, self.negatives_per_image = records, sampler, negatives_per_image
+        sampler.require_a_match((records.record(i) for i in range(len(records))),
+                                f"split {records.split!r} of the store {records.store.path!r}")
 
     def __len__(self) -> int:
         return len(self.records) * self.sampler.pairs_per_image

@@ -92,7 +92,7 @@ def markdown_table(rows: dict[str, dict[str, float]]) -> str:
 
 
 def build_parser() -> ArgumentParser:
-    parser = ArgumentParser(prog="vlforge-vlm evaluate", exit_on_error=False,
+    parser = ArgumentParser(prog="vlforge-vlm evaluate", exit_on_error=False, allow_abbrev=False,
                             description="Evaluate one checkpoint on several stores into one table.")
     parser.add_argument("--config", action=ActionConfigFile, help="a YAML file of these options")
     parser.add_argument("--checkpoint", type=str, required=True,

@@ -37,6 +37,23 @@ from vlforge.common.lm.loading import DTYPES, load_generative, weights_from
 from vlforge.common.sentences import resolve_splitter
 
 
+def check_field_types(obj: Any, what: str) -> None:
+    """A one-line VLForgeError naming the first field whose value does not have its annotated type (str, int,
+    bool, dict, each optionally ``| None``). A bool is not an int here and an int is not a bool, so
+    ``trust_remote_code: "no"`` or ``seed: true`` is an error, not a silently truthy value."""
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        annotation = str(f.type).replace(" ", "")
+        if value is None and annotation.endswith("|None"):
+            continue
+        expected = {"str": str, "int": int, "bool": bool, "dict": dict}.get(annotation.split("|")[0].split("[")[0])
+        if expected is None:
+            continue
+        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            raise VLForgeError(f"{what}: {f.name} must be {annotation.replace('|', ' or ')}, got "
+                               f"{type(value).__name__} {value!r}"[:200])
+
+
 @dataclass
 class CaptionerSpec:
     """One captioner of a generation run (see the module docstring for the fields)."""
@@ -55,6 +72,7 @@ class CaptionerSpec:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
             raise VLForgeError(f"captioner spec: name must be a non-empty string, got {self.name!r}")
+        check_field_types(self, f"captioner {self.name!r}")
         if self.name in ("alt_text", "gt"):
             raise VLForgeError(f"captioner {self.name!r}: 'alt_text' and 'gt' are reserved caption sources")
         if self.dtype not in DTYPES:
@@ -97,6 +115,7 @@ class GenerationConfig:
     def __post_init__(self) -> None:
         if not self.captioners:
             raise VLForgeError("a generation config needs at least one captioner")
+        check_field_types(self, "generation config")
         names = [c.name for c in self.captioners]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
@@ -106,6 +125,8 @@ class GenerationConfig:
         if self.shear_tokens is not None and self.shear_tokens < 1:
             raise VLForgeError(f"shear_tokens must be >= 1, got {self.shear_tokens}")
         resolve_splitter(self.sentence_splitter)
+        if self.limit is not None and self.limit < 1:
+            raise VLForgeError(f"limit must be >= 1, got {self.limit}")
 
 
 def _fields(cls: type) -> set[str]:

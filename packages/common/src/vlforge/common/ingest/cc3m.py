@@ -5,12 +5,14 @@ Rows are numbered from 0, blank lines not counted (as img2dataset reads them). A
 is not a URL is a header: it names the ``caption`` and ``url`` columns and is not numbered. Rows whose
 download failed have no image file and are skipped as missing_image. Image id: the row's img2dataset key
 (``img2dataset.KeyScheme``: "000000042" for row 42 with 10000 samples a shard; row 5000 of a 5000-a-shard
-download is "000010000"). The URL is kept in ``meta["url"]``. For the per-sample JSON in meta and failed
+download is "000010000"). The URL is kept in ``meta["url"]`` (bytes that
+are not UTF-8 as %XX escapes). For the per-sample JSON in meta and failed
 downloads counted as such, ingest with ``--format img2dataset`` and this TSV as its input table."""
 
 from __future__ import annotations
 
 import os
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -70,4 +72,14 @@ def read_cc3m(annotations: str, images: Path | None) -> Iterator[SourceItem | Sk
             yield Skipped(name, "missing_image", "no downloaded image for this row")
             continue
         yield SourceItem(image_id=key, name=name, captions=[fields[caption_col]],
-                         image_path=downloaded[key], meta={"url": fields[url_col]})
+                         image_path=downloaded[key], meta={"url": url_text(fields[url_col])})
+
+
+def url_text(url: str) -> str:
+    """The URL as valid UTF-8: bytes that are not UTF-8 (kept as lone surrogates by the line reader) become %XX
+    escapes (RFC 3986), so one bad byte in a URL never costs its record."""
+    raw = url.encode("utf-8", "surrogateescape")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return urllib.parse.quote(raw, safe="".join(map(chr, range(33, 127))))

@@ -11,7 +11,7 @@ import os
 from PIL import Image, UnidentifiedImageError
 
 from vlforge.common.errors import VLForgeError
-from vlforge.common.store.images import resolve_image_path
+from vlforge.common.store.images import read_regular_file, resolve_image_path
 
 MAX_CAPTION_BYTES = 64 * 1024
 
@@ -25,7 +25,9 @@ RECORD_REASONS = (
     "malformed_json",     # a JSON line (or a webdataset .json) that does not parse or is not an object
     "malformed_row",      # a TSV row without a caption and a URL column
     "malformed_entry",    # an entry of a JSON document without the fields its format requires
-    "bad_id",             # an image id that is not valid UTF-8 or is longer than the store allows
+    "bad_id",             # an image id that is not a string or integer, not valid UTF-8, or too long
+    "id_conflict",        # an image id already given (in the store or earlier in this input) to a different image
+    "invalid_utf8_field", # an image path or meta string that is not valid UTF-8 (cannot be stored)
     "truncated_shard",    # the rest of a webdataset tar shard after a read error
     "failed_download",    # img2dataset could not download (or resize) the image: its status is not "success"
 )
@@ -83,8 +85,7 @@ def safe_image_file(root: str | os.PathLike, path: object) -> str:
 def read_image(full_path: str) -> bytes:
     """The encoded bytes of an image file; a Rejection if it is missing or unreadable."""
     try:
-        with open(full_path, "rb") as f:
-            return f.read()
+        return read_regular_file(full_path)
     except FileNotFoundError:
         raise Rejection("missing_image", f"image file {full_path!r} does not exist") from None
     except OSError as err:

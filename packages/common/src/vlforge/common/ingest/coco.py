@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from vlforge.common.ingest.files import load_json, require_keys
-from vlforge.common.ingest.items import Skipped, SourceItem
+from vlforge.common.ingest.items import Skipped, SourceItem, scalar_id
 
 
 def split_from_file_name(path: str | Path) -> str:
@@ -29,7 +29,11 @@ def read_coco(annotations: str, images: Path | None) -> Iterator[SourceItem | Sk
             yield Skipped(f"annotation #{number} of {file_name}", "malformed_entry",
                           "an annotation needs 'image_id' and 'caption'")
             continue
-        captions[str(ann["image_id"])].append(ann["caption"])
+        if scalar_id(ann["image_id"]) is None:
+            yield Skipped(f"annotation #{number} of {file_name}", "bad_id",
+                          "an annotation's 'image_id' must be a string or an integer")
+            continue
+        captions[scalar_id(ann["image_id"])].append(ann["caption"])
     split = split_from_file_name(annotations)
     known: set[str] = set()
     for number, image in enumerate(data["images"]):
@@ -37,7 +41,10 @@ def read_coco(annotations: str, images: Path | None) -> Iterator[SourceItem | Sk
             yield Skipped(f"image #{number} of {file_name}", "malformed_entry",
                           "an image needs 'id' and 'file_name'")
             continue
-        image_id = str(image["id"])
+        image_id = scalar_id(image["id"])
+        if image_id is None:
+            yield Skipped(f"image #{number} of {file_name}", "bad_id", "an image's 'id' must be a string or an integer")
+            continue
         known.add(image_id)
         yield SourceItem(image_id=image_id, name=f"image {image_id} of {file_name}",
                          captions=captions.get(image_id, []), image_path=image["file_name"], split=split)

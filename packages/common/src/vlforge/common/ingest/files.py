@@ -11,11 +11,12 @@ from typing import Any
 
 from vlforge.common.errors import VLForgeError
 from vlforge.common.ingest.checks import decode_text
+from vlforge.common.store.images import open_regular_file, read_regular_file
 
 
 def read_bytes(path: str | Path) -> bytes:
     try:
-        return Path(path).read_bytes()
+        return read_regular_file(path)
     except IsADirectoryError:
         raise VLForgeError(f"annotation file {str(path)!r} is a directory") from None
     except OSError as err:
@@ -35,7 +36,8 @@ def load_json(path: str | Path) -> Any:
 def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
     """(1-based line number, text without its line ending) for each line of a text file."""
     try:
-        with open(path, "rb") as f:
+        f = open_regular_file(path)
+        with f:
             for number, raw in enumerate(f, start=1):
                 yield number, decode_text(raw.rstrip(b"\r\n")).removeprefix("\ufeff" if number == 1 else "")
     except IsADirectoryError:
@@ -45,7 +47,8 @@ def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
 
 
 def require_keys(obj: Any, keys: tuple[str, ...], path: str | Path, fmt: str) -> dict[str, Any]:
-    """``obj`` as a dict holding ``keys``, else a one-line error saying the file is not in format ``fmt``."""
+    """``obj`` as a dict holding ``keys``, each a list, else a one-line error saying the file is not in format
+    ``fmt``."""
     if not isinstance(obj, dict):
         raise VLForgeError(f"annotation file {str(path)!r} is not a {fmt} file: top level is a "
                            f"{type(obj).__name__}, expected an object")
@@ -53,6 +56,10 @@ def require_keys(obj: Any, keys: tuple[str, ...], path: str | Path, fmt: str) ->
     if missing:
         raise VLForgeError(f"annotation file {str(path)!r} is not a {fmt} file: "
                            f"missing key(s) {', '.join(missing)}")
+    for key in keys:
+        if not isinstance(obj[key], list):
+            raise VLForgeError(f"annotation file {str(path)!r} is not a {fmt} file: {key!r} is a "
+                               f"{type(obj[key]).__name__}, expected a list")
     return obj
 
 

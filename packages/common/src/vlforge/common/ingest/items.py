@@ -35,3 +35,13 @@ class Skipped:
     name: str
     reason: str
     detail: str
+
+
+def scalar_id(value: Any) -> str | None:
+    """An image id from an annotation value: a string as is, an integer in decimal; None for anything else (a list,
+    an object, a float, a bool, null), which the reader reports as bad_id."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None

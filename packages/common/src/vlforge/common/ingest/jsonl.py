@@ -19,7 +19,7 @@ from pathlib import Path
 
 from vlforge.common.errors import VLForgeError
 from vlforge.common.ingest.files import iter_lines
-from vlforge.common.ingest.items import Skipped, SourceItem
+from vlforge.common.ingest.items import Skipped, SourceItem, scalar_id
 from vlforge.common.records import Caption
 
 
@@ -60,7 +60,9 @@ def _item(obj: dict, name: str) -> SourceItem | Skipped:
     else:
         caption = obj.get("caption")
         captions = caption if isinstance(caption, list) else [] if caption is None else [caption]
-    image_id = str(obj["id"]) if obj.get("id") is not None else image
+    if obj.get("id") is not None and scalar_id(obj["id"]) is None:
+        return Skipped(name, "bad_id", f"'id' must be a string or an integer, not {type(obj['id']).__name__}")
+    image_id = scalar_id(obj["id"]) if obj.get("id") is not None else image
     if image_id is None:
         return Skipped(name, "malformed_entry", "a line with 'image_base64' needs an 'id'")
     split = obj.get("split") if isinstance(obj.get("split"), str) else None

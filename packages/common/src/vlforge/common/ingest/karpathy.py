@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 from vlforge.common.ingest.files import load_json, require_keys
-from vlforge.common.ingest.items import Skipped, SourceItem
+from vlforge.common.ingest.items import Skipped, SourceItem, scalar_id
 
 
 def read_karpathy(annotations: str, images: Path | None) -> Iterator[SourceItem | Skipped]:
@@ -25,7 +25,10 @@ def read_karpathy(annotations: str, images: Path | None) -> Iterator[SourceItem 
                           "an image needs 'filename' and a 'sentences' list")
             continue
         filename = entry["filename"]
-        image_id = str(entry["cocoid"]) if "cocoid" in entry else PurePosixPath(filename).stem
+        image_id = scalar_id(entry["cocoid"]) if "cocoid" in entry else PurePosixPath(filename).stem
+        if image_id is None:
+            yield Skipped(f"image #{number} of {file_name}", "bad_id", "'cocoid' must be a string or an integer")
+            continue
         path = f"{entry['filepath']}/{filename}" if entry.get("filepath") else filename
         captions = [s.get("raw") if isinstance(s, dict) else s for s in entry["sentences"]]
         split = entry.get("split") if isinstance(entry.get("split"), str) else None

@@ -6,6 +6,7 @@ deduplicated), so an ingest killed at any moment and run again completes without
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections import Counter
@@ -19,7 +20,7 @@ from vlforge.common.ingest.summary import IngestSummary
 from vlforge.common.progress import track
 from vlforge.common.records import Caption, ImageRecord
 from vlforge.common.store import CaptionStore
-from vlforge.common.store.codec import record_key, split_prefix
+from vlforge.common.store.codec import encode_record, record_key, split_prefix
 
 log = logging.getLogger("vlforge.ingest")
 LOUD_SKIPS_PER_REASON = 10  # the first skips of each reason are warnings; the rest are logged at INFO (-v)
@@ -48,7 +49,7 @@ def ingest(store: CaptionStore, fmt: IngestFormat | str, annotations: str | os.P
     prefix = "" if embed else _path_prefix(store, root)
     builder = _RecordBuilder(fmt, annotations, root, embed, prefix, source, split)
     summary = IngestSummary(format=fmt.name, annotations=annotations)
-    seen: set[str] = set()
+    seen: dict[str, str] = {}  # image id -> SHA-256 of its image in this input
     skip_log: Counter[str] = Counter()
     batch: list[ImageRecord] = []
     for item in track(fmt.read(annotations, root), "ingest", unit="records"):
@@ -61,17 +62,23 @@ def ingest(store: CaptionStore, fmt: IngestFormat | str, annotations: str | os.P
             summary.skipped[rejection.reason] += 1
             _log_skip(skip_log, f"{item.name}: skipped", rejection.reason, rejection.detail)
             continue
+        digest = builder.last_digest
         if record.image_id in seen:
+            if seen[record.image_id] != digest:
+                summary.skipped["id_conflict"] += 1
+                _log_skip(skip_log, f"{item.name}: skipped", "id_conflict",
+                          f"image id {record.image_id!r} was given to a different image earlier in this input")
+                continue
             summary.duplicates += 1
             _log_skip(skip_log, f"{item.name}: merged", "duplicate_id",
-                      f"image id {record.image_id!r} repeats an earlier record; captions merged")
-        seen.add(record.image_id)
+                      f"image id {record.image_id!r} repeats an earlier record of the same image; captions merged")
+        seen[record.image_id] = digest
         batch.append(record)
         if len(batch) >= batch_size:
-            _commit(store, batch, summary)
+            _commit(store, batch, summary, skip_log)
             batch = []
     if batch:
-        _commit(store, batch, summary)
+        _commit(store, batch, summary, skip_log)
     return summary
 
 
@@ -82,6 +89,7 @@ class _RecordBuilder:
                  source: str, split: str | None) -> None:
         self.root, self.embed, self.prefix, self.source, self.split = root, embed, prefix, source, split
         self.provenance = {"ingest_format": fmt.name, "file": Path(annotations).name}
+        self.last_digest = ""  # SHA-256 of the image of the last record built
 
     def build(self, item: SourceItem, captions_dropped: Counter[str], skip_log: Counter[str]) -> ImageRecord:
         try:
@@ -112,9 +120,15 @@ class _RecordBuilder:
             path = self.prefix + PurePosixPath(item.image_path).as_posix()
         width, height = image_size(data)
         embed = self.embed or path is None
-        return ImageRecord(image_id=item.image_id, split=split, width=width, height=height,
-                           captions=list(captions.values()), image_path=None if embed else path,
-                           image_bytes=data if embed else None, meta=dict(item.meta))
+        record = ImageRecord(image_id=item.image_id, split=split, width=width, height=height,
+                             captions=list(captions.values()), image_path=None if embed else path,
+                             image_bytes=data if embed else None, meta=dict(item.meta))
+        try:
+            encode_record(record)
+        except (UnicodeEncodeError, TypeError, ValueError, OverflowError) as err:
+            raise Rejection("invalid_utf8_field", f"a path or meta value cannot be stored ({err})"[:300]) from None
+        self.last_digest = hashlib.sha256(data).hexdigest()
+        return record
 
     def _caption(self, raw: object) -> Caption:
         """A checked Caption: a reader's full Caption keeps its source, kind, provenance and scores (lossless
@@ -149,10 +163,7 @@ def _images_root(fmt: IngestFormat, annotations: str, images: str | os.PathLike 
 def _path_prefix(store: CaptionStore, images: Path) -> str:
     """The prefix that makes a path under ``images`` relative to the store's image root (recording the root
     on a store that has none yet); an error when ``images`` lies outside that root."""
-    stored = store.info.get("image_root")
-    if stored is None:
-        store.set_info(image_root=os.path.abspath(images))
-        return ""
+    stored = store.claim_image_root(images)
     root_real, images_real = os.path.realpath(stored), os.path.realpath(images)
     if os.path.commonpath([root_real, images_real]) != root_real:
         raise VLForgeError(f"store {store.path!r} keeps image paths relative to {stored!r}, and --images "
@@ -161,12 +172,17 @@ def _path_prefix(store: CaptionStore, images: Path) -> str:
     return "" if rel == "." else rel.replace(os.sep, "/") + "/"
 
 
-def _commit(store: CaptionStore, batch: list[ImageRecord], summary: IngestSummary) -> None:
+def _commit(store: CaptionStore, batch: list[ImageRecord], summary: IngestSummary, skip_log: Counter[str]) -> None:
     result = store.put_records(batch, batch_size=len(batch))
     summary.added += result.added
     summary.merged += result.merged
     summary.captions_added += result.captions_added
     summary.split_conflicts += result.split_conflicts
+    if result.image_conflicts:
+        summary.skipped["id_conflict"] += result.image_conflicts
+        for image_id in result.conflict_ids:
+            _log_skip(skip_log, f"image id {image_id!r}: skipped", "id_conflict",
+                      "the store holds this id for a different image; nothing merged")
     log.info("committed %d records (%d so far)", len(batch), summary.went_in)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tarfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -44,6 +45,8 @@ def read_shard(shard: str, build: SampleBuilder | None = None) -> Iterator[Sourc
     build = build or _sample
     shard_name = Path(shard).name
     try:
+        if not stat.S_ISREG(os.stat(shard).st_mode):  # a FIFO or a device would block the read
+            raise VLForgeError(f"annotation file {shard!r} is not a regular file")
         archive = tarfile.open(shard, mode="r|*")
     except (tarfile.TarError, OSError) as err:
         raise VLForgeError(f"annotation file {shard!r} is not a readable tar shard: {err}") from None

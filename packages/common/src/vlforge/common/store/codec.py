@@ -4,6 +4,9 @@ Keys (one LMDB database, byte-sorted, so every scan is deterministic):
 
 - ``meta/info``   JSON object: store-level metadata, always holding ``schema_version``.
 - ``meta/counts`` JSON object: images, captions, splits, by_source, by_kind; updated in every write transaction.
+- ``meta/writers`` JSON integer: how many writer sessions (store objects opened for writing) have written.
+- ``meta/removed`` present only in a store its creator removed (see ``CaptionStore.remove_if_unused``): every later
+  write transaction refuses, so a writer that still had it open fails loudly instead of writing into a deleted file.
 - ``rec/<id>``    msgpack array: one :class:`~vlforge.common.records.ImageRecord` as RECORD_FIELDS, its captions
   as arrays of CAPTION_FIELDS (arrays, not maps: no key strings to store or decode, ~3x faster to read).
 - ``split/<split>\\x00<ordinal>`` the image id (UTF-8) of the ordinal-th image added to that split; ordinals are
@@ -27,6 +30,8 @@ from vlforge.common.records import Caption, ImageRecord
 SCHEMA_VERSION = 1
 INFO_KEY = b"meta/info"
 COUNTS_KEY = b"meta/counts"
+REMOVED_KEY = b"meta/removed"
+WRITERS_KEY = b"meta/writers"
 RECORD_PREFIX = b"rec/"
 SPLIT_PREFIX = b"split/"
 RECORD_FIELDS = ("image_id", "split", "width", "height", "captions", "image_path", "image_bytes", "meta")
@@ -94,7 +99,9 @@ def encode_json(obj: Any) -> bytes:
     return json.dumps(obj, sort_keys=True, ensure_ascii=False).encode("utf-8")
 
 
-def decode_json(raw: bytes, key: bytes) -> Any:
+def decode_json(raw: bytes | None, key: bytes) -> Any:
+    if raw is None:
+        raise VLForgeError(f"store key {_show(key)} is missing (a damaged store; run `vlforge-store verify`)")
     try:
         return json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:

@@ -80,12 +80,34 @@ def environment(key: str) -> lmdb.Environment:
 
 
 def open_environment(path: str, readonly: bool, lock: bool, map_size: int, create: bool = False) -> lmdb.Environment:
+    """Open the environment and check ``data.mdb`` holds every page its meta page names, before any page is read
+    through the memory map (reading a page past the end of a truncated file is a SIGBUS, not an error)."""
     try:
-        return lmdb.open(path, subdir=True, readonly=readonly, lock=lock, create=create, map_size=map_size,
-                         max_dbs=0, readahead=False, meminit=False, max_readers=1024)
+        env = lmdb.open(path, subdir=True, readonly=readonly, lock=lock, create=create, map_size=map_size,
+                        max_dbs=0, readahead=False, meminit=False, max_readers=1024)
     except lmdb.Error as err:
         hint = " (a read-only location needs lock=False)" if readonly and lock else ""
         raise VLForgeError(f"cannot open store {path!r}: {err}{hint}") from None
+    try:
+        check_file_size(path, env)
+    except BaseException:
+        env.close()
+        raise
+    return env
+
+
+def check_file_size(path: str, env: lmdb.Environment) -> None:
+    """A one-line error when ``data.mdb`` is shorter than (last page + 1) x page size of the newest meta page.
+
+    LMDB writes data pages before the meta page that names them, so a committed store is never shorter; a shorter
+    file was truncated (a failed copy, a full disk, a damaged medium). The meta pages are read with pread at open.
+    """
+    data_file = os.path.join(path, "data.mdb")
+    size = os.stat(data_file).st_size
+    needed = (env.info()["last_pgno"] + 1) * env.stat()["psize"]
+    if size < needed:
+        raise VLForgeError(f"store {path!r} is damaged: data.mdb has {size} bytes but its last committed page needs "
+                           f"{needed} (the file was truncated); restore it from a copy")
 
 
 def _close(shared: _Shared) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from vlforge.common.atomic_file import check_output_path
 from vlforge.common.errors import VLForgeError
 from vlforge.common.progress import track
 from vlforge.common.records import ImageRecord
@@ -51,7 +52,9 @@ def export_store(store: CaptionStore, fmt: str, out: str | os.PathLike,
     selection = selection or ExportSelection()
     if not lossless:
         selection = selection.for_caption_format()
-    out = os.fspath(out)
+    out = check_output_path(out, inputs=[store.path], folder=fmt == "webdataset")  # never over the store itself
+    if options.get("images_dir") is not None:
+        check_output_path(options["images_dir"], inputs=[store.path], folder=True)
     if fmt != "webdataset":
         try:
             os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)

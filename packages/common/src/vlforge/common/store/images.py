@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import os
+import stat
+from typing import BinaryIO
 
 from PIL import Image, UnidentifiedImageError
 
@@ -29,10 +32,32 @@ def resolve_image_path(root: str | os.PathLike, path: str, what: str) -> str:
     return full
 
 
+def open_regular_file(path: str | os.PathLike) -> BinaryIO:
+    """A binary file object for a regular file (see ``read_regular_file``); the caller closes it."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "is a directory", os.fspath(path))
+        if not stat.S_ISREG(mode):
+            raise OSError(errno.EINVAL, "not a regular file", os.fspath(path))
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb", closefd=True)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_regular_file(path: str | os.PathLike) -> bytes:
+    """The bytes of a regular file. Opened non-blocking and checked with fstat first, so a FIFO, a device or a socket
+    named where a file is expected is an OSError (EINVAL), never a read that blocks forever."""
+    with open_regular_file(path) as f:
+        return f.read()
+
+
 def read_image_file(full_path: str, what: str) -> bytes:
     try:
-        with open(full_path, "rb") as f:
-            return f.read()
+        return read_regular_file(full_path)
     except FileNotFoundError:
         raise VLForgeError(f"{what}: image file {full_path!r} is missing") from None
     except OSError as err:

@@ -16,9 +16,14 @@ Concurrency model
 from __future__ import annotations
 
 import datetime as _dt
+import errno
+import hashlib
 import os
+import shutil
+import tempfile
+import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any, TypeVar
 
@@ -37,23 +42,32 @@ DEFAULT_MAP_SIZE = 64 << 20
 _READ_CHUNK = 512
 _SCAN_CHUNK = 4096
 _MAX_RESIZE_RETRIES = 64
+_MAX_CREATE_RETRIES = 500
+
+
+_MAX_CONFLICT_IDS = 1000
 
 
 @dataclass
 class PutResult:
-    """What a bulk put did: new images, images merged into existing ones, captions actually added, and records
-    whose incoming split differed from the stored one (the stored split is kept)."""
+    """What a bulk put did: new images, images merged into existing ones, captions actually added, records whose
+    incoming split differed from the stored one (the stored split is kept), and records refused because their id is
+    stored for a different image (``image_conflicts``; the first ids in ``conflict_ids``)."""
 
     added: int = 0
     merged: int = 0
     captions_added: int = 0
     split_conflicts: int = 0
+    image_conflicts: int = 0
+    conflict_ids: list[str] = field(default_factory=list)
 
     def __iadd__(self, other: PutResult) -> PutResult:
         self.added += other.added
         self.merged += other.merged
         self.captions_added += other.captions_added
         self.split_conflicts += other.split_conflicts
+        self.image_conflicts += other.image_conflicts
+        self.conflict_ids.extend(other.conflict_ids[:_MAX_CONFLICT_IDS - len(self.conflict_ids)])
         return self
 
 
@@ -77,11 +91,17 @@ class CaptionStore:
         self._map_size = int(map_size)
         self._image_root_override = os.fspath(image_root) if image_root is not None else None
         self._key: str | None = None
+        self.created = False  # True only on the object whose create() made the store (see remove_if_unused)
+        self._writer_noted = False
         if not readonly and not os.access(self.path, os.W_OK):
             raise VLForgeError(f"store directory {self.path!r} is not writable")
         self._key = environments.acquire(self.path, writable=not readonly, lock=lock, map_size=self._map_size)
         try:
-            raw = self._read(lambda txn: txn.get(codec.INFO_KEY))
+            raw, removed = self._read(lambda txn: (txn.get(codec.INFO_KEY), txn.get(codec.REMOVED_KEY)))
+            if removed is not None:
+                if initialize:
+                    raise _StoreRemoved
+                raise VLForgeError(f"store {self.path!r} was removed by the failed ingest that created it; run again")
             if raw is None and initialize:
                 raw = self._write(lambda txn: _initialize(txn, self.path))
             if raw is None:
@@ -98,27 +118,64 @@ class CaptionStore:
                info: dict[str, Any] | None = None, map_size: int = DEFAULT_MAP_SIZE) -> CaptionStore:
         """Create a store directory (or open an existing store for writing) and record its metadata.
 
-        A new store records schema_version, created (UTC ISO time), created_by, image_root (absolute) and ``info``
-        in its first transaction (a store whose creation was killed is empty and is initialised again).
-        For an existing store, ``image_root`` and ``info`` (when given) update its metadata.
+        Creation is atomic: the store is initialised (schema_version, created (UTC ISO time), created_by,
+        image_root None) in a hidden folder beside ``path`` and renamed into place, so a concurrent opener sees either
+        no store or a complete one, and exactly one of two concurrent creators creates it (its ``created`` is True).
+        ``image_root`` is recorded when the store has none (see ``claim_image_root``); ``info`` updates metadata.
         """
         path = os.fspath(path)
         if os.path.exists(path) and not os.path.isdir(path):
             raise VLForgeError(f"store path {path!r} exists and is not a directory")
         if os.path.isdir(path) and not set(os.listdir(path)) <= {"data.mdb", "lock.mdb"}:
             raise VLForgeError(f"{path!r} is a non-empty directory that is not a vlforge store")
-        try:
-            os.makedirs(path, exist_ok=True)
-        except OSError as err:
-            raise VLForgeError(f"cannot create store directory {path!r}: {err.strerror or err}") from None
         store = cls.__new__(cls)
-        store._open(path, readonly=False, image_root=None, lock=True, map_size=map_size, initialize=True)
-        updates = dict(info or {})
+        for _ in range(_MAX_CREATE_RETRIES):  # a store being removed by its creator is waited out, then made again
+            created = not os.path.isfile(os.path.join(path, "data.mdb")) and _create_atomically(path, map_size)
+            try:
+                store._open(path, readonly=False, image_root=None, lock=True, map_size=map_size, initialize=True)
+                break
+            except _StoreRemoved:
+                time.sleep(0.01)
+        else:
+            raise VLForgeError(f"store {path!r} kept being removed while it was opened; run again")
+        store.created = created
+        store._writer_noted = created  # the creation transaction counted this writer
         if image_root is not None:
-            updates["image_root"] = os.path.abspath(os.fspath(image_root))
-        if updates:
-            store.set_info(**updates)
+            store.claim_image_root(image_root)
+        if info:
+            store.set_info(**info)
         return store
+
+    def remove_if_unused(self) -> bool:
+        """Remove the store if this object created it and no image and no other writer's transaction reached it.
+
+        The check and a ``meta/removed`` tombstone are one write transaction (under LMDB's writer lock), so a writer
+        that opened the store before the removal never writes into the deleted file: if it had written nothing yet,
+        its next write creates the store again and goes there; otherwise (impossible here: the check saw only one
+        writer) it fails with an error. Returns whether the store was removed.
+        """
+        if not self.created or self._key is None:
+            return False
+
+        def txn_fn(txn: lmdb.Transaction) -> bool:
+            counts = codec.decode_json(txn.get(codec.COUNTS_KEY), codec.COUNTS_KEY)
+            writers = codec.decode_json(txn.get(codec.WRITERS_KEY) or b"1", codec.WRITERS_KEY)
+            if counts.get("images") or writers != 1:
+                return False
+            txn.put(codec.REMOVED_KEY, b"1")
+            return True
+
+        removed = self._write(txn_fn)
+        self.close()
+        if removed:  # moved away in one rename, so no one opens a half-deleted environment; then deleted
+            parent = os.path.dirname(os.path.abspath(self.path))
+            graveyard = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(self.path))}.removed-", dir=parent)
+            try:
+                os.rename(self.path, os.path.join(graveyard, "store"))
+            except OSError:
+                pass
+            shutil.rmtree(graveyard, ignore_errors=True)
+        return removed
 
     # ----------------------------------------------------------------- environment
     def _env_now(self) -> lmdb.Environment:
@@ -134,21 +191,61 @@ class CaptionStore:
                     return fn(txn)
             except lmdb.MapResizedError:
                 env.set_mapsize(0)
+            except lmdb.Error as err:
+                raise _damaged(self.path, err) from None
         raise VLForgeError(f"store {self.path!r}: the map kept growing while reading; retry")
 
     def _write(self, fn: Callable[[lmdb.Transaction], T]) -> T:
-        """Run ``fn`` in one write transaction; on a full map, abort, double the map and redo it."""
+        """Run ``fn`` in one write transaction; on a full map, abort, double the map and redo it.
+
+        Every transaction first refuses a store its creator removed (``remove_if_unused``) and, on this object's first
+        write, counts one more writer session in ``meta/writers``."""
         if self.readonly:
             raise VLForgeError(f"store {self.path!r} is open read-only; open it with readonly=False to write")
         env = self._env_now()
+
+        def guarded(txn: lmdb.Transaction) -> T:
+            if txn.get(codec.REMOVED_KEY) is not None:
+                raise _StoreRemoved
+            if not self._writer_noted:
+                writers = codec.decode_json(txn.get(codec.WRITERS_KEY) or b"1", codec.WRITERS_KEY)
+                txn.put(codec.WRITERS_KEY, codec.encode_json(writers + 1))
+            return fn(txn)
+
         while True:
             try:
                 with env.begin(write=True) as txn:
-                    return fn(txn)
+                    result = guarded(txn)
+                self._writer_noted = True
+                return result
+            except _StoreRemoved:
+                if self._writer_noted:
+                    raise VLForgeError(f"store {self.path!r} was removed by the failed ingest that created it while "
+                                       "this writer had it open; nothing more was written; run again") from None
+                env = self._recreate()  # nothing of ours was in it: create the store again and write there
             except lmdb.MapFullError:
                 env.set_mapsize(env.info()["map_size"] * 2)
             except lmdb.MapResizedError:
                 env.set_mapsize(0)
+            except lmdb.Error as err:
+                raise _damaged(self.path, err) from None
+
+    def _recreate(self) -> lmdb.Environment:
+        """Create the store again (atomically; or join whoever did first) after its creator removed it."""
+        environments.release(self._key)
+        self._key = None
+        for _ in range(_MAX_CREATE_RETRIES):
+            if not os.path.isfile(os.path.join(self.path, "data.mdb")):
+                _create_atomically(self.path, self._map_size)
+            self._key = environments.acquire(self.path, writable=True, lock=True, map_size=self._map_size)
+            raw, removed = self._read(lambda txn: (txn.get(codec.INFO_KEY), txn.get(codec.REMOVED_KEY)))
+            if removed is None and raw is not None:
+                self._info = codec.decode_json(raw, codec.INFO_KEY)
+                return self._env_now()
+            environments.release(self._key)  # still the removed store, before its creator moved it away
+            self._key = None
+            time.sleep(0.01)
+        raise VLForgeError(f"store {self.path!r} kept being removed while this writer used it; run again")
 
     def close(self) -> None:
         """Release this object's use of the environment (closed when no store object in the process uses it)."""
@@ -186,17 +283,38 @@ class CaptionStore:
         return dict(self._info)
 
     def set_info(self, **updates: Any) -> None:
-        """Update store-level metadata in one transaction; the schema version cannot be changed here."""
+        """Update store-level metadata in one transaction; the schema version cannot be changed here, and the image
+        root only while no record has an image path (they are relative to it)."""
         if "schema_version" in updates:
             raise VLForgeError("set_info cannot change schema_version")
 
         def txn_fn(txn: lmdb.Transaction) -> dict[str, Any]:
             info = codec.decode_json(txn.get(codec.INFO_KEY), codec.INFO_KEY)
+            old_root = info.get("image_root")
+            if "image_root" in updates and old_root and updates["image_root"] != old_root \
+                    and _has_path_images(txn):
+                raise VLForgeError(f"store {self.path!r} keeps image paths relative to {old_root!r}; its image root "
+                                   f"cannot change to {updates['image_root']!r}")
             info.update(updates)
             txn.put(codec.INFO_KEY, codec.encode_json(info))
             return info
 
         self._info = self._write(txn_fn)
+
+    def claim_image_root(self, images: str | os.PathLike) -> str:
+        """The store's image root, recording ``images`` (absolute) first if it has none, in one write transaction,
+        so two writers starting on a fresh store agree on one root (the second one sees the first one's)."""
+        wanted = os.path.abspath(os.fspath(images))
+
+        def txn_fn(txn: lmdb.Transaction) -> dict[str, Any]:
+            info = codec.decode_json(txn.get(codec.INFO_KEY), codec.INFO_KEY)
+            if info.get("image_root") is None:
+                info["image_root"] = wanted
+                txn.put(codec.INFO_KEY, codec.encode_json(info))
+            return info
+
+        self._info = self._write(txn_fn)
+        return self._info["image_root"]
 
     @property
     def image_root(self) -> str | None:
@@ -204,7 +322,12 @@ class CaptionStore:
 
     def counts(self) -> StoreCounts:
         """{"images", "captions", "splits": {split: images}, "by_source": {source: captions}, "by_kind": {...}}."""
-        return codec.decode_json(self._read(lambda txn: txn.get(codec.COUNTS_KEY)), codec.COUNTS_KEY)
+        counts = codec.decode_json(self._read(lambda txn: txn.get(codec.COUNTS_KEY)), codec.COUNTS_KEY)
+        if not isinstance(counts, dict) or not all(isinstance(counts.get(k), int) for k in ("images", "captions")) \
+                or not all(isinstance(counts.get(k), dict) for k in ("splits", "by_source", "by_kind")):
+            raise VLForgeError(f"store {self.path!r}: the counts key {codec.COUNTS_KEY.decode()!r} is damaged; "
+                               "run `vlforge-store verify`")
+        return counts
 
     def __len__(self) -> int:
         return self.counts()["images"]
@@ -307,8 +430,11 @@ class CaptionStore:
     def put_records(self, records: Iterable[ImageRecord], batch_size: int = 1000) -> PutResult:
         """Bulk ingest, one transaction per ``batch_size`` records. Idempotent: an image id already stored is merged
         (captions deduplicated by ``Caption.key()``, meta keys updated; the stored split and image are kept, the
-        size too unless it was unknown (0)), never doubled. A structurally invalid record aborts only its own batch,
-        with a VLForgeError."""
+        size too unless it was unknown (0)), never doubled -- but only when it is the same image (same path under
+        the image root, or the same content by SHA-256): a record whose id is stored for a different image is
+        refused and counted (``image_conflicts``), never merged onto it. A structurally invalid record (also one
+        that msgpack cannot encode, e.g. a lone surrogate in a path or meta string) aborts only its own batch, with
+        a VLForgeError naming it."""
         if batch_size < 1:
             raise VLForgeError(f"batch_size must be >= 1, got {batch_size}")
         total = PutResult()
@@ -316,7 +442,7 @@ class CaptionStore:
         while batch := list(islice(iterator, batch_size)):
             for record in batch:
                 _validate(record)
-            total += self._write(lambda txn, batch=batch: _put_batch(txn, batch))
+            total += self._write(lambda txn, batch=batch, root=self.image_root: _put_batch(txn, batch, root))
         return total
 
     def append_captions(self, captions_by_id: dict[str, list[Caption]]) -> int:
@@ -378,8 +504,61 @@ class CaptionStore:
 
 
 # --------------------------------------------------------------------- helpers
+def _create_atomically(path: str, map_size: int) -> bool:
+    """Initialise a store in a hidden folder beside ``path`` and rename it into place; False when another process
+    made ``path`` a store first (then the hidden folder is removed and that store is used)."""
+    parent = os.path.dirname(os.path.abspath(path)) or "."
+    try:
+        os.makedirs(parent, exist_ok=True)
+        staging = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(path))}.creating-", dir=parent)
+    except OSError as err:
+        raise VLForgeError(f"cannot create store directory {path!r}: {err.strerror or err}") from None
+    try:
+        env = environments.open_environment(staging, readonly=False, lock=True, map_size=map_size, create=True)
+        try:
+            with env.begin(write=True) as txn:
+                _initialize(txn, path)
+                txn.put(codec.WRITERS_KEY, codec.encode_json(1))
+        finally:
+            env.close()
+        try:
+            os.rename(staging, path)  # atomic; onto an existing non-empty folder it fails
+            return True
+        except OSError as err:
+            if err.errno not in (errno.EEXIST, errno.ENOTEMPTY) or not os.path.isfile(os.path.join(path, "data.mdb")):
+                raise VLForgeError(f"cannot create store directory {path!r}: {err.strerror or err}") from None
+            return False
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+class _StoreRemoved(Exception):
+    """Raised inside a write transaction that found the ``meta/removed`` tombstone (the transaction aborts)."""
+
+
+def _damaged(path: str, err: lmdb.Error) -> VLForgeError:
+    return VLForgeError(f"store {path!r} is damaged or unreadable ({type(err).__name__}: "
+                        f"{str(err).splitlines()[0] if str(err) else 'no detail'}); run `vlforge-store verify`")
+
+
+def _has_path_images(txn: lmdb.Transaction) -> bool:
+    cursor = txn.cursor()
+    if not cursor.set_range(codec.RECORD_PREFIX):
+        return False
+    for key, raw in cursor:
+        if not key.startswith(codec.RECORD_PREFIX):
+            return False
+        if codec.decode_record(raw, key).image_path is not None:
+            return True
+    return False
+
+
 def _initialize(txn: lmdb.Transaction, path: str) -> bytes:
-    """First transaction of a new store: metadata and zero counts (refused if the environment holds other data)."""
+    """First transaction of a new store: metadata and zero counts (refused if the environment holds other data;
+    when another writer initialised it first, its metadata is kept)."""
+    existing = txn.get(codec.INFO_KEY)
+    if existing is not None:
+        return existing
     if txn.stat()["entries"]:
         raise VLForgeError(f"{path!r} is an LMDB environment with data but no vlforge metadata: not a vlforge store")
     raw = codec.encode_json({"schema_version": codec.SCHEMA_VERSION,
@@ -433,6 +612,10 @@ def _validate(record: Any) -> None:
         raise VLForgeError(f"record {rid!r}: image_bytes must be bytes")
     for caption in record.captions:
         _validate_caption(caption, rid)
+    try:
+        codec.encode_record(record)
+    except (UnicodeEncodeError, TypeError, ValueError, OverflowError) as err:
+        raise VLForgeError(f"record {rid!r} cannot be stored: {type(err).__name__}: {err}") from None
 
 
 def _add_new_captions(record: ImageRecord, captions: Iterable[Caption]) -> int:
@@ -446,7 +629,31 @@ def _add_new_captions(record: ImageRecord, captions: Iterable[Caption]) -> int:
     return added
 
 
-def _put_batch(txn: lmdb.Transaction, batch: list[ImageRecord]) -> PutResult:
+def image_digest(record: ImageRecord, root: str | None) -> str | None:
+    """SHA-256 of the record's encoded image (embedded bytes, or its file under ``root``); None if unreadable."""
+    if record.image_bytes is not None:
+        return hashlib.sha256(record.image_bytes).hexdigest()
+    if not root or not record.image_path:
+        return None
+    try:
+        return hashlib.sha256(read_image_file(resolve_image_path(root, record.image_path, "image"), "image")
+                              ).hexdigest()
+    except VLForgeError:
+        return None
+
+
+def same_image(stored: ImageRecord, incoming: ImageRecord, root: str | None) -> bool:
+    """Whether two records of one id hold the same image: the same path under one root, the same bytes, or the
+    same content hash; an image that cannot be read is never assumed to be the same."""
+    if stored.image_path is not None and stored.image_path == incoming.image_path:
+        return True
+    if stored.image_bytes is not None and incoming.image_bytes is not None:
+        return stored.image_bytes == incoming.image_bytes
+    digest = image_digest(stored, root)
+    return digest is not None and digest == image_digest(incoming, root)
+
+
+def _put_batch(txn: lmdb.Transaction, batch: list[ImageRecord], root: str | None) -> PutResult:
     result = PutResult()
     counts = codec.decode_json(txn.get(codec.COUNTS_KEY), codec.COUNTS_KEY)
     for incoming in batch:
@@ -462,6 +669,11 @@ def _put_batch(txn: lmdb.Transaction, batch: list[ImageRecord]) -> PutResult:
             result.added += 1
         else:
             record = codec.decode_record(raw, key)
+            if not same_image(record, incoming, root):
+                result.image_conflicts += 1
+                if len(result.conflict_ids) < _MAX_CONFLICT_IDS:
+                    result.conflict_ids.append(incoming.image_id)
+                continue
             add_record(counts, record, -1)
             if incoming.split != record.split:
                 result.split_conflicts += 1

@@ -1,5 +1,7 @@
 """Merge stores into one: records merged by image id, captions deduplicated (CaptionStore.put_records semantics,
-so the first store's split wins on a conflict), image roots handled so every path image stays loadable.
+so the first store's split wins on a conflict), image roots handled so every path image stays loadable. A record
+whose id the output already holds for a different image (compared by path, bytes or SHA-256 of the content) is
+never merged onto it: it is left out and counted (``PutResult.image_conflicts``, ids in ``conflict_ids``).
 
 Image roots: by default the output is RE-ROOTED at the deepest folder holding every input's image root and each
 path is rewritten relative to it (it never gains a '..'); an output that already holds path images under another

@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as _dt
 import os
 
@@ -55,7 +54,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_ingest(args: argparse.Namespace) -> int:
-    is_new = not os.path.exists(args.store)
     store = CaptionStore.create(args.store)
     try:
         summary = ingest(store, args.fmt, args.annotations, args.images, embed_images=args.embed_images,
@@ -69,20 +67,11 @@ def run_ingest(args: argparse.Namespace) -> int:
             "embed_images": args.embed_images,
             "time": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
             "added": summary.added, "merged": summary.merged, "captions_added": summary.captions_added}])
-    except VLForgeError:
-        if is_new and not store.counts()["images"]:
-            _remove_empty_store(store)
+    except BaseException:
+        # Undo only this run's creation: the store goes only if this run created it and no image and no other
+        # writer reached it (checked under the writer lock; see CaptionStore.remove_if_unused).
+        store.remove_if_unused()
         raise
     finally:
         store.close()
     return 0
-
-
-def _remove_empty_store(store: CaptionStore) -> None:
-    """Undo the creation of a store that received nothing (only LMDB's two files, in the folder we made)."""
-    store.close()
-    for name in ("data.mdb", "lock.mdb"):
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(os.path.join(store.path, name))
-    with contextlib.suppress(OSError):
-        os.rmdir(store.path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from vlforge.common.store import CaptionStore
 from vlforge.common.store.export import record_json
@@ -86,7 +87,12 @@ def _show(args: argparse.Namespace) -> int:
 def _merge(args: argparse.Namespace) -> int:
     result = merge_stores(args.out, args.stores, embed_images=args.embed_images)
     print(f"merged {len(args.stores)} stores into {args.out}: {result.added} images added, {result.merged} merged, "
-          f"{result.captions_added} captions added, {result.split_conflicts} split conflicts (first split kept)")
+          f"{result.captions_added} captions added, {result.split_conflicts} split conflicts (first split kept), "
+          f"{result.image_conflicts} id conflicts (same id, different image: not merged)")
+    if result.image_conflicts:
+        shown = ", ".join(repr(i) for i in result.conflict_ids[:_MAX_PROBLEMS_SHOWN])
+        print(f"warning: {result.image_conflicts} records were left out because OUT holds their id for a different "
+              f"image (they stay in their input store): {shown}", file=sys.stderr)
     return 0
 
 

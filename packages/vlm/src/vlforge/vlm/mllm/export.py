@@ -20,7 +20,7 @@ import yaml
 from jsonargparse import ArgumentError, ArgumentParser
 from transformers import LlavaForConditionalGeneration
 
-from vlforge.common.checkpoint import read_checkpoint_state_dict
+from vlforge.common.checkpoint import allowed_class, read_checkpoint_state_dict
 from vlforge.common.errors import VLForgeError
 from vlforge.common.runs import find_run_config
 
@@ -40,7 +40,7 @@ def class_paths(config: Any) -> list[str]:
 def instantiate_module(module_config: dict[str, Any], where: Path) -> torch.nn.Module:
     """The LitModule of a run config's ``model:`` entry, built by jsonargparse as LightningCLI built it (nested
     class_paths, dataclass arguments from the type hints)."""
-    parser = ArgumentParser(exit_on_error=False)
+    parser = ArgumentParser(exit_on_error=False, allow_abbrev=False)
     parser.add_subclass_arguments(torch.nn.Module, "model", required=True)
     try:
         return parser.instantiate_classes(parser.parse_object({"model": module_config})).model
@@ -63,6 +63,11 @@ def lit_module_from_checkpoint(checkpoint: str | os.PathLike, run_config: str | 
     if outside:
         raise VLForgeError(f"run config {config_path}: class_path {outside[0]!r} is outside the "
                            f"{ALLOWED_NAMESPACE.rstrip('.')} namespace; it is not instantiated")
+    for path in class_paths(module_config):  # and each must be a class defined there, not a re-exported callable
+        try:
+            allowed_class(path)
+        except VLForgeError as err:
+            raise VLForgeError(f"run config {config_path}: {err}") from None
     module = instantiate_module(module_config, config_path)
     state = read_checkpoint_state_dict(checkpoint)
     try:

@@ -1,0 +1,65 @@
+"""Writing an output file safely: atomically (a temporary file in the same folder, flushed, then renamed over the
+target, so a killed writer leaves the old file or the new one, never half of one) and never onto its own input."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import tempfile
+from collections.abc import Iterable, Iterator
+from typing import IO
+
+from vlforge.common.errors import VLForgeError
+
+
+def check_output_path(out: str | os.PathLike, inputs: Iterable[str | os.PathLike] = (), folder: bool = False) -> str:
+    """``out`` as a string, after refusing an output that is one of ``inputs``, lies inside an input folder (a
+    store directory) or exists and is not a regular file (a FIFO or a device would block or be destroyed; with
+    ``folder``, an output folder, it must be a directory)."""
+    out = os.fspath(out)
+    real_out = os.path.realpath(out)
+    for source in inputs:
+        real_in = os.path.realpath(os.fspath(source))
+        if real_out == real_in or (os.path.isdir(real_in) and os.path.commonpath([real_in, real_out]) == real_in):
+            raise VLForgeError(f"output {out!r} would overwrite the input {os.fspath(source)!r}; write elsewhere")
+    try:
+        mode = os.stat(out).st_mode
+    except FileNotFoundError:
+        return out
+    except OSError as err:
+        raise VLForgeError(f"output {out!r} cannot be checked: {err.strerror or err}") from None
+    if folder and not stat.S_ISDIR(mode):
+        raise VLForgeError(f"output folder {out!r} exists and is not a directory")
+    if not folder and not stat.S_ISREG(mode):
+        raise VLForgeError(f"output {out!r} exists and is not a regular file")
+    return out
+
+
+@contextlib.contextmanager
+def atomic_output(out: str | os.PathLike, inputs: Iterable[str | os.PathLike] = (), binary: bool = False,
+                  newline: str | None = None) -> Iterator[IO]:
+    """A file object whose content replaces ``out`` only when the block ends without an exception."""
+    out = check_output_path(out, inputs)
+    parent = os.path.dirname(os.path.abspath(out))
+    try:
+        os.makedirs(parent, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(out)}.", suffix=".tmp", dir=parent)
+    except OSError as err:
+        raise VLForgeError(f"cannot write {out!r}: {err.strerror or err}") from None
+    try:
+        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8", "newline": newline})
+                       ) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, out)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+
+
+def write_atomically(out: str | os.PathLike, data: str | bytes, inputs: Iterable[str | os.PathLike] = ()) -> None:
+    with atomic_output(out, inputs, binary=isinstance(data, bytes)) as f:
+        f.write(data)
