@@ -65,8 +65,7 @@ GT = "gt"  # ground-truth captions: a perfect captioner, the upper bound of an o
 
 # ---------------------------------------------------------------------------------------------- configuration
 def load_experiment(paths: list[str]) -> dict[str, Any]:
-    """The experiment: the first YAML with every later one merged over it (mappings merge, lists replace; a
-    captioner set to null in a later file is dropped)."""
+    """The experiment: the first YAML with every later one merged over it (mappings merge, lists replace)."""
     merged = OmegaConf.create({})
     for path in paths:
         if not Path(path).is_file():
@@ -85,7 +84,6 @@ def load_experiment(paths: list[str]) -> dict[str, Any]:
     for key in ("name", "captioners", "clip"):
         if key not in exp:
             raise VLForgeError(f"experiment config {paths[0]}: missing key {key!r}")
-    exp["captioners"] = {name: spec for name, spec in exp["captioners"].items() if spec is not None}
     if ("world" in exp) == ("store" in exp):
         raise VLForgeError(
             f"experiment config {paths[0]}: give exactly one of 'world' (generate ShapesWorld) "

