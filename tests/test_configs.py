@@ -84,6 +84,18 @@ def _declared_stack(path: Path) -> list[str]:
     return stack
 
 
+def _model_class_path(stack: list[str]) -> str:
+    """The model class_path that the last file of the stack naming one sets: what the CLI must build."""
+    from vlforge.common.cli import resolve_config
+
+    found = ""
+    for item in stack:
+        model = (yaml.safe_load(Path(resolve_config(item)).read_text()) or {}).get("model")
+        if isinstance(model, dict) and model.get("class_path"):
+            found = model["class_path"]
+    return found
+
+
 def test_the_shipped_presets_are_found() -> None:
     names = {p.name for p in _all_yaml()}
     assert {
@@ -111,11 +123,12 @@ def test_yaml_parses_and_instantiates(path: Path, tmp_path: Path) -> None:
     if content.get("gradient_checkpointing"):
         # the toy network has nothing to checkpoint: validate the switch on a tiny GPT-2 elsewhere
         args += ["--gradient_checkpointing", "false"]
+    expected = _model_class_path([str(TOY_BASE), *_declared_stack(path), str(path)])
     cli = check_config(_console_of(path), args, instantiate=not _parse_only(path))
     if _parse_only(path):
-        assert cli.config.model.class_path != "toy_lightning.ToyLitModule"
+        assert cli.config.model.class_path == expected
     else:
-        assert cli.model is not None and cli.trainer is not None
+        assert f"{type(cli.model).__module__}.{type(cli.model).__qualname__}" == expected
 
 
 def _training_configs() -> list[Path]:

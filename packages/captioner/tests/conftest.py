@@ -1,9 +1,8 @@
-"""Shared fixtures: the tiny LLaVA preset (built once per session), small RGB images, a reward trace."""
+"""Shared fixtures: the tiny LLaVA preset (built once per session), small RGB images."""
 
 import numpy as np
 import pytest
 import torch
-from lightning.pytorch.callbacks import Callback
 from PIL import Image
 
 from vlforge.common.presets import build_preset
@@ -34,27 +33,3 @@ def llava():
 def images():
     rng = np.random.default_rng(0)
     return [Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)) for _ in range(4)]
-
-
-class RewardTrace(Callback):
-    """(chosen reward, rejected reward, collapse flag) of every preference training step."""
-
-    def __init__(self):
-        self.rows = []
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        m = trainer.callback_metrics
-        self.rows.append((float(m["train/rewards_chosen"]), float(m["train/rewards_rejected"]),
-                          float(m["train/collapse"])))
-
-    def summary(self):
-        """Mean chosen and rejected reward over the last 10 steps, and whether collapse was ever flagged."""
-        last = self.rows[-10:]
-        return (sum(r[0] for r in last) / len(last), sum(r[1] for r in last) / len(last),
-                max(r[2] for r in self.rows))
-
-
-@pytest.fixture
-def reward_trace():
-    """The RewardTrace class (one fresh callback per training run)."""
-    return RewardTrace

@@ -153,8 +153,12 @@ def test_cli_generate_and_analyze(store, tmp_path, capsys):
         == 0
     )
     saved = json.loads((tmp_path / "a" / "analysis.json").read_text())
+    with CaptionStore(copy) as written:  # reference: the generated captions as stored
+        texts = [c.text for r in written.iter_records(source="tiny_blip_descriptive")
+                 for c in r.captions if c.source == "tiny_blip_descriptive"]
+    assert len(texts) == 2
     assert saved["sources"] == {
-        "tiny_blip_descriptive": {"captions": 2, "empty": saved["sources"]["tiny_blip_descriptive"]["empty"]}
+        "tiny_blip_descriptive": {"captions": 2, "empty": sum(not t.strip() for t in texts)}
     }
     assert main(["analyze", "--store", str(copy), "--out", str(tmp_path / "b"), "--source", "nobody"]) == 2
     assert capsys.readouterr().err.strip().endswith("has no captions of source 'nobody'")

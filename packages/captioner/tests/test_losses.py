@@ -1,19 +1,17 @@
-"""preference_loss against a direct per-sequence implementation of Eq. 1-4 and against TRL's sigmoid DPO loss."""
+"""preference_loss against a direct per-sequence implementation of Eq. 1-4 and against a real TRL DPOTrainer."""
 
 import math
-from collections import defaultdict
-from types import SimpleNamespace
 
 import pytest
 import torch
-from accelerate import Accelerator
+from datasets import Dataset
 from transformers import LlamaConfig, LlamaForCausalLM
-from trl.trainer.dpo_trainer import DPOTrainer
-from trl.trainer.utils import add_fused_lm_head
+from trl import DPOConfig, DPOTrainer
 
 from vlforge.captioner.logprobs import sequence_logprobs
 from vlforge.captioner.losses import preference_loss
 from vlforge.common.errors import VLForgeError
+from vlforge.common.presets.tokenizer import SPECIAL_TOKENS, train_bpe_tokenizer
 
 
 def _log_sigmoid(x: float) -> float:
@@ -70,45 +68,68 @@ def test_bad_shapes_and_weights_are_one_line_errors():
         preference_loss(x, x, x, x, torch.ones(3), weights=(1.0, 1.0))
 
 
-def _tiny_lm() -> LlamaForCausalLM:
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+def _tiny_lm(vocab_size: int, seed: int) -> LlamaForCausalLM:
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
-    return LlamaForCausalLM(config).eval()
+    return LlamaForCausalLM(config)
 
 
-def test_dpo_term_equals_trl_sigmoid_dpo_loss():
-    """TRL 1.16's DPOTrainer._compute_loss (the real code path, fused LM head and all) on a tiny real Llama, with
-    precomputed reference log-probs; our sequence_logprobs + preference_loss(weights=(1, 0, 0)) must agree."""
-    model = _tiny_lm()
-    add_fused_lm_head(model, outputs=("log_probs", "entropy", "mean_logits", "is_top1"))
-    g = torch.Generator().manual_seed(1)
-    batch, length, beta = 3, 12, 0.1
-    input_ids = torch.randint(1, 50, (2 * batch, length), generator=g)
-    attention_mask = torch.ones_like(input_ids)
-    completion_mask = torch.zeros_like(input_ids)
-    for row, (start, end) in enumerate([(4, 12), (5, 10), (3, 9), (6, 12), (4, 8), (5, 11)]):
-        completion_mask[row, start:end] = 1
-        attention_mask[row, end:] = 0  # right padding
-    ref_chosen = -torch.rand(batch, generator=g) * 30 - 10
-    ref_rejected = -torch.rand(batch, generator=g) * 30 - 10
+# prompt, chosen, rejected; one byte = one token (a BPE without merges), TRL appends EOS to both responses
+EQUAL_CHOSEN = [("the image", "red circles", "a blue square"), ("what is it", "blue square", "a red star"),
+                ("describe", "green stars", "two grey hexagons")]
+UNEQUAL_CHOSEN = [("the image", "red", "a blue square"), ("what is it", "a big blue square", "a red star"),
+                  ("describe", "green stars", "two")]
+LOSS_TYPES = {"dpo": "sigmoid", "bco": "bco_pair", "sft": "sft"}  # vlforge term -> TRL loss type
 
-    trainer_state = SimpleNamespace(
-        accelerator=Accelerator(cpu=True), model=model, ref_model=None, beta=beta, loss_types=["sigmoid"],
-        loss_weights=[1.0], f_divergence_type="reverse_kl", ld_alpha=None, precompute_ref_logps=True,
-        aux_loss_enabled=False, use_weighting=False, label_smoothing=0.0, _total_train_tokens=0, _tp_size=1,
-        _metrics={"train": defaultdict(list), "eval": defaultdict(list)})
-    inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "completion_mask": completion_mask,
-              "ref_chosen_logps": ref_chosen, "ref_rejected_logps": ref_rejected}
+
+def _trl_loss(rows, loss_types: list[str], weights: list[float], beta: float, tmp_path) -> tuple[float, dict, dict]:
+    """A real TRL DPOTrainer (from a DPOConfig) over ``rows``: its loss on one batch of all rows, and that
+    batch's policy and reference log-probs and completion lengths computed the vlforge way."""
+    tokenizer = train_bpe_tokenizer([" ".join(r) for r in rows], vocab_size=len(SPECIAL_TOKENS) + 256)
+    policy, reference = _tiny_lm(len(tokenizer), 0), _tiny_lm(len(tokenizer), 1)
+    config = DPOConfig(output_dir=str(tmp_path / "trl"), loss_type=loss_types, loss_weights=weights, beta=beta,
+                       per_device_train_batch_size=len(rows), report_to=[], use_cpu=True, max_length=None,
+                       dataset_num_proc=None, seed=0)
+    dataset = Dataset.from_list([{"prompt": p, "chosen": c, "rejected": r} for p, c, r in rows])
+    trainer = DPOTrainer(model=policy, ref_model=reference, args=config, train_dataset=dataset,
+                         processing_class=tokenizer)
+    batch = next(iter(trainer.get_train_dataloader()))
     with torch.no_grad():
-        trl_loss = DPOTrainer._compute_loss(trainer_state, model, inputs, return_outputs=False)
-        logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
-    labels = input_ids.masked_fill(completion_mask == 0, -100)
-    logps, lengths = sequence_logprobs(logits, labels)
-    ours = preference_loss(logps[:batch], logps[batch:], ref_chosen, ref_rejected, lengths[:batch], beta=beta,
-                           weights=(1.0, 0.0, 0.0))
-    assert ours["dpo"].item() == pytest.approx(trl_loss.item(), rel=1e-5)
-    assert ours["loss"].item() == pytest.approx(trl_loss.item(), rel=1e-5)
-    metrics = trainer_state._metrics["eval"]  # the model is in eval mode
-    assert ours["chosen_rewards"].mean().item() == pytest.approx(metrics["rewards/chosen"][0], rel=1e-5)
-    assert ours["rejected_rewards"].mean().item() == pytest.approx(metrics["rewards/rejected"][0], rel=1e-5)
+        loss = trainer.compute_loss(trainer.model, batch).item()
+        labels = batch["input_ids"].masked_fill(batch["completion_mask"] == 0, -100)
+        logps = {}
+        for name, model in (("policy", policy), ("reference", reference)):
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            logps[name], lengths = sequence_logprobs(logits, labels)
+    return loss, logps, lengths
+
+
+@pytest.mark.parametrize("rows", [EQUAL_CHOSEN, UNEQUAL_CHOSEN], ids=["equal_chosen_lengths", "unequal"])
+def test_mpo_combination_matches_a_trl_dpo_trainer(rows, tmp_path):
+    """TRL 1.16's DPOTrainer with loss_type ["sigmoid", "bco_pair", "sft"] (MPO's DPO + BCO + SFT) against
+    preference_loss on the same rows and reference log-probs: each term alone, then the weighted sum.
+    Counterparts: sigmoid = Eq. 2 (DPO); bco_pair = Eq. 4 with delta = 0 (TRL's pairwise BCO has no running mean);
+    sft = Eq. 3 when the chosen responses have equal lengths, since TRL averages over all chosen tokens of the
+    batch where Eq. 3 averages each response's mean (-sum log p / sum n, checked on unequal lengths)."""
+    beta, (a1, a2, a3) = 0.5, (0.8, 1.0, 0.2)
+    trl = {}
+    for term, loss_type in LOSS_TYPES.items():
+        trl[term], logps, lengths = _trl_loss(rows, [loss_type], [1.0], beta, tmp_path / term)
+    trl["loss"], logps, lengths = _trl_loss(rows, list(LOSS_TYPES.values()), [a1, a3, a2], beta, tmp_path / "all")
+    n = len(rows)
+    (pc, pr), (rc, rr) = logps["policy"].split(n), logps["reference"].split(n)
+    ours = preference_loss(pc, pr, rc, rr, lengths[:n], beta=beta, delta=0.0, weights=(a1, a2, a3))
+    assert ours["dpo"].item() == pytest.approx(trl["dpo"], rel=1e-5)
+    assert ours["bco"].item() == pytest.approx(trl["bco"], rel=1e-5)
+    token_mean_sft = (-pc.sum() / lengths[:n].sum()).item()
+    assert trl["sft"] == pytest.approx(token_mean_sft, rel=1e-5)
+    if rows is EQUAL_CHOSEN:
+        assert len(set(lengths[:n].tolist())) == 1
+        assert ours["sft"].item() == pytest.approx(trl["sft"], rel=1e-5)
+        assert ours["loss"].item() == pytest.approx(trl["loss"], rel=1e-5)
+    else:
+        assert len(set(lengths[:n].tolist())) == n
+        assert ours["sft"].item() != pytest.approx(trl["sft"], rel=1e-3)  # the documented difference is real
+        combined = a1 * ours["dpo"].item() + a3 * ours["bco"].item() + a2 * token_mean_sft
+        assert trl["loss"] == pytest.approx(combined, rel=1e-5)

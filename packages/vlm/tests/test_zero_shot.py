@@ -17,6 +17,7 @@ from vlforge.common.shapes.vocabulary import COLOURS, SHAPES
 from vlforge.common.store import CaptionStore
 from vlforge.vlm.data import ContrastiveDataModule
 from vlforge.vlm.evaluation import encode_split
+from vlforge.vlm.linear_probe import shapes_linear_probe
 from vlforge.vlm.lit_contrastive import ContrastiveLitModule
 from vlforge.vlm.models import ContrastiveModel, OpenClipImageTower, OpenClipTextTower
 from vlforge.vlm.zero_shot import TEMPLATES, image_folder_zero_shot, shapes_labels, shapes_zero_shot
@@ -157,7 +158,9 @@ def test_validate_logs_zero_shot_and_linear_probe(shapes_store, model):
     assert logged["val/zero_shot_colour_top1"] == pytest.approx(direct["colour"]["top1"], abs=1e-3)
     assert logged["val/zero_shot_colour_top5"] == pytest.approx(direct["colour"]["top5"], abs=1e-3)
     assert logged["val/zero_shot_count_top1"] == pytest.approx(direct["count"]["top1"], abs=1e-3)
-    assert 0.0 <= logged["val/linear_probe_count"] <= 100.0
+    probe_train = encode_split(model, shapes_store, lit.hparams.linear_probe_train_split, image_size=32)
+    probe = shapes_linear_probe(probe_train, val, ["count"])
+    assert logged["val/linear_probe_count"] == pytest.approx(probe["count"]["accuracy"], abs=1e-3)
     assert "val/zero_shot_shape_top1" not in logged and "val/t2i_r1" in logged
     with pytest.raises(VLForgeError, match="'size' is not one of shape, colour, count"):
         ContrastiveLitModule(model, zero_shot_tasks=["size"])

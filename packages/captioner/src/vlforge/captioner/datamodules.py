@@ -6,10 +6,16 @@ import lightning as L
 from torch.utils.data import DataLoader, Dataset
 
 from vlforge.captioner.data import PreferencePairDataset, SFTCaptionDataset
+from vlforge.common.resumable_loader import ResumableDataLoader
 
 
 def _loader(dataset: Dataset, batch_size: int, shuffle: bool, num_workers: int) -> DataLoader:
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers, collate_fn=list,
+    """Training (shuffled): a loader whose epoch order is seeded and whose position is checkpointed, so that
+    ``fit --ckpt_path last`` resumes exactly; evaluation: a plain one."""
+    if shuffle:
+        return ResumableDataLoader(dataset, batch_size, shuffle=True, num_workers=num_workers, collate_fn=list,
+                                   persistent_workers=num_workers > 0)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=list,
                       persistent_workers=num_workers > 0)
 
 

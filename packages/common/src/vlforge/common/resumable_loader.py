@@ -8,6 +8,7 @@ batches yielded equals the number of batches trained on when a checkpoint is wri
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -45,7 +46,8 @@ class ResumableSampler(DistributedSampler):
 
 class ResumableDataLoader(DataLoader):
     """`DataLoader(dataset, batch_size, shuffle, seed)` whose epoch order is reproducible and whose position within the
-    epoch is saved in checkpoints. Worker seeds are derived from (seed, epoch), never from the global RNG.
+    epoch is saved in checkpoints. Worker seeds are derived from (seed, epoch), never from the global RNG. ``seed``
+    None: the run's seed (Lightning's ``seed_everything``, which the CLI's ``--seed_everything`` calls; else 0).
 
     Each `iter()` starts the next epoch (a pass is assumed to run to its end: do not combine with
     limit_train_batches), except the first one after `load_state_dict`, which finishes the checkpointed epoch.
@@ -57,7 +59,7 @@ class ResumableDataLoader(DataLoader):
         batch_size: int = 1,
         *,
         shuffle: bool = True,
-        seed: int = 0,
+        seed: int | None = None,
         drop_last: bool = False,
         **kwargs: Any,
     ) -> None:
@@ -65,11 +67,11 @@ class ResumableDataLoader(DataLoader):
             if kwargs.get(taken) is not None:
                 raise TypeError(f"ResumableDataLoader builds its own {taken}; do not pass one")
             kwargs.pop(taken, None)
-        self.seed = seed
+        self.seed = seed if seed is not None else int(os.environ.get("PL_GLOBAL_SEED", 0))
         self.epoch = 0
         self.batches_yielded = 0
         self._resume: tuple[int, int] | None = None  # (epoch, batches already trained on)
-        sampler = ResumableSampler(dataset, shuffle=shuffle, seed=seed, drop_last=drop_last)
+        sampler = ResumableSampler(dataset, shuffle=shuffle, seed=self.seed, drop_last=drop_last)
         super().__init__(
             dataset,
             batch_size=batch_size,

@@ -23,6 +23,7 @@ from open_clip.transform import image_transform
 from torch.utils.data import DataLoader, Dataset
 
 from vlforge.common.errors import VLForgeError
+from vlforge.common.resumable_loader import ResumableDataLoader
 from vlforge.common.sampling import CaptionChoice, CaptionSampler, negatives
 from vlforge.common.sentences import resolve_splitter
 from vlforge.common.store import CaptionDataset
@@ -112,9 +113,14 @@ class ContrastiveDataModule(LightningDataModule):
         self.eval_transform = image_transform(image_size, is_train=False)
 
     def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool, collate) -> DataLoader:
+        """Training (shuffled): a loader whose epoch order is seeded and whose position is checkpointed, so that
+        ``fit --ckpt_path last`` resumes exactly; evaluation: a plain one."""
         workers = self.hparams.num_workers
-        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=workers, collate_fn=collate,
-                          drop_last=shuffle, persistent_workers=workers > 0)
+        if shuffle:
+            return ResumableDataLoader(dataset, batch_size, shuffle=True, drop_last=True, num_workers=workers,
+                                       collate_fn=collate, persistent_workers=workers > 0)
+        return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=collate,
+                          persistent_workers=workers > 0)
 
     def train_dataloader(self) -> DataLoader:
         records = CaptionDataset(self.hparams.store, split=self.hparams.train_split, transform=self.train_transform)

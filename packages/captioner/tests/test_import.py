@@ -1,6 +1,0 @@
-import importlib
-
-
-def test_package_imports_and_has_version():
-    module = importlib.import_module("vlforge.captioner")
-    assert module.__version__ == "0.1.0"
