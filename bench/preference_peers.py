@@ -12,8 +12,9 @@ Setups (each a fresh process, so peak RSS is its own; 1 thread):
 - ``vlforge_sft`` / ``trl_sft``: ``CaptionerSFTLitModule`` / ``SFTTrainer`` on the chosen and rejected responses as
   SFT examples, 2P examples per batch (the same sequences as a preference batch of P pairs).
 
-Timed: each optimizer step from its start hook to its end hook (Lightning: on_train_batch_start/end; TRL:
-on_step_begin/end; both after the batch is fetched), the first ``--warmup`` steps excluded, median per run.
+Timed: the wall time between consecutive step ends (Lightning: on_train_batch_end; TRL: on_step_end), so fetching
+and collating the batch count on both sides (vlforge collates in ``on_before_batch_transfer``, inside the step;
+TRL in its DataLoader collator, before it), the first ``--warmup`` steps excluded, median per run.
 samples/s = pairs (or SFT examples / 2) per second, so preference and SFT rates compare per pair.
 
     python bench/preference_peers.py --rounds 3 --out bench/results/preference_peers.json
@@ -45,9 +46,6 @@ def run_vlforge(setup: str, captioner, data: list[dict], args) -> list[float]:
     from vlforge.captioner.lit_preference import CaptionerPreferenceLitModule
     from vlforge.captioner.lit_sft import CaptionerSFTLitModule
 
-    sys.path.insert(0, str(BENCH))
-    from preference_step import StepTimes
-
     if setup == "vlforge_sft":
         module = CaptionerSFTLitModule(captioner, lr=1e-6)
         rows = [dict(d, response=r) for d in data for r in (d["chosen"], d["rejected"])]
@@ -59,12 +57,19 @@ def run_vlforge(setup: str, captioner, data: list[dict], args) -> list[float]:
         loader = DataLoader(data, batch_size=args.pairs_per_batch, collate_fn=list)
         if reference == "precomputed":
             module.precompute_reference(loader)
-    clock = StepTimes()
+    class Clock(L.Callback):
+        def __init__(self) -> None:
+            self.ends: list[float] = []
+
+        def on_train_batch_end(self, *_) -> None:
+            self.ends.append(time.perf_counter())
+
+    clock = Clock()
     trainer = L.Trainer(max_steps=args.warmup + args.steps, accelerator="cpu", devices=1, logger=False,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                         callbacks=[clock], default_root_dir=str(args.workdir / setup))
     trainer.fit(module, loader)
-    return clock.times
+    return [b - a for a, b in zip(clock.ends, clock.ends[1:])]
 
 
 def run_trl(setup: str, captioner, data: list[dict], args) -> list[float]:
@@ -73,14 +78,10 @@ def run_trl(setup: str, captioner, data: list[dict], args) -> list[float]:
 
     class Clock(TrainerCallback):
         def __init__(self) -> None:
-            self.times: list[float] = []
-            self.start = 0.0
-
-        def on_step_begin(self, *_, **__) -> None:
-            self.start = time.perf_counter()
+            self.ends: list[float] = []
 
         def on_step_end(self, *_, **__) -> None:
-            self.times.append(time.perf_counter() - self.start)
+            self.ends.append(time.perf_counter())
 
     def user(d: dict) -> list[dict]:
         return [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": d["instruction"]}]}]
@@ -113,7 +114,7 @@ def run_trl(setup: str, captioner, data: list[dict], args) -> list[float]:
                              train_dataset=Dataset.from_list(rows), processing_class=captioner.processor,
                              callbacks=[clock])
     trainer.train()
-    return clock.times
+    return [b - a for a, b in zip(clock.ends, clock.ends[1:])]
 
 
 def one_run(setup: str, args) -> dict:
@@ -126,8 +127,8 @@ def one_run(setup: str, args) -> dict:
     captioner = build(SIZES_TINY, dry_run=True)
     data = pairs(args.pairs_per_batch * (args.warmup + args.steps), SIZES_TINY["image_size"], args.words)
     times = (run_trl if setup.startswith("trl") else run_vlforge)(setup, captioner, data, args)
-    step = statistics.median(times[args.warmup:])
-    return {"step_s": step, "pairs_per_s": args.pairs_per_batch / step, "steps": len(times),
+    step = statistics.median(times[args.warmup - 1:])  # interval i ends at step i + 1
+    return {"step_s": step, "pairs_per_s": args.pairs_per_batch / step, "steps": len(times) + 1,
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
