@@ -3,8 +3,9 @@ interleaved pairs.
 
 Model: vlforge's tiny CLIP (vlm:model/clip_tiny.yaml: open_clip ViT 2x64 patch 8 on 32 px, text 2x64, joint 64),
 registered for open_clip as the model-config JSON ``vlforge-bench-tiny``. Data: a ShapesWorld store (32 px) and,
-exported from it for open_clip, its pool split as PNG files + a TSV (filepath, title) of each image's alt-text; the
-vlforge side trains on the store's pool split with the same alt-text (vlm:data/shapes_alt_text.yaml). Both: batch
+exported from it for open_clip with ``vlforge-store export --format tsv --source alt_text --split pool`` (PNG
+files + a TSV of filepath, title), its pool split's alt-text; the vlforge side trains on the store's pool split
+with the same alt-text (vlm:data/shapes_alt_text.yaml). Both: batch
 64, fp32, AdamW lr 1e-3, wd 0.1, betas (0.9, 0.98), 20 warm-up steps then cosine, open_clip's training transform
 (RandomResizedCrop; ``--data.augment true``), 2 DataLoader workers, 1 thread (OMP/MKL_NUM_THREADS=1), ``--epochs``
 epochs, no validation, no checkpoints.
@@ -40,22 +41,12 @@ NAME = "vlforge-bench-tiny"
 BATCH, WORKERS = 64, 2
 
 
-def export_csv(store_path: Path, out: Path) -> int:
-    """Pool-split images as PNG files + a TSV (filepath, title = the alt-text), as open_clip's CsvDataset reads."""
-    from vlforge.common.store import CaptionStore
-
-    store = CaptionStore(store_path, readonly=True)
-    (out / "images").mkdir(parents=True, exist_ok=True)
-    rows = ["filepath\ttitle"]
-    for record in store.iter_records("pool"):
-        texts = [c.text for c in record.captions if c.source == "alt_text"]
-        if not texts:
-            continue
-        path = out / "images" / f"{record.image_id}.png"
-        path.write_bytes(record.image_bytes)
-        rows.append(f"{path}\t{texts[0]}")
-    (out / "train.tsv").write_text("\n".join(rows) + "\n")
-    return len(rows) - 1
+def export_tsv(store_path: Path, out: Path) -> int:
+    """The pool split's alt-text as open_clip's CsvDataset reads it (``vlforge-store export --format tsv``)."""
+    done = subprocess.run([sys.executable, "-c", "from vlforge.common.store_cli import main; main()", "export",
+                           str(store_path), "--format", "tsv", "--out", str(out / "train.tsv"), "--source", "alt_text",
+                           "--split", "pool", "--json"], check=True, capture_output=True, text=True)
+    return json.loads(done.stdout)["captions"]
 
 
 def environment() -> dict:
@@ -159,7 +150,7 @@ def main() -> None:
         subprocess.run([sys.executable, "-c", "from vlforge.common.store_cli import main; main()", "shapes",
                         str(store), "--num-images", str(args.images), "--seed", "0", "--image-size", "32",
                         "--workers", "1"], check=True)
-    rows = export_csv(store, export)
+    rows = export_tsv(store, export)
     config_dir = register_config(args.workdir / "model_configs", NAME, TINY)
     pairs = []
     for index in range(args.pairs):
