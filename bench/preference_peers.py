@@ -123,7 +123,7 @@ def one_run(setup: str, args) -> dict:
     sys.path.insert(0, str(BENCH))
     from preference_step import SIZES_TINY, build, pairs
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     captioner = build(SIZES_TINY, dry_run=True)
     data = pairs(args.pairs_per_batch * (args.warmup + args.steps), SIZES_TINY["image_size"], args.words)
     times = (run_trl if setup.startswith("trl") else run_vlforge)(setup, captioner, data, args)
@@ -140,6 +140,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--setups", default=",".join(SETUPS))
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/vlforge-preference-peers"))
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--one-run", help=argparse.SUPPRESS)
