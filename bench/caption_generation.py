@@ -23,6 +23,7 @@ import argparse
 import json
 import platform
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -117,6 +118,7 @@ def main() -> None:
         default=1,
         help="CPU threads (1: a second OpenMP thread slows these tiny matrices on a busy machine)",
     )
+    parser.add_argument("--out", type=Path, help="also write the JSON result here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     name = args.model or ("qwen2_vl_2b" if args.device == "cuda" else "llava_tiny")
@@ -139,27 +141,26 @@ def main() -> None:
         lambda: generate_captions(model, processor, images, PROMPT, decoding, args.batch_size), args.device
     )
     naive, naive_s = timed(lambda: naive_captions(model, processor, images, decoding), args.device)
-    print(
-        json.dumps(
-            {
-                "model": name + (" (tiny config)" if args.tiny_config and name != "llava_tiny" else ""),
-                "parameters_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 1),
-                "device": torch.cuda.get_device_name()
-                if args.device == "cuda"
-                else platform.processor() or "cpu",
-                "threads": args.threads,
-                "images": args.images,
-                "batch_size": args.batch_size,
-                "new_tokens": args.max_new_tokens,
-                "dtype": str(dtype).removeprefix("torch."),
-                "batched_captions_per_s": round(args.images / ours_s, 2),
-                "naive_captions_per_s": round(args.images / naive_s, 2),
-                "speedup": round(naive_s / ours_s, 2),
-                "identical_captions": sum(a == b for a, b in zip(ours, naive, strict=True)),
-            },
-            indent=1,
-        )
-    )
+    result = {
+        "model": name + (" (tiny config)" if args.tiny_config and name != "llava_tiny" else ""),
+        "parameters_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 1),
+        "device": torch.cuda.get_device_name()
+        if args.device == "cuda"
+        else platform.processor() or "cpu",
+        "threads": args.threads,
+        "images": args.images,
+        "batch_size": args.batch_size,
+        "new_tokens": args.max_new_tokens,
+        "dtype": str(dtype).removeprefix("torch."),
+        "batched_captions_per_s": round(args.images / ours_s, 2),
+        "naive_captions_per_s": round(args.images / naive_s, 2),
+        "speedup": round(naive_s / ours_s, 2),
+        "identical_captions": sum(a == b for a, b in zip(ours, naive, strict=True)),
+    }
+    print(json.dumps(result, indent=1))
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=1) + "\n")
 
 
 if __name__ == "__main__":
