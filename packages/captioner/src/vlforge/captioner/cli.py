@@ -12,6 +12,7 @@ TOOLS = {
                     "vlforge.captioner.tools_cli:analyze_main"),
     "export": Tool("a trained captioner checkpoint as a transformers folder (--format hf)",
                    "vlforge.captioner.tools_cli:export_main"),
+    "plot": Tool("training curves of a run folder as PNG", "vlforge.common.metrics.training_curves:main"),
 }
 
 

@@ -1,12 +1,18 @@
 """`vlforge-critic`: fit / validate / test / predict any vlforge-critic LitModule from stacked YAML configs, and the
-tools of TOOLS (none yet; register one with a line there, see packages/common/README.md); the console itself is
+tools of TOOLS (register one with a line there, see packages/common/README.md); the console itself is
 vlforge.common.console."""
 
 import sys
 
 from vlforge.common.console import Tool, console
 
-TOOLS: dict[str, Tool] = {}
+TOOLS: dict[str, Tool] = {
+    "make-data": Tool("ShapesWorld critic examples (image, sentence -> critique, verdict) as LLaVA JSON",
+                      "vlforge.critic.make_data:main"),
+    "decompose-eval": Tool("precision/recall of atomic facts recovered by decomposition (ShapesWorld)",
+                           "vlforge.critic.decompose_eval:main"),
+    "plot": Tool("training curves of a run folder as PNG", "vlforge.common.metrics.training_curves:main"),
+}
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ TOOLS = {
                    "vlforge.vlm.export:main"),
     "compare": Tool("figures and a table of several evaluate runs side by side", "vlforge.vlm.compare:main"),
     "score": Tool("write the CLIP score of every caption into a store (idempotent)", "vlforge.vlm.score:main"),
+    "plot": Tool("training curves of a run folder as PNG", "vlforge.common.metrics.training_curves:main"),
 }
 
 
