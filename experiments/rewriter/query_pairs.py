@@ -36,9 +36,9 @@ def gt_short_recall(store: Path, split: str, checkpoint: Path) -> float:
     from vlforge.common.store import CaptionStore
     from vlforge.rewriter.embedding_cache import cached_image_index
     from vlforge.rewriter.retriever import Retriever
-    from vlforge.vlm.evaluate import load_model
+    from vlforge.vlm.loading import load_clip
 
-    model = load_model(str(checkpoint))
+    model = load_clip(str(checkpoint))
     index, _ = cached_image_index(model, store, split, checkpoint, 32)
     records = list(CaptionStore(store).iter_records(split=split))
     texts = [r.captions_by(source="gt", kind="short")[0].text for r in records]

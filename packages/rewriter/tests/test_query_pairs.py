@@ -24,8 +24,8 @@ from vlforge.rewriter.pair_files import PRO_FILE, SFT_FILE, export_pro_jsonl, re
 from vlforge.rewriter.query_pairs import QueryPairConfig, make_query_pairs
 from vlforge.rewriter.retriever import Retriever
 from vlforge.rewriter.similarity import SentenceSimilarity
-from vlforge.vlm.evaluate import load_model
 from vlforge.vlm.evaluation import encode_split
+from vlforge.vlm.loading import load_clip
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,7 @@ def checkpoint(store, tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module")
 def model(checkpoint):
-    return load_model(checkpoint)
+    return load_clip(checkpoint)
 
 
 @pytest.fixture(scope="module")

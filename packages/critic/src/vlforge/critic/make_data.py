@@ -20,6 +20,7 @@ from typing import Any
 from jsonargparse import ArgumentError, ArgumentParser
 
 from vlforge.common.errors import VLForgeError
+from vlforge.common.progress import track
 from vlforge.common.store import CaptionStore
 from vlforge.common.store.export_images import image_bytes, write_image
 from vlforge.critic.llava_format import to_conversation
@@ -37,11 +38,10 @@ def make_shapes_critic_data(store: str, split: str, output_dir: str, seed: int =
     (out / IMAGES_FOLDER).mkdir(parents=True, exist_ok=True)
     conversations, counts, skipped = [], Counter(), []
     total = len(source.ids(split=split)) if limit is None else min(limit, len(source.ids(split=split)))
-    for number, record in enumerate(source.iter_records(split=split)):
+    records = source.iter_records(split=split)
+    for number, record in enumerate(track(records, PROG, total=total, unit="images")):
         if number >= total:
             break
-        if number and number % max(1, total // 10) == 0:
-            print(f"{PROG}: {number}/{total} images", file=sys.stderr, flush=True)
         if "scene_graph" not in record.meta or "atomic_facts" not in record.meta:
             skipped.append({"image_id": record.image_id, "reason": "no scene graph"})
             continue

@@ -20,6 +20,7 @@ from jsonargparse import ActionConfigFile, ArgumentError, ArgumentParser
 
 from vlforge.common.cli import resolve_config_args
 from vlforge.common.errors import VLForgeError
+from vlforge.common.progress import Progress
 from vlforge.common.store import CaptionStore
 from vlforge.rewriter.agents import SceneGraphOracleAgent
 from vlforge.rewriter.embedding_cache import cached_image_index
@@ -53,14 +54,9 @@ def build_parser() -> ArgumentParser:
 
 
 def _load_retriever_model(checkpoint: str, run_config: str | None) -> torch.nn.Module:
-    from vlforge.vlm.evaluate import load_model
+    from vlforge.vlm.loading import load_clip
 
-    return load_model(checkpoint, run_config)
-
-
-def _progress(done: int, total: int) -> None:
-    if done == total or done % max(1, total // 10) == 0:
-        print(f"{PROG}: {done}/{total} queries", file=sys.stderr, flush=True)
+    return load_clip(checkpoint, run_config)
 
 
 def make_data(args: Any) -> QueryPairs:
@@ -75,8 +71,14 @@ def make_data(args: Any) -> QueryPairs:
     print(f"{PROG}: {len(index.image_ids)} image features {'from the cache' if cached else 'computed'}",
           file=sys.stderr)
     store = CaptionStore(args.store)
-    pairs = make_query_pairs(Retriever(model, args.batch_size), index, store, args.split, AGENTS[args.agent](),
-                             SentenceSimilarity().pairwise, args.pairs, progress=_progress)
+    with Progress(PROG, unit="queries") as progress:
+
+        def report(done: int, total: int) -> None:
+            progress.total = total
+            progress.update(done - progress.done)
+
+        pairs = make_query_pairs(Retriever(model, args.batch_size), index, store, args.split, AGENTS[args.agent](),
+                                 SentenceSimilarity().pairwise, args.pairs, progress=report)
     settings = {"store": args.store, "split": args.split, "checkpoint": args.checkpoint, "agent": args.agent,
                 "pairs": asdict(args.pairs)}
     write_query_pairs(pairs, args.output_dir, settings)
