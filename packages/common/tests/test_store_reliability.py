@@ -146,6 +146,60 @@ def test_failed_creator_never_deletes_a_store_another_writer_used(tmp_path):
         assert store.ids() == ["kept"]
 
 
+def test_create_makes_the_store_again_when_its_creator_removes_it_between_the_check_and_the_open(tmp_path,
+                                                                                                 monkeypatch):
+    # The race the 4-ingest fault test hit once in ~10 runs: create() saw a store (its data.mdb) that its failing
+    # creator then moved away before create() opened it ("store directory ... is not writable"). The removal is
+    # injected at exactly that point (create's writability check on the path); the code under test is unchanged.
+    path = tmp_path / "s"
+    creator = CaptionStore.create(path)
+    real_access = os.access
+
+    def access_after_the_creator_removed_it(p, mode, **kwargs):
+        if os.fspath(p) == os.fspath(path) and creator._key is not None:
+            assert creator.remove_if_unused()
+        return real_access(p, mode, **kwargs)
+
+    monkeypatch.setattr(os, "access", access_after_the_creator_removed_it)
+    with CaptionStore.create(path) as store:
+        assert store.created and creator._key is None
+        store.put_records([ImageRecord("a", "train", 1, 1, [Caption("c", "gt")], image_bytes=b"x")])
+    with CaptionStore(path) as store:
+        assert store.ids() == ["a"] and verify_store(store, check_images=False).ok
+
+
+def test_an_environment_is_never_opened_across_a_store_moved_away_and_made_again(tmp_path, monkeypatch):
+    # LMDB opens lock.mdb and data.mdb by name one after the other: a store moved away and made again at the same
+    # path during the open could pair the removed store's lock file with the new store's data file (two writers
+    # under different locks). The swap is injected inside lmdb.open; the opener must see it and open the new store.
+    import lmdb
+
+    from vlforge.common.store import lmdb_store
+
+    path = tmp_path / "s"
+    creator = CaptionStore.create(path)
+    real_open = lmdb.open
+    swapped = []
+
+    def open_during_a_swap(p, *args, **kwargs):
+        env = real_open(p, *args, **kwargs)
+        if os.fspath(p) == os.path.realpath(path) and not swapped:
+            swapped.append(True)
+            os.rename(path, tmp_path / "moved")
+            assert lmdb_store._create_atomically(os.fspath(path), 1 << 20)
+        return env
+
+    monkeypatch.setattr(lmdb, "open", open_during_a_swap)
+    creator.close()
+    with CaptionStore.create(path) as store:
+        store.put_records([ImageRecord("a", "train", 1, 1, [Caption("c", "gt")], image_bytes=b"x")])
+    assert swapped
+    with CaptionStore(path) as store:
+        assert store.ids() == ["a"]
+    with CaptionStore(tmp_path / "moved") as store:
+        assert store.ids() == []
+
+
 def test_failed_ingest_cli_leaves_no_store_and_keeps_an_existing_one(tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps({"images": {"a": 1}, "annotations": []}))
     proc = run_cli("ingest", tmp_path / "new", "--format", "coco", "--annotations", tmp_path / "bad.json",

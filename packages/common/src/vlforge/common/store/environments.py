@@ -74,9 +74,34 @@ def environment(key: str) -> lmdb.Environment:
         if shared is None:
             raise VLForgeError(f"store {key!r} is closed")
         if shared.env is None:
-            shared.env = open_environment(key, readonly=not shared.writable, lock=shared.lock,
-                                          map_size=shared.map_size, create=shared.writable)
+            shared.env = _open_in_place(key, readonly=not shared.writable, lock=shared.lock, map_size=shared.map_size)
         return shared.env
+
+
+class StoreMoved(VLForgeError):
+    """The store directory was gone, or replaced by another one, while its environment was being opened."""
+
+
+def _directory_identity(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _open_in_place(path: str, readonly: bool, lock: bool, map_size: int) -> lmdb.Environment:
+    """Open an existing store's environment. LMDB opens ``lock.mdb`` and ``data.mdb`` by name one after the other, so
+    a store moved away (``CaptionStore.remove_if_unused``) and made again at the same path during the open could pair
+    one store's lock file with the other's data file; the directory is checked to be the same before and after."""
+    before = _directory_identity(path)
+    if before is None:
+        raise StoreMoved(f"store {path!r} does not exist (it was removed)")
+    env = open_environment(path, readonly=readonly, lock=lock, map_size=map_size, create=False)
+    if _directory_identity(path) != before:
+        env.close()
+        raise StoreMoved(f"store {path!r} was replaced while it was being opened")
+    return env
 
 
 def open_environment(path: str, readonly: bool, lock: bool, map_size: int, create: bool = False) -> lmdb.Environment:

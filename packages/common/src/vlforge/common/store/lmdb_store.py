@@ -94,6 +94,8 @@ class CaptionStore:
         self.created = False  # True only on the object whose create() made the store (see remove_if_unused)
         self._writer_noted = False
         if not readonly and not os.access(self.path, os.W_OK):
+            if initialize and not os.path.isdir(self.path):
+                raise _StoreRemoved  # create() saw the store, then its creator moved it away
             raise VLForgeError(f"store directory {self.path!r} is not writable")
         self._key = environments.acquire(self.path, writable=not readonly, lock=lock, map_size=self._map_size)
         try:
@@ -109,6 +111,11 @@ class CaptionStore:
                                    f"(no {codec.INFO_KEY.decode()!r} key)")
             self._info = codec.decode_json(raw, codec.INFO_KEY)
             _check_schema(self.path, self._info)
+        except environments.StoreMoved:
+            self.close()
+            if initialize:
+                raise _StoreRemoved from None
+            raise
         except BaseException:
             self.close()
             raise
@@ -238,7 +245,10 @@ class CaptionStore:
             if not os.path.isfile(os.path.join(self.path, "data.mdb")):
                 _create_atomically(self.path, self._map_size)
             self._key = environments.acquire(self.path, writable=True, lock=True, map_size=self._map_size)
-            raw, removed = self._read(lambda txn: (txn.get(codec.INFO_KEY), txn.get(codec.REMOVED_KEY)))
+            try:
+                raw, removed = self._read(lambda txn: (txn.get(codec.INFO_KEY), txn.get(codec.REMOVED_KEY)))
+            except environments.StoreMoved:  # moved away (or made again) between the check above and the open
+                raw, removed = None, None
             if removed is None and raw is not None:
                 self._info = codec.decode_json(raw, codec.INFO_KEY)
                 return self._env_now()
