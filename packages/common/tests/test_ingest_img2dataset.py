@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 import tarfile
 
 import pytest
@@ -110,6 +113,27 @@ def test_img2dataset_with_its_input_table(tmp_path, table_format):
     assert summary.added == 6 and dict(summary.skipped) == {"failed_download": 1}
     assert {r.image_id: r.captions[0].text for r in store.iter_records()} == {
         keys[n]: f"table caption {n}" for n in range(7) if n != FAILED_ROW}
+
+
+def test_fifo_sidecar_or_input_table_never_blocks(tmp_path):
+    # Run in a subprocess with a timeout: before the regular-file check, reading a FIFO blocked forever.
+    keys = _write_output(tmp_path / "out", "files")
+    (tmp_path / "out" / "00000" / f"{keys[1]}.txt").unlink()
+    os.mkfifo(tmp_path / "out" / "00000" / f"{keys[1]}.txt")
+    os.mkfifo(tmp_path / "input.tsv")
+    cli = "import sys; from vlforge.common.store_cli import main; sys.exit(main(sys.argv[1:]))"
+
+    def ingest_cli(*args):
+        return subprocess.run([sys.executable, "-c", cli, "ingest", *map(str, args), "--format", "img2dataset",
+                               "--json"], capture_output=True, text=True, timeout=60)
+
+    proc = ingest_cli(tmp_path / "s", "--annotations", tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr[-1000:]
+    assert json.loads(proc.stdout)["skipped"] == {"failed_download": 1, "malformed_entry": 1}
+    assert keys[1] not in CaptionStore(tmp_path / "s").ids() and len(CaptionStore(tmp_path / "s")) == 5
+    proc = ingest_cli(tmp_path / "t", "--annotations", tmp_path / "input.tsv", "--images", tmp_path / "out")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"input table {str(tmp_path / 'input.tsv')!r} cannot be read: not a regular file" in proc.stderr
 
 
 def test_webdataset_brace_notation(tmp_path):

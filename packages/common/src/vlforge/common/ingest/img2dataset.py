@@ -18,6 +18,7 @@ counted by ``_stats.json`` when pyarrow is absent) are skipped as failed_downloa
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -26,11 +27,13 @@ import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from vlforge.common.errors import VLForgeError
 from vlforge.common.ingest.checks import decode_text
 from vlforge.common.ingest.items import Skipped, SourceItem
 from vlforge.common.ingest.webdataset import read_shard, split_member_name
+from vlforge.common.store.images import open_regular_file, read_regular_file
 
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
 _SHARD = re.compile(r"^(\d+)(\.tar)?$")
@@ -83,10 +86,30 @@ def _shard_sizes(folder: Path, shards: list[str]) -> list[int]:
     for shard in shards:
         parquet, stats = folder / f"{shard}.parquet", folder / f"{shard}_stats.json"
         if parquet.is_file() and _parquet() is not None:
-            sizes.append(_parquet().ParquetFile(parquet).metadata.num_rows)
+            with _open_file(parquet, "shard status file") as f:
+                sizes.append(_parquet().ParquetFile(f).metadata.num_rows)
         elif stats.is_file():
-            sizes.append(int(json.loads(stats.read_text(encoding="utf-8")).get("count", 0)))
+            sizes.append(int(_stats(stats).get("count", 0)))
     return sizes
+
+
+def _open_file(path: str | Path, what: str) -> BinaryIO:
+    """``path`` opened as a regular file (a FIFO or a device is an error, never a read that blocks)."""
+    try:
+        return open_regular_file(path)
+    except OSError as err:
+        raise VLForgeError(f"{what} {str(path)!r} cannot be read: {err.strerror or err}") from None
+
+
+def _stats(path: Path) -> dict:
+    with _open_file(path, "shard stats file") as f:
+        try:
+            stats = json.loads(decode_text(f.read()))
+        except json.JSONDecodeError as err:
+            raise VLForgeError(f"shard stats file {str(path)!r} is not JSON ({err.msg})") from None
+    if not isinstance(stats, dict):
+        raise VLForgeError(f"shard stats file {str(path)!r} is not a JSON object")
+    return stats
 
 
 def _parquet():
@@ -148,10 +171,14 @@ def _files_shard(folder: Path, shard: str) -> Iterator[SourceItem | Skipped]:
         if stem.isdigit():
             by_key.setdefault(stem, {})[ext.lower()] = entry.path
     for key, files in by_key.items():
-        raw = {ext: Path(path).read_bytes() for ext, path in files.items() if ext in ("txt", "json")}
-        item = _sample(key, raw, shard, image_path=next((f"{shard}/{key}.{ext}" for ext in IMAGE_EXTENSIONS
-                                                          if ext in files), None))
-        yield item
+        try:
+            raw = {ext: read_regular_file(path) for ext, path in files.items() if ext in ("txt", "json")}
+        except OSError as err:
+            yield Skipped(f"sample {key} of shard {shard}", "malformed_entry",
+                          f"a sidecar file cannot be read: {err.strerror or err}")
+            continue
+        yield _sample(key, raw, shard, image_path=next((f"{shard}/{key}.{ext}" for ext in IMAGE_EXTENSIONS
+                                                        if ext in files), None))
 
 
 def _sample(key: str, files: dict[str, bytes], shard: str, image_path: str | None = None) -> SourceItem | Skipped:
@@ -186,11 +213,13 @@ def _statuses(folder: Path, shards: list[str]) -> dict:
     for shard in shards:
         parquet, stats = folder / f"{shard}.parquet", folder / f"{shard}_stats.json"
         if pq is not None and parquet.is_file():
-            for row in pq.read_table(parquet, columns=["key", "status", "error_message"]).to_pylist():
+            with _open_file(parquet, "shard status file") as f:
+                rows = pq.read_table(f, columns=["key", "status", "error_message"]).to_pylist()
+            for row in rows:
                 if row["status"] != "success":
                     failed[str(row["key"])] = str(row["error_message"] or row["status"])
         elif stats.is_file():
-            counts = json.loads(stats.read_text(encoding="utf-8"))
+            counts = _stats(stats)
             failed_counts[shard] = int(counts.get("failed_to_download", 0)) + int(counts.get("failed_to_resize", 0))
     return {"failed": failed, "failed_counts": failed_counts}
 
@@ -206,12 +235,13 @@ def _table_rows(table: str) -> list[tuple[str, str]]:
         pq = _parquet()
         if pq is None:
             raise VLForgeError("reading a parquet input table needs pyarrow: pip install 'vlforge-common[parquet]'")
-        data = pq.read_table(table).to_pydict()
+        with _open_file(table, "input table") as f:
+            data = pq.read_table(f).to_pydict()
         if "caption" not in data or "url" not in data:
             raise VLForgeError(f"input table {table!r} has no 'caption' and 'url' columns")
         return list(zip(data["caption"], data["url"], strict=True))
     try:
-        with open(table, encoding="utf-8", newline="") as f:
+        with io.TextIOWrapper(_open_file(table, "input table"), encoding="utf-8", newline="") as f:
             delimiter = "\t" if table.endswith((".tsv", ".txt")) else ","
             reader = csv.DictReader(f, delimiter=delimiter)
             if not reader.fieldnames or "caption" not in reader.fieldnames or "url" not in reader.fieldnames:
