@@ -1,5 +1,6 @@
 """`fit --ckpt_path last` continues exactly: N steps + resume to 2N == 2N uninterrupted (weights, optimizer,
-scheduler, data position, RNG via dropout), at an epoch boundary and mid-epoch; the first config.yaml is kept."""
+scheduler, data position, RNG via dropout, metrics.csv), at an epoch boundary and mid-epoch; the first config.yaml is
+kept."""
 
 from pathlib import Path
 
@@ -43,6 +44,9 @@ def _last(root: Path) -> dict:
 def test_resume_matches_uninterrupted_run(tmp_path: Path, steps: int) -> None:
     _fit(tmp_path / "straight", 2 * steps)
     _fit(tmp_path / "resumed", steps)
+    (metrics_csv,) = (tmp_path / "resumed").glob("common/version_*/metrics.csv")
+    with metrics_csv.open("a", newline="") as f:  # rows a killed run logged after its checkpoint, the last one cut off
+        f.write(f",0.5,{steps},,\r\n0,,{steps},99.0,\r\n,0.4,{steps + 1}")
     _fit(tmp_path / "resumed", 2 * steps, "--ckpt_path", "last")
     straight, resumed = _last(tmp_path / "straight"), _last(tmp_path / "resumed")
     assert resumed["global_step"] == straight["global_step"] == 2 * steps
@@ -54,6 +58,9 @@ def test_resume_matches_uninterrupted_run(tmp_path: Path, steps: int) -> None:
     for index, state in adam_straight.items():
         torch.testing.assert_close(adam_resumed[index]["exp_avg_sq"], state["exp_avg_sq"], rtol=0, atol=0)
     assert resumed["lr_schedulers"] == straight["lr_schedulers"]
+    # metrics.csv holds every row once: the first run's rows are kept, those past its checkpoint logged again
+    (straight_csv,) = (tmp_path / "straight").glob("common/version_*/metrics.csv")
+    assert metrics_csv.read_text() == straight_csv.read_text()
     # the first run's config survives the resume; the resumed run's config is written beside it
     (version,) = (tmp_path / "resumed" / "common").glob("version_*")
     assert f"max_steps: {steps}\n" in (version / "config.yaml").read_text()

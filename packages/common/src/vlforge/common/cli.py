@@ -36,7 +36,9 @@ from vlforge.common.extras import check_strategy_extras
 from vlforge.common.fit_summary import FitSummaryCallback
 from vlforge.common.grad_checkpointing import enable_gradient_checkpointing
 from vlforge.common.log_progress_bar import LogProgressBar
+from vlforge.common.logged_step import LoggedStepCallback
 from vlforge.common.progress import is_terminal
+from vlforge.common.resumed_csv_logger import ResumedCSVLogger
 from vlforge.common.rng_state import RNGStateCallback
 from vlforge.common.run_config import KeepFirstConfig
 from vlforge.common.run_metrics import MetricsJSONCallback
@@ -220,13 +222,14 @@ class VLForgeCLI(LightningCLI):
             callbacks.append(RichProgressBar() if is_terminal(sys.stderr) else LogProgressBar())
         if trainer_config.get("logger") is not False and not any(isinstance(c, LearningRateMonitor) for c in callbacks):
             callbacks.append(LearningRateMonitor(logging_interval="step"))
-        kwargs["callbacks"] = [*callbacks, RNGStateCallback(), MetricsJSONCallback(), FitSummaryCallback(),
-                               SampleOutputsCallback()]
+        # LoggedStepCallback first: its on_train_batch_start corrects the step LearningRateMonitor logs at
+        kwargs["callbacks"] = [LoggedStepCallback(), *callbacks, RNGStateCallback(), MetricsJSONCallback(),
+                               FitSummaryCallback(), SampleOutputsCallback()]
         return super().instantiate_trainer(**kwargs)
 
     def _run_loggers(self) -> list[CSVLogger | TensorBoardLogger]:
         root, name = self._get(self.config, "run_root"), self._get(self.config, "run_name")
-        csv = CSVLogger(save_dir=root, name=name, version=getattr(self, "resumed_version", None))
+        csv = ResumedCSVLogger(save_dir=root, name=name, version=getattr(self, "resumed_version", None))
         loggers: list[CSVLogger | TensorBoardLogger] = [csv]
         if self._get(self.config, "tensorboard"):
             loggers.append(
