@@ -24,8 +24,8 @@ TOY_DIR = REPO / "packages" / "common" / "tests" / "toy"
 SEED = int(os.environ.get("VLFORGE_FAULTS_SEED", "16"))
 PHASES = ("before", "inside", "after")
 
-# Runs `main(argv)` of a console module with CaptionStore._write wrapped: at write number VLF_KILL_AT the process
-# SIGKILLs itself in phase VLF_KILL_PHASE. The code under test is not changed; only the kill is injected. At a
+# Runs `main(argv)` of a console module (`function(argv)` for "module:function") with CaptionStore._write wrapped:
+# at write number VLF_KILL_AT the process SIGKILLs itself in phase VLF_KILL_PHASE. The code under test is not changed; only the kill is injected. At a
 # normal exit it prints the number of store writes it made (to pick kill points from a clean run).
 KILLING_RUNNER = """
 import atexit, importlib, os, signal, sys
@@ -51,7 +51,8 @@ def _write(self, fn):
 
 lmdb_store.CaptionStore._write = _write
 atexit.register(lambda: print(f"VLF_WRITES={calls}", file=sys.stderr, flush=True))
-sys.exit(importlib.import_module(sys.argv[1]).main(sys.argv[2:]))
+module, _, function = sys.argv[1].partition(":")
+sys.exit(getattr(importlib.import_module(module), function or "main")(sys.argv[2:]))
 """
 
 

@@ -113,7 +113,7 @@ def test_killed_caption_generation_resumes_to_one_caption_per_image(faults, tmp_
 
     build_shapes_store(tmp_path / "base", 16, seed=3, workers=1, split_fractions={"pool": 0.5, "seed": 0.5})
     (tmp_path / "gen.yaml").write_text(GENERATION_YAML)
-    module = "vlforge.captioner.tools_cli"
+    module = "vlforge.captioner.tools_cli:generate_main"  # `vlforge-captioner generate`
 
     def fresh(path):
         if not path.exists():
@@ -121,7 +121,7 @@ def test_killed_caption_generation_resumes_to_one_caption_per_image(faults, tmp_
         return path
 
     def argv(store):
-        return ["generate", "--store", fresh(store), "--config", tmp_path / "gen.yaml"]
+        return ["--store", fresh(store), "--config", tmp_path / "gen.yaml"]
 
     assert faults.run_console(module, argv(tmp_path / "reference")).returncode == 0
     reference = faults.snapshot(tmp_path / "reference")

@@ -334,7 +334,7 @@ def test_a_fifo_where_a_file_is_expected_never_blocks(tmp_path):
 @pytest.mark.parametrize("module, argv", [
     ("vlforge.common.store_cli", ["ingest", "S", "--format", "jsonl", "--annotations", "a.jsonl", "--embed"]),
     ("vlforge.common.store_cli", ["export", "S", "--format", "jsonl", "--out", "x.jsonl", "--images", "d"]),
-    ("vlforge.captioner.tools_cli", ["generate", "--store", "S", "--config", "c.yaml", "--spl", "pool"]),
+    ("vlforge.captioner.cli", ["generate", "--store", "S", "--config", "c.yaml", "--spl", "pool"]),
 ])
 def test_an_abbreviated_option_is_refused_not_expanded(tmp_path, module, argv):
     proc = subprocess.run([sys.executable, "-c", f"import sys; from {module} import main; sys.exit(main())", *argv],
