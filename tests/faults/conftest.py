@@ -25,8 +25,9 @@ SEED = int(os.environ.get("VLFORGE_FAULTS_SEED", "16"))
 PHASES = ("before", "inside", "after")
 
 # Runs `main(argv)` of a console module (`function(argv)` for "module:function") with CaptionStore._write wrapped:
-# at write number VLF_KILL_AT the process SIGKILLs itself in phase VLF_KILL_PHASE. The code under test is not changed; only the kill is injected. At a
-# normal exit it prints the number of store writes it made (to pick kill points from a clean run).
+# at write number VLF_KILL_AT the process SIGKILLs itself in phase VLF_KILL_PHASE. The code under test is not
+# changed; only the kill is injected. At a normal exit it prints the number of store writes it made (to pick kill
+# points from a clean run).
 KILLING_RUNNER = """
 import atexit, importlib, os, signal, sys
 from vlforge.common.store import lmdb_store
