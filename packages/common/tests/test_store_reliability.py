@@ -168,10 +168,13 @@ def test_create_makes_the_store_again_when_its_creator_removes_it_between_the_ch
         assert store.ids() == ["a"] and verify_store(store, check_images=False).ok
 
 
-def test_an_environment_is_never_opened_across_a_store_moved_away_and_made_again(tmp_path, monkeypatch):
+@pytest.mark.parametrize("made_again", [True, False], ids=["made_again", "only_moved_away"])
+def test_an_environment_is_never_opened_across_a_store_moved_away_and_made_again(tmp_path, monkeypatch, made_again):
     # LMDB opens lock.mdb and data.mdb by name one after the other: a store moved away and made again at the same
     # path during the open could pair the removed store's lock file with the new store's data file (two writers
-    # under different locks). The swap is injected inside lmdb.open; the opener must see it and open the new store.
+    # under different locks); moved away only, the size check after the open found no data.mdb (FileNotFoundError,
+    # seen once in 30 runs of the 4-ingest fault test). The move is injected right after lmdb.open; the opener must
+    # see it and write into a store at the path.
     import lmdb
 
     from vlforge.common.store import lmdb_store
@@ -186,7 +189,8 @@ def test_an_environment_is_never_opened_across_a_store_moved_away_and_made_again
         if os.fspath(p) == os.path.realpath(path) and not swapped:
             swapped.append(True)
             os.rename(path, tmp_path / "moved")
-            assert lmdb_store._create_atomically(os.fspath(path), 1 << 20)
+            if made_again:
+                assert lmdb_store._create_atomically(os.fspath(path), 1 << 20)
         return env
 
     monkeypatch.setattr(lmdb, "open", open_during_a_swap)

@@ -97,7 +97,12 @@ def _open_in_place(path: str, readonly: bool, lock: bool, map_size: int) -> lmdb
     before = _directory_identity(path)
     if before is None:
         raise StoreMoved(f"store {path!r} does not exist (it was removed)")
-    env = open_environment(path, readonly=readonly, lock=lock, map_size=map_size, create=False)
+    try:
+        env = open_environment(path, readonly=readonly, lock=lock, map_size=map_size, create=False)
+    except (VLForgeError, FileNotFoundError):  # e.g. data.mdb gone, or sized against the other store's file
+        if _directory_identity(path) != before:
+            raise StoreMoved(f"store {path!r} was moved away while it was being opened") from None
+        raise
     if _directory_identity(path) != before:
         env.close()
         raise StoreMoved(f"store {path!r} was replaced while it was being opened")
