@@ -25,7 +25,7 @@ import yaml
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from vlforge.common.checkpoint import export_checkpoint, load_exported
+from vlforge.common.checkpoint import allow_classes, export_checkpoint, load_exported
 from vlforge.common.strategies import ZeroStrategy
 
 
@@ -147,7 +147,8 @@ def run_stage(stage: int, out: Path, steps: int, dry_run: bool, model: str = "ml
         yaml.safe_dump({"model": {"class_path": "__main__.BenchLitModule", "init_args": {"net": net_config}}})
     )
     start = time.perf_counter()
-    export = export_checkpoint(ckpt, run_dir / "export", submodule="net")
+    allow_classes("__main__.")  # this script's own benchmark classes (artefact loading allows only listed modules)
+    export = export_checkpoint(ckpt, run_dir / "export", run_config=run_dir / "config.yaml", submodule="net")
     reloaded = load_exported(export)
     record["export_and_reload_s"] = time.perf_counter() - start
     params = list(module.net.parameters())
