@@ -34,6 +34,8 @@ import sys
 import time
 from pathlib import Path
 
+from bench_report import write_report
+
 BENCH = Path(__file__).resolve().parent
 SETUPS = ("vlforge_full_copy", "vlforge_dpo_copy", "vlforge_full_precomputed", "trl_mpo_copy", "trl_sigmoid_copy",
           "vlforge_sft", "trl_sft")
@@ -181,12 +183,7 @@ def main() -> None:
     summary["speed_vlforge_sft_over_trl_sft"] = ratio("vlforge_sft", "trl_sft")
     summary["step_vlforge_full_precomputed_over_vlforge_sft"] = ratio("vlforge_sft", "vlforge_full_precomputed")
     summary["step_vlforge_full_copy_over_vlforge_sft"] = ratio("vlforge_sft", "vlforge_full_copy")
-    summary["load_range"] = [min(min(r["load_before"], r["load_after"]) for r in rounds),
-                             max(max(r["load_before"], r["load_after"]) for r in rounds)]
-    report = {"command": " ".join(sys.argv), "rounds": rounds, "summary": summary}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=1) + "\n")
-    print(json.dumps(summary, indent=1))
+    write_report(args.out, rounds, summary)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench_report import write_report
+
 BENCH = Path(__file__).resolve().parent
 
 
@@ -56,12 +58,7 @@ def main() -> None:
         ratios = [r[f"threads{threads}_loaded"] / r[f"threads{threads}_alone"] for r in rounds]
         summary[f"threads{threads}_loaded_over_alone"] = {"median": statistics.median(ratios), "min": min(ratios),
                                                           "max": max(ratios)}
-    summary["load_range"] = [min(min(r["load_before"], r["load_after"]) for r in rounds),
-                             max(max(r["load_before"], r["load_after"]) for r in rounds)]
-    report = {"command": " ".join(sys.argv), "rounds": rounds, "summary": summary}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=1) + "\n")
-    print(json.dumps(summary, indent=1))
+    write_report(args.out, rounds, summary)
 
 
 if __name__ == "__main__":
