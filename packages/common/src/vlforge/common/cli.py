@@ -267,9 +267,13 @@ def run_cli(package: str, args: Sequence[str] | None = None, **cli_kwargs: Any) 
     """Run the LightningCLI subcommands of `vlforge-<package>`; returns the exit code (2 with a one-line message on a
     user mistake, through vlforge.common.console.run_tool)."""
     from vlforge.common.console import run_tool
+    from vlforge.common.distributed import release_process_group
 
     def run() -> None:
-        VLForgeCLI(package, args, **cli_kwargs)
+        try:
+            VLForgeCLI(package, args, **cli_kwargs)
+        finally:
+            release_process_group()
 
     return run_tool(f"vlforge-{package}", run)
 
