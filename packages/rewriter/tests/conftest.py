@@ -50,3 +50,20 @@ def pair_dir(shapes_store, retriever_checkpoint, tmp_path_factory) -> Path:
                  "--pairs.max_queries", "48"])
     assert code == 0
     return out
+
+
+@pytest.fixture(scope="session")
+def sft_run(pair_dir, tmp_path_factory) -> Path:
+    """The shipped SFT config on the D_SFT file, 60 steps from the console (validation on the same file)."""
+    from vlforge.rewriter.pair_files import SFT_FILE
+
+    root = tmp_path_factory.mktemp("rewriter_sft")
+    code = run_cli("rewriter", ["fit", "--config", "rewriter:sft_tiny.yaml",
+                                "--data.init_args.train_file", str(pair_dir / SFT_FILE),
+                                "--data.init_args.val_file", str(pair_dir / SFT_FILE),
+                                "--trainer.max_steps", "60", "--trainer.val_check_interval", "30",
+                                "--seed_everything", "0", "--run_name", "sft", "--run_root", str(root),
+                                "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
+                                "--trainer.num_sanity_val_steps", "0"])
+    assert code == 0
+    return root / "sft" / "version_0"

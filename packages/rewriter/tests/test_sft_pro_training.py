@@ -72,16 +72,10 @@ def test_pro_candidate_logps_match_one_forward_per_candidate(pair_dir):
     torch.testing.assert_close(batch["rewards"], torch.tensor([e["rewards"] for e in examples]))
 
 
-def test_sft_then_pro_from_the_console(pair_dir, tmp_path):
+def test_sft_then_pro_from_the_console(sft_run, pair_dir, tmp_path):
     """SFT learns D_SFT (train loss falls by half), PRO starts from exactly its weights and learns the ranking of
     the training candidates (ranking loss falls)."""
-    code = run_cli("rewriter", ["fit", "--config", "rewriter:sft_tiny.yaml",
-                                "--data.init_args.train_file", str(pair_dir / SFT_FILE),
-                                "--data.init_args.val_file", str(pair_dir / SFT_FILE),
-                                "--trainer.max_steps", "60", "--trainer.val_check_interval", "30",
-                                "--seed_everything", "0", "--run_name", "sft", "--run_root", str(tmp_path), *QUIET])
-    assert code == 0
-    sft_dir = tmp_path / "sft" / "version_0"
+    sft_dir = sft_run
     losses = metric_series(sft_dir, "train/loss")
     assert len(losses) >= 50 and sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5
     assert (sft_dir / "samples.jsonl").is_file()  # greedy rewrites of validation queries were logged

@@ -15,10 +15,12 @@ One training step, on a batch of queries ``{key, instruction, query, image_id}``
    ``trainer.max_steps``);
 5. β ← AdaptiveKLController.update(mean sequence KL over all processes, n_steps = rollouts of all processes).
 
-The controller's β, the value head (a submodule), the optimizer and scheduler states and the skip counts are saved
+The controller's β, the value head (a submodule), the optimizer and scheduler states and the skip counts by reason
+(rank 0's) are saved
 in checkpoints and restored on ``fit --ckpt_path``. Under DDP every process rolls out its own queries; a skipped
 rollout keeps its row with an empty mask, so every process makes the same number of backward passes. Logged per
-step: reward, sequence KL, β, policy / value losses, clip fractions, rewrite length, skip count and, with
+step (over all processes): reward, sequence KL, β, rollouts kept and skipped, policy / value losses, clip
+fractions, rewrite length and, with
 ``track_similarity``, the MiniLM similarity of rewrites to their queries (reward hacking shows as a fall).
 """
 
@@ -38,7 +40,7 @@ from vlforge.common.lm.prompts import tokenizer_of
 from vlforge.common.lm.reference import frozen_copy, keep_eval
 from vlforge.common.optim import adamw_warmup_cosine
 from vlforge.rewriter.kl import AdaptiveKLController
-from vlforge.rewriter.ppo import gae, kl_penalised_rewards, masked_mean, policy_loss, sequence_kl, value_loss, whiten
+from vlforge.rewriter.ppo import gae, kl_penalised_rewards, policy_loss, sequence_kl, value_loss, whiten
 from vlforge.rewriter.reward import RetrievalReward
 from vlforge.rewriter.rollout import PackedRollouts, pack_rollouts, screen
 from vlforge.rewriter.value_head import ValueHead
@@ -170,11 +172,12 @@ class RewriterPPOLitModule(L.LightningModule):
                            batch: list[dict[str, Any]], totals: Counter) -> None:
         kept = packed.mask.any(dim=1)
         local = torch.tensor([float(kl.sum()), float(kept.sum()), float(rewards[kept].sum()),
-                              float(packed.mask.sum())], dtype=torch.float64, device=self.device)
+                              float(packed.mask.sum()), float(len(batch))], dtype=torch.float64, device=self.device)
         total = self.trainer.strategy.reduce(local, reduce_op="sum")
         rollouts = int(total[1])
         beta = self.kl_controller.value
-        metrics = {"train/kl_coef": beta, "train/skipped": float(sum(self.skipped.values()))}
+        metrics = {"train/kl_coef": beta, "train/rollouts": float(rollouts),
+                   "train/skipped": float(total[4]) - rollouts}
         if rollouts:
             mean_kl = float(total[0] / total[1])
             self.kl_controller.update(mean_kl, rollouts)
