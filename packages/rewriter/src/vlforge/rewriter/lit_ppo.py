@@ -93,11 +93,13 @@ class RewriterPPOLitModule(L.LightningModule):
     def forward_rollouts(self, model: torch.nn.Module, packed: PackedRollouts,
                          with_values: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Per-token log-probs [B, T−1] of the packed rollouts under ``model`` and, ``with_values``, the value
-        head's estimates [B, T−1] (the value of the state before each token)."""
+        head's estimates [B, T−1] (the value of the state before each token). The value head reads the hidden
+        states without back-propagating into the policy: with rewards on the scale of Eq. 4's factor 20, a shared
+        body let the value loss move the policy (per-token KL to π_old of several nats within one batch)."""
         out = model(input_ids=packed.input_ids, attention_mask=packed.attention_mask, use_cache=False,
                     output_hidden_states=with_values)
         logps, _ = token_logprobs(out.logits, packed.labels)
-        values = self.value_head(out.hidden_states[-1][:, :-1]) if with_values else None
+        values = self.value_head(out.hidden_states[-1][:, :-1].detach()) if with_values else None
         return logps, values
 
     def rollout(self, batch: list[dict[str, Any]]) -> tuple[PackedRollouts, torch.Tensor, list[str]]:
