@@ -100,6 +100,18 @@ def test_rollout_logprobs_equal_a_training_forward_pass(reward, pair_dir, sft_ru
     assert torch.allclose(estimates["kl"], torch.zeros_like(estimates["kl"]), atol=1e-4)  # π = π_ref at the start
 
 
+def test_value_loss_trains_the_value_head_only(reward, pair_dir, sft_run):
+    policy = GenerativeModel("preset:llama_tiny", weights=str(sft_run / "checkpoints" / "last.ckpt"))
+    module = RewriterPPOLitModule(policy, reward, max_new_tokens=24)
+    data = RewriterQueryDataModule(str(pair_dir / PRO_FILE))
+    data.setup("fit")
+    packed, _, _ = module.rollout(data.train_set[:4])
+    _, values = module.forward_rollouts(module.model, packed, with_values=True)
+    ((values - 1.0) ** 2 * packed.mask).sum().backward()
+    assert module.value_head.summary.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in module.model.parameters())
+
+
 def test_ppo_fit_resumes_exactly(shapes_store, retriever_checkpoint, pair_dir, sft_run, tmp_path):
     """8 steps in one go (a checkpoint kept at step 4) vs a new fit from that step-4 checkpoint: the same β,
     value head, policy, optimizer state and skip counts at step 8."""
