@@ -28,20 +28,26 @@ def queries_of(record: ImageRecord, source: str, kind: str = QUERY_KIND) -> list
             if c.source == source and c.kind == kind]
 
 
-def rewrites_by_query(record: ImageRecord, rewriter: str) -> dict[str, str]:
-    """Query id -> its rewrite by ``rewriter`` (only the record's queries that have one)."""
+def rewrites_by_query(captions: ImageRecord | list[Caption], rewriter: str) -> dict[str, str]:
+    """Query id -> its rewrite by ``rewriter`` among a record's captions (only the queries that have one)."""
     found: dict[str, str] = {}
-    for caption in record.captions_by(source=rewriter):
+    for caption in _of(captions, rewriter):
         for entry in caption.provenance.get(QUERIES_KEY) or []:
             found.setdefault(str(entry.get("query_id")), caption.text)
     return found
 
 
-def rewrites_by_text(record: ImageRecord, rewriter: str) -> dict[str, str]:
-    """Original text -> its rewrite by ``rewriter`` (for swapping a drawn training caption by its rewrite)."""
+def rewrites_by_text(captions: ImageRecord | list[Caption], rewriter: str) -> dict[str, str]:
+    """Original text -> its rewrite by ``rewriter`` among a record's captions (for swapping a drawn training
+    caption by its rewrite)."""
     found: dict[str, str] = {}
-    for caption in record.captions_by(source=rewriter):
+    for caption in _of(captions, rewriter):
         for entry in caption.provenance.get(QUERIES_KEY) or []:
             if entry.get("original") is not None:
                 found.setdefault(str(entry["original"]), caption.text)
     return found
+
+
+def _of(captions: ImageRecord | list[Caption], source: str) -> list[Caption]:
+    listed = captions.captions if isinstance(captions, ImageRecord) else captions
+    return [c for c in listed if c.source == source]
