@@ -24,7 +24,7 @@ from vlforge.common.rewrites import queries_of, rewrites_by_query
 from vlforge.common.shapes.build import build_shapes_store
 from vlforge.common.store import CaptionStore
 from vlforge.rewriter.lit_predict import SUMMARY_FILE
-from vlforge.rewriter.rewrite_batch import RewriteSettings, rewrite_records, skip_reason
+from vlforge.rewriter.rewrite_batch import INSTRUCTION, RewriteSettings, rewrite_records, skip_reason
 
 CONFIG = "rewriter:predict_tiny.yaml"
 NAME = "rewriter"
@@ -39,7 +39,8 @@ def sft_examples(store: str) -> list[dict[str, str]]:
         for record in s.iter_records(split=SPLIT):
             short = record.captions_by(source="gt", kind="short")[0].text
             for _, caption in queries_of(record, "gt"):
-                examples.append({"instruction": caption.text, "response": "" if not examples else short})
+                examples.append({"instruction": INSTRUCTION.format(query=caption.text),
+                                 "response": "" if not examples else short})
     return examples
 
 
@@ -106,6 +107,7 @@ def test_skip_reasons():
 
 def test_predict_rewrites_the_split_with_provenance_resumes_and_records_skips(store, checkpoint, tmp_path):
     examples = {e["instruction"]: e["response"] for e in sft_examples(store)}
+    examples = {k.removeprefix(INSTRUCTION.format(query="")): v for k, v in examples.items()}
     assert run_cli("rewriter", _args(store, checkpoint, tmp_path, "--data.init_args.limit", "2")) == 0
     first = _rewrites(store)
     assert first and all(q.split("#")[0] in sorted(CaptionStore(store).ids(SPLIT))[:2] for q in first)

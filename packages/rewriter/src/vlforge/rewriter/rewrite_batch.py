@@ -27,6 +27,7 @@ from vlforge.common.records import Caption, ImageRecord
 from vlforge.common.rewrites import QUERIES_KEY, QUERY_KIND, queries_of
 
 DEFAULT_DECODING = {"max_new_tokens": 48, "num_beams": 1, "do_sample": False}
+INSTRUCTION = "Rewrite this image search query so that a retriever finds the image: {query}"  # the training one
 
 
 @dataclass
@@ -38,7 +39,7 @@ class RewriteSettings:
     name: str = "rewriter"
     source: str = ""
     checkpoint: str | None = None
-    instruction: str = "{query}"
+    instruction: str = INSTRUCTION
     prompt_style: str = "chat"
     decoding: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_DECODING))
     seed: int = 0
@@ -84,7 +85,7 @@ def rewrite_records(model: torch.nn.Module, processor: Any, records: list[ImageR
     if not queries:
         return out
     device = next(model.parameters()).device
-    prompts = [settings.instruction.format(query=text) for _, _, text in queries]
+    prompts = [settings.instruction.replace("{query}", text) for _, _, text in queries]
     eos = tokenizer_of(processor).eos_token_id
     with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
         torch.manual_seed(batch_seed(settings.seed, queries[0][1]))
