@@ -1,15 +1,17 @@
 """CLIP trained with query rewriting at p = 0.6 against the same training without it, same steps (query-rewriter
 paper §3.5, #14 "Measurable"): hard-query and clean-query (gt short) T2I R@1 on the test split.
 
-On the store of experiments/rewriter/captioner_agent.py (same --work): the frozen retriever (300 steps) builds D_SFT
-on the pool split with the scene-graph oracle (make-data, --max-queries); a tiny Llama rewriter is fine-tuned on it
-with common.lm's SFTLitModule; `vlforge-rewriter predict` rewrites the pool and test queries into the store; two CLIPs
-train from scratch with `experiments/vlm/clip_query_rewriting.yaml` (gt short + hard queries, half and half), one with
+On the store of experiments/rewriter/captioner_agent.py (same --work): the frozen retriever (300 steps) builds query
+pairs on the pool split with the scene-graph oracle (make-data, --max-queries); a tiny Llama rewriter is fine-tuned
+with common.lm's SFTLitModule on each query's best-scored rewrite (--sft-rows pro: every D_PRO row's first candidate,
+since on the 2120-image pool gallery few rewrites reach rank 1 and D_SFT stays small; --sft-rows sft: D_SFT only);
+`vlforge-rewriter predict` rewrites the pool and test queries into the store; two CLIPs train from scratch with
+`experiments/vlm/clip_query_rewriting.yaml` (gt short + hard queries, half and half), one with
 `rewrite: {rewriter, probability: 0.6}`, one with `rewrite: null`; `vlforge-vlm evaluate --rewritten_queries` scores
 both on the test split. Writes docs/results/rewriter_clip_rewriting.json.
 
     python experiments/rewriter/clip_rewriting.py [--seed 0] [--max-queries 800] [--sft-steps 400]
-        [--clip-steps 300] [--work runs/rewriter_captioner_agent]
+        [--clip-steps 300] [--sft-rows pro] [--work runs/rewriter_captioner_agent]
 """
 
 import argparse
@@ -28,12 +30,12 @@ from vlforge.common.lm.model import GenerativeModel
 from vlforge.common.metrics import read_metrics
 from vlforge.common.shapes.build import build_shapes_store
 from vlforge.rewriter.make_data import main as make_data
-from vlforge.rewriter.pair_files import SFT_FILE, SUMMARY_FILE, read_query_pairs
+from vlforge.rewriter.pair_files import PRO_FILE, SFT_FILE, SUMMARY_FILE, read_query_pairs
 from vlforge.rewriter.rewrite_batch import INSTRUCTION
 from vlforge.vlm.cli import TOOLS as VLM_TOOLS
 
 OUTPUT = Path(__file__).resolve().parents[2] / "docs" / "results" / "rewriter_clip_rewriting.json"
-REWRITER = "rewriter_sft"
+REWRITER = "rewriter_quick_sft"
 DELTA = str(Path(__file__).resolve().parents[2] / "experiments" / "vlm" / "clip_query_rewriting.yaml")
 
 
@@ -43,8 +45,8 @@ def check(code: int) -> None:
 
 
 def train_rewriter(pairs: Path, out: Path, seed: int, steps: int) -> Path:
-    """SFT (Eq. 1) of a tiny Llama on D_SFT: instruction = the query in the training instruction, response = the
-    best rewrite."""
+    """SFT (Eq. 1) of a tiny Llama on query pairs: instruction = the query in the training instruction, response =
+    its best-scored rewrite."""
     checkpoint = out / "sft.ckpt"
     if checkpoint.is_file():
         return checkpoint
@@ -101,6 +103,7 @@ if __name__ == "__main__":
     parser.add_argument("--max-queries", type=int, default=800)
     parser.add_argument("--sft-steps", type=int, default=400)
     parser.add_argument("--clip-steps", type=int, default=300)
+    parser.add_argument("--sft-rows", choices=("pro", "sft"), default="pro")
     parser.add_argument("--work", default="runs/rewriter_captioner_agent")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -113,13 +116,15 @@ if __name__ == "__main__":
     if not (pairs / SUMMARY_FILE).is_file():
         check(make_data(["--store", str(store), "--split", "pool", "--checkpoint", str(retriever),
                          "--output_dir", str(pairs), "--pairs.max_queries", str(args.max_queries)]))
-    rewriter = train_rewriter(pairs / SFT_FILE, work / "rewriter_sft", args.seed, args.sft_steps)
+    rows = pairs / (PRO_FILE if args.sft_rows == "pro" else SFT_FILE)
+    rewriter = train_rewriter(rows, work / f"rewriter_sft_{args.sft_rows}", args.seed, args.sft_steps)
     for split in ("pool", "test"):
         rewrite(store, split, rewriter, work / "rewrite_runs")
     runs = {"p0.6": 0.6, "no_rewriting": None}
     results = {name: evaluate(store, train_clip(store, work / f"clip_{name}", args.seed, args.clip_steps, p),
                               work / f"eval_{name}") for name, p in runs.items()}
     entry = {"seed": args.seed, "d_sft_rows": len(read_query_pairs(pairs / SFT_FILE)),
+             "sft_rows": f"{args.sft_rows}: {len(read_query_pairs(rows))} rows",
              "make_data": f"pool split, oracle agent, first {args.max_queries} queries",
              "rewriter": f"preset:llama_tiny, SFTLitModule lr 2e-3, batch 32, {args.sft_steps} steps",
              "clip": f"vlm:model/clip_tiny.yaml + experiments/vlm/clip_query_rewriting.yaml, {args.clip_steps} steps, "

@@ -32,15 +32,18 @@ SPLIT = "test"
 
 
 def sft_examples(store: str) -> list[dict[str, str]]:
-    """Query -> the image's gt short caption; the split's first query -> "" (so the policy learns an empty
-    rewrite for it)."""
+    """Query -> the image's gt short caption, except the second query of every other image -> its gt descriptive
+    caption (so an image's queries have one shared or two different rewrites) and the split's first query -> ""
+    (so the policy learns an empty rewrite for it)."""
     examples = []
     with CaptionStore(store) as s:
-        for record in s.iter_records(split=SPLIT):
+        for n, record in enumerate(s.iter_records(split=SPLIT)):
             short = record.captions_by(source="gt", kind="short")[0].text
-            for _, caption in queries_of(record, "gt"):
+            descriptive = record.captions_by(source="gt", kind="descriptive")[0].text
+            for k, (_, caption) in enumerate(queries_of(record, "gt")):
+                response = descriptive if k == 1 and n % 2 else short
                 examples.append({"instruction": INSTRUCTION.format(query=caption.text),
-                                 "response": "" if not examples else short})
+                                 "response": "" if not examples else response})
     return examples
 
 
@@ -133,6 +136,7 @@ def test_predict_rewrites_the_split_with_provenance_resumes_and_records_skips(st
         assert provenance["checkpoint"] == checkpoint and provenance["policy"] == "preset:llama_tiny"
         assert all(queries[e["query_id"]] == e["original"] for e in provenance["queries"])
     assert sum(len(c.provenance["queries"]) for c in stored) == len(after) > len(stored)  # shared rewrites stored once
+    assert any(len(r.captions_by(source=NAME)) == 2 for r in records)  # two different rewrites of one image
     summary = json.loads(sorted((tmp_path / "runs").rglob(SUMMARY_FILE))[-1].read_text())  # the second run's
     assert summary["queries"] == len(queries) and summary["rewritten"] == len(after)
     assert summary["skipped"] == [{"query_id": first_query, "reason": "empty_rewrite"}]
