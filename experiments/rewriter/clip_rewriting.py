@@ -8,7 +8,8 @@ since on the 2120-image pool gallery few rewrites reach rank 1 and D_SFT stays s
 `vlforge-rewriter predict` rewrites the pool and test queries into the store; two CLIPs train from scratch with
 `experiments/vlm/clip_query_rewriting.yaml` (gt short + hard queries, half and half), one with
 `rewrite: {rewriter, probability: 0.6}`, one with `rewrite: null`; `vlforge-vlm evaluate --rewritten_queries` scores
-both on the test split. Writes docs/results/rewriter_clip_rewriting.json.
+both on the test split, and the frozen retriever too (what the rewriter alone does at retrieval time). Writes
+docs/results/rewriter_clip_rewriting.json.
 
     python experiments/rewriter/clip_rewriting.py [--seed 0] [--max-queries 800] [--sft-steps 400]
         [--clip-steps 300] [--sft-rows pro] [--work runs/rewriter_captioner_agent]
@@ -123,6 +124,7 @@ if __name__ == "__main__":
     runs = {"p0.6": 0.6, "no_rewriting": None}
     results = {name: evaluate(store, train_clip(store, work / f"clip_{name}", args.seed, args.clip_steps, p),
                               work / f"eval_{name}") for name, p in runs.items()}
+    results["frozen_retriever"] = evaluate(store, retriever, work / "eval_frozen_retriever")
     entry = {"seed": args.seed, "d_sft_rows": len(read_query_pairs(pairs / SFT_FILE)),
              "sft_rows": f"{args.sft_rows}: {len(read_query_pairs(rows))} rows",
              "make_data": f"pool split, oracle agent, first {args.max_queries} queries",
