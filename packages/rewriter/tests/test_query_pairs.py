@@ -235,7 +235,10 @@ def test_make_data_mistakes_are_one_line(store, checkpoint, tmp_path, capsys):
     assert main(["--store", store, "--split", "pool", "--checkpoint", checkpoint, "--output_dir",
                  str(tmp_path), "--agent", "gpt"]) == 2
     assert capsys.readouterr().err.strip() == ("vlforge-rewriter make-data: error: --agent: 'gpt' is not one of "
-                                               "scene_graph_oracle")
+                                               "scene_graph_oracle, captioner_descriptions")
+    assert main(["--store", store, "--split", "pool", "--checkpoint", checkpoint, "--output_dir",
+                 str(tmp_path), "--agent", "captioner_descriptions"]) == 2
+    assert "needs --descriptions_source" in capsys.readouterr().err
     assert main(["--store", str(tmp_path / "nowhere"), "--split", "pool", "--checkpoint", checkpoint,
                  "--output_dir", str(tmp_path)]) == 2
     assert "nowhere" in capsys.readouterr().err
@@ -254,3 +257,22 @@ def test_nan_scores_are_skipped_with_the_query_id(model, store, checkpoint, simi
                              similarity.pairwise, QueryPairConfig(max_queries=3))
     assert pairs.counts["skipped_nan_score"] == 3 and not pairs.sft and not pairs.pro
     assert [r for _, r in pairs.skipped] == ["nan_score"] * 3
+
+
+def test_make_data_with_the_captioner_description_agent(store, checkpoint, tmp_path):
+    """The description agent end to end; the store's gt dense captions stand in for a trained captioner's."""
+    out = tmp_path / "pairs"
+    assert main(["--store", store, "--split", "pool", "--checkpoint", checkpoint, "--output_dir", str(out),
+                 "--agent", "captioner_descriptions", "--descriptions_source", "gt", "--descriptions_kind", "dense",
+                 "--pairs.max_queries", "12", "--pairs.blur", "false"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["settings"]["agent"] == "captioner_descriptions"
+    assert summary["settings"]["descriptions"] == {"source": "gt", "kind": "dense"}
+    rows = read_query_pairs(out / PRO_FILE)
+    assert rows and summary["counts"]["agent_proposals"] > 0
+    with CaptionStore(store) as s:
+        dense = {r.image_id: r.captions_by(source="gt", kind="dense")[0].text for r in s.iter_records(split="pool")}
+    for row in rows:  # every candidate is made of sentences of the right image's description
+        sentences = {x.strip() for x in dense[row.image_id].replace(". ", ".|").split("|")}
+        for candidate in row.candidates:
+            assert all(x.strip() in sentences for x in candidate.text.replace(". ", ".|").split("|"))

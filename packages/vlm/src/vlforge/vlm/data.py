@@ -3,7 +3,9 @@
 Training items are (image tensor, text, hard negatives). The text comes from a
 :class:`vlforge.common.sampling.CaptionSampler` (weighted mixture or one pair per caption); with
 ``negatives_per_image > 0`` up to that many of the record's negative captions (kind "negative") ride along for
-NegCLIP-style hard negatives. An image that fails to decode, or a record without a matching caption, is skipped
+NegCLIP-style hard negatives; with ``rewrite`` a drawn caption that a frozen query rewriter rewrote is replaced by
+its stored rewrite with probability p (:mod:`vlforge.vlm.rewrite_swap`; the batch counts the replaced texts in
+``rewritten``). An image that fails to decode, or a record without a matching caption, is skipped
 (the collate drops it) and counted in the batch's ``skipped`` dict by reason — no crash, no retry.
 
 Evaluation items are (image tensor, all the record's evaluation captions, its negatives with their positives) so
@@ -27,15 +29,20 @@ from vlforge.common.resumable_loader import ResumableDataLoader
 from vlforge.common.sampling import CaptionChoice, CaptionSampler, negatives
 from vlforge.common.sentences import resolve_splitter
 from vlforge.common.store import CaptionDataset
+from vlforge.vlm.rewrite_swap import RewriteSwap, rewrite_swap
 
 
 class ContrastivePairs(Dataset):
     """k slots per image (``sampler.pairs_per_image``); item = dict(image, text, negatives) or dict(skip=reason)."""
 
-    def __init__(self, records: CaptionDataset, sampler: CaptionSampler, negatives_per_image: int = 0) -> None:
+    def __init__(self, records: CaptionDataset, sampler: CaptionSampler, negatives_per_image: int = 0,
+                 rewrite: RewriteSwap | None = None) -> None:
         self.records, self.sampler, self.negatives_per_image = records, sampler, negatives_per_image
-        sampler.require_a_match((records.record(i) for i in range(len(records))),
-                                f"split {records.split!r} of the store {records.store.path!r}")
+        self.rewrite = rewrite
+        where = f"split {records.split!r} of the store {records.store.path!r}"
+        sampler.require_a_match((records.record(i) for i in range(len(records))), where)
+        if rewrite is not None:
+            rewrite.require_rewrites((records.record(i) for i in range(len(records))), where)
 
     def __len__(self) -> int:
         return len(self.records) * self.sampler.pairs_per_image
@@ -48,13 +55,16 @@ class ContrastivePairs(Dataset):
         text = self.sampler.text_for(record, rng, slot=index % k)
         if text is None:
             return {"skip": "no_caption"}
+        rewritten = None
+        if self.rewrite is not None:
+            text, rewritten = self.rewrite.apply(record, text, rng)
         try:
             image = self.records.store.load_image(record)
         except VLForgeError:
             return {"skip": "undecodable_image"}
         negs = negatives(record, rng, self.negatives_per_image) if self.negatives_per_image else []
-        return {"image": self.records.transform(image), "text": text, "negatives": negs,
-                "image_id": record.image_id}
+        item = {"image": self.records.transform(image), "text": text, "negatives": negs, "image_id": record.image_id}
+        return item if rewritten is None else {**item, "rewritten": rewritten}
 
 
 class ContrastiveEvalSet(Dataset):
@@ -79,12 +89,15 @@ class ContrastiveEvalSet(Dataset):
 
 
 def collate_pairs(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """Stack kept items; count skipped ones by reason."""
+    """Stack kept items; count skipped ones by reason (and the rewritten texts when rewriting is on)."""
     kept = [it for it in items if "skip" not in it]
     skipped = Counter(it["skip"] for it in items if "skip" in it)
     images = torch.stack([it["image"] for it in kept]) if kept else torch.empty(0)
-    return {"images": images, "texts": [it["text"] for it in kept], "image_ids": [it["image_id"] for it in kept],
-            "negatives": [n for it in kept for n in it["negatives"]], "skipped": dict(skipped)}
+    batch = {"images": images, "texts": [it["text"] for it in kept], "image_ids": [it["image_id"] for it in kept],
+             "negatives": [n for it in kept for n in it["negatives"]], "skipped": dict(skipped)}
+    if any("rewritten" in it for it in items):
+        batch["rewritten"] = sum(bool(it.get("rewritten")) for it in kept)
+    return batch
 
 
 def collate_eval(items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -98,16 +111,20 @@ class ContrastiveDataModule(LightningDataModule):
     ``train_captions``: the mixture (list of CaptionChoice fields), ``sampling``: weighted | per_caption.
     ``eval_captions``: which captions evaluation retrieves (default: ground-truth short captions).
     ``sentence_splitter``: how sentence sampling and shearing cut sentences (auto: regex for ShapesWorld, else pysbd).
+    ``rewrite``: ``{rewriter: <name>, probability: p}`` replaces a drawn caption by that rewriter's stored rewrite
+    with probability p (the query-rewriter paper's CLIP fine-tuning, p = 0.6).
     """
 
     def __init__(self, store: str, train_captions: list[dict[str, Any]], sampling: str = "weighted",
                  eval_captions: dict[str, Any] | None = None, image_size: int = 32, batch_size: int = 64,
                  eval_batch_size: int = 256, num_workers: int = 0, negatives_per_image: int = 0,
                  train_split: str = "pool", val_split: str | None = "val", test_split: str | None = "test",
-                 augment: bool = False, sentence_splitter: str = "auto") -> None:
+                 augment: bool = False, sentence_splitter: str = "auto",
+                 rewrite: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.sampler = CaptionSampler(train_captions, mode=sampling)
+        self.rewrite = rewrite_swap(rewrite) if rewrite else None
         self.eval_choice = CaptionChoice(**(eval_captions or {"source": "gt", "kind": "short"}))
         self.train_transform = image_transform(image_size, is_train=augment)
         self.eval_transform = image_transform(image_size, is_train=False)
@@ -125,7 +142,7 @@ class ContrastiveDataModule(LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         records = CaptionDataset(self.hparams.store, split=self.hparams.train_split, transform=self.train_transform)
         self.sampler.sentence_splitter = resolve_splitter(self.hparams.sentence_splitter, records.store.info)
-        pairs = ContrastivePairs(records, self.sampler, self.hparams.negatives_per_image)
+        pairs = ContrastivePairs(records, self.sampler, self.hparams.negatives_per_image, self.rewrite)
         return self._loader(pairs, self.hparams.batch_size, True, collate_pairs)
 
     def _eval_loader(self, split: str) -> DataLoader:

@@ -8,7 +8,10 @@ ContrastiveLitModule, built from its run's config.yaml (``--run_config`` when th
 folder's checkpoints/); a vlforge export folder (config.json + model.safetensors); or an open_clip folder
 (open_clip_config.json + weights). Per store, on ``--split``: retrieval R@1/5/10 both directions over
 ``--eval_captions``, ShapesWorld zero-shot (``--zero_shot_tasks``), ARO-style accuracy per perturbation, and a
-linear probe fitted on ``--probe_train_split``. Per image folder: zero-shot with folder names as classes. Writes
+linear probe fitted on ``--probe_train_split``; ``hard_queries`` (on request, or with ``--rewritten_queries NAME``):
+text-to-image R@k of the hard queries (``--queries``, default gt/query) raw and, with ``--rewritten_queries``, each
+replaced by the named rewriter's stored rewrite (``vlforge-rewriter predict``; vlforge.vlm.query_retrieval). Per
+image folder: zero-shot with folder names as classes. Writes
 ``metrics.json``, ``metrics.md`` and ``recall_bars.png`` into ``--output_dir`` and prints the markdown table.
 Options may come from a YAML file (``--config``; the shipped ``vlm:eval/shapes_full.yaml`` runs every metric).
 """
@@ -31,10 +34,12 @@ from vlforge.vlm.compare import plot_evaluations
 from vlforge.vlm.evaluation import encode_split, split_aro, split_retrieval
 from vlforge.vlm.linear_probe import shapes_linear_probe
 from vlforge.vlm.loading import load_clip
+from vlforge.vlm.query_retrieval import query_retrieval
 from vlforge.vlm.scoring import tower_image_size
 from vlforge.vlm.zero_shot import OBJECT_RULES, SHAPES_TASKS, image_folder_zero_shot, shapes_zero_shot
 
 METRICS = ("retrieval", "zero_shot", "aro", "linear_probe")
+ON_REQUEST = ("hard_queries",)  # not in the default --metrics (a store needs hard queries for it)
 RECALL_COLUMNS = tuple(f"{d}_r{k}" for d in ("t2i", "i2t") for k in (1, 5, 10))
 
 
@@ -46,7 +51,8 @@ def _unique_names(paths: Sequence[str]) -> list[str]:
 def evaluate_store(model: nn.Module, store: str, metrics: Sequence[str], *, split: str,
                    probe_train_split: str, eval_captions: CaptionChoice, zero_shot_tasks: Sequence[str],
                    object_rule: str, image_size: int, batch_size: int,
-                   max_images: int | None) -> dict[str, Any]:
+                   max_images: int | None, queries: CaptionChoice | None = None,
+                   rewritten_queries: str | None = None) -> dict[str, Any]:
     """The requested metrics of one store (``metric name -> its results``)."""
     encoding = encode_split(model, store, split, image_size, batch_size, max_images)
     result: dict[str, Any] = {}
@@ -56,6 +62,9 @@ def evaluate_store(model: nn.Module, store: str, metrics: Sequence[str], *, spli
         result["zero_shot"] = shapes_zero_shot(model, encoding, zero_shot_tasks, object_rule)
     if "aro" in metrics:
         result["aro"] = split_aro(model, encoding, batch_size)
+    if "hard_queries" in metrics:
+        result["hard_queries"] = query_retrieval(model, encoding, queries or CaptionChoice("gt", "query"),
+                                                 rewritten_queries, batch_size)
     if "linear_probe" in metrics:
         train = encode_split(model, store, probe_train_split, image_size, batch_size, max_images)
         result["linear_probe"] = shapes_linear_probe(train, encoding, zero_shot_tasks, object_rule)
@@ -67,6 +76,10 @@ def table_row(result: dict[str, Any]) -> dict[str, float]:
     row: dict[str, float] = {}
     if "retrieval" in result:
         row.update({key: result["retrieval"][key] for key in RECALL_COLUMNS})
+    if "hard_queries" in result:
+        row["hq_raw_t2i_r1"] = result["hard_queries"]["raw"]["t2i_r1"]
+        if "rewritten" in result["hard_queries"]:
+            row["hq_rewritten_t2i_r1"] = result["hard_queries"]["rewritten"]["t2i_r1"]
     for task, scores in result.get("zero_shot", {}).items():
         row[f"zs_{task}_top1"] = scores["top1"]
     for kind, value in result.get("aro", {}).items():
@@ -103,12 +116,16 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--image_folders", type=list[str], default=[],
                         help="ImageFolder-layout folders for zero-shot classification")
     parser.add_argument("--metrics", type=list[str], default=list(METRICS),
-                        help=f"any of {', '.join(METRICS)}")
+                        help=f"any of {', '.join(METRICS + ON_REQUEST)}")
     parser.add_argument("--split", type=str, default="test", help="the evaluated split of every store")
     parser.add_argument("--probe_train_split", type=str, default="seed",
                         help="the linear probe's training split")
     parser.add_argument("--eval_captions", type=dict, default={"source": "gt", "kind": "short"},
                         help="which captions retrieval uses (source, kind)")
+    parser.add_argument("--queries", type=dict, default={"source": "gt", "kind": "query"},
+                        help="hard_queries: which captions are the queries (source, kind)")
+    parser.add_argument("--rewritten_queries", type=str | None, default=None,
+                        help="hard_queries: also retrieve with this rewriter's stored rewrites (adds the metric)")
     parser.add_argument("--zero_shot_tasks", type=list[str], default=list(SHAPES_TASKS),
                         help="ShapesWorld tasks of zero-shot and the linear probe")
     parser.add_argument("--object_rule", type=str, default="largest",
@@ -124,9 +141,11 @@ def build_parser() -> ArgumentParser:
 
 def evaluate(args: Any) -> tuple[dict[str, Any], str]:
     """Run the evaluation described by parsed ``args``; returns (all results, markdown table)."""
-    unknown = sorted(set(args.metrics) - set(METRICS))
+    unknown = sorted(set(args.metrics) - set(METRICS + ON_REQUEST))
     if unknown:
-        raise VLForgeError(f"--metrics: {unknown[0]!r} is not one of {', '.join(METRICS)}")
+        raise VLForgeError(f"--metrics: {unknown[0]!r} is not one of {', '.join(METRICS + ON_REQUEST)}")
+    metrics = list(args.metrics) + (["hard_queries"] if args.rewritten_queries and "hard_queries" not in
+                                    args.metrics else [])
     if not args.stores and not args.image_folders:
         raise VLForgeError("nothing to evaluate: pass --stores and/or --image_folders")
     eval_captions = CaptionChoice(**args.eval_captions)
@@ -134,11 +153,12 @@ def evaluate(args: Any) -> tuple[dict[str, Any], str]:
     image_size = args.image_size if args.image_size is not None else tower_image_size(model)
     results: dict[str, Any] = {}
     for name, store in zip(_unique_names(args.stores), args.stores, strict=True):
-        results[name] = evaluate_store(model, store, args.metrics, split=args.split,
+        results[name] = evaluate_store(model, store, metrics, split=args.split,
                                        probe_train_split=args.probe_train_split, eval_captions=eval_captions,
                                        zero_shot_tasks=args.zero_shot_tasks, object_rule=args.object_rule,
                                        image_size=image_size, batch_size=args.batch_size,
-                                       max_images=args.max_images)
+                                       max_images=args.max_images, queries=CaptionChoice(**args.queries),
+                                       rewritten_queries=args.rewritten_queries)
     for name, folder in zip(_unique_names(args.image_folders), args.image_folders, strict=True):
         results[name] = {"image_folder_zero_shot": image_folder_zero_shot(model, folder, image_size,
                                                                           batch_size=args.batch_size)}

@@ -68,6 +68,8 @@ class ContrastiveLitModule(LightningModule):
         self.skipped.update(batch["skipped"])
         for reason, count in self.skipped.items():
             self.log(f"train/skipped_{reason}", float(count))
+        if "rewritten" in batch and batch["texts"]:  # query rewriting in fine-tuning (vlforge.vlm.rewrite_swap)
+            self.log("train/rewritten_share", batch["rewritten"] / len(batch["texts"]), batch_size=len(batch["texts"]))
         distributed = world()[1] > 1
         if len(batch["texts"]) == 0:
             return self._empty_rank_loss() if distributed else None

@@ -2,13 +2,14 @@
 
 Each rank writes the captions it generates into its own CaptionStore (``<shard_root>/<source>/rank<k>``),
 so ranks never contend for the main store's write lock. A shard record carries the image's id, split, size and
-image reference (so a shard is a complete store that ``vlforge-store merge`` could also take) but no meta; its
-info holds the rank's failures like the main store does.
+image reference (so a shard is a complete store that ``vlforge-store merge`` could also take) and every caption of
+that source the rank generated for the image (a captioner writes one, a query rewriter one per distinct rewrite of
+the image's queries), but no meta; its info holds the rank's failures like the main store does.
 
 ``merge_shards`` folds shards into the main store with ``append_captions`` (one transaction per chunk),
 skipping any image that already has a caption of that source, so a merge that is repeated after an
 interruption, or two ranks that (against the sampler's contract) captioned the same image with different
-sampled text, still leave exactly one caption per image. Failures are merged after the captions; a shard is
+sampled text, still leave one rank's captions per image. Failures are merged after the captions; a shard is
 removed only when it has been merged entirely. (``vlforge.common.store.merge.merge_stores`` re-creates the
 output's metadata and merges every caption; neither fits here.)
 """
@@ -68,7 +69,7 @@ def merge_shards(store_path: str | os.PathLike, shard_root: str | os.PathLike, n
                 pending: dict[str, list[Caption]] = {}
                 for record in shard.iter_records(source=name):
                     if record.image_id not in done:
-                        pending[record.image_id] = record.captions_by(source=name)[:1]
+                        pending[record.image_id] = record.captions_by(source=name)
                         done.add(record.image_id)
                     if len(pending) >= MERGE_CHUNK:
                         added += main.append_captions(pending)
