@@ -8,8 +8,8 @@ also accepted; ranked lists for PRO: k = n) the batch holds the B first response
 (row j·B + i is response j of example i). A multi-turn conversation ``{image?, turns: [[instruction, response],
 ...]}`` (LLaVA's instruction data; the image in the first user turn) is one sequence with the loss on every
 assistant turn (:func:`~vlforge.common.lm.prompts.render_turns`). Sequences are right-padded; a batch may mix
-examples with and without an image (the vision tensors hold the images in example order). Vision tensors (``pixel_values``,
-``image_grid_thw``, ...) are concatenated along their first dimension; per-token tensors (e.g.
+examples with and without an image (the vision tensors hold the images in example order). Vision tensors
+(``pixel_values``, ``image_grid_thw``, ...) are concatenated along their first dimension; per-token tensors (e.g.
 ``mm_token_type_ids``) are extended with zeros.
 
 A response whose tokens do not all survive — cut by ``max_length``, entirely when the prompt leaves no room; the

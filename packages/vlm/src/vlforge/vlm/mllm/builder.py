@@ -81,7 +81,8 @@ def assemble(config: LlavaConfig, vision_model: torch.nn.Module, language_model:
 def build_llava(vision: str, lm: str, *, trust_remote_code: bool = False, vision_feature_layer: int = -2,
                 vision_feature_select_strategy: str | None = None, projector_hidden_act: str = "gelu",
                 image_token: str = "<image>", chat_template: str | None = None, dtype: str = "float32",
-                seed: int = 0, vision_config: dict | None = None) -> tuple[LlavaForConditionalGeneration, LlavaProcessor]:
+                seed: int = 0, vision_config: dict | None = None,
+                ) -> tuple[LlavaForConditionalGeneration, LlavaProcessor]:
     """``(LlavaForConditionalGeneration, LlavaProcessor)`` from vision tower ``vision`` (a CLIP / SigLIP folder or
     hub name) and causal LM ``lm`` (``preset:<name>``, a folder or a hub name).
 

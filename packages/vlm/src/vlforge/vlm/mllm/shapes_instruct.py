@@ -54,11 +54,11 @@ def shapes_llava_rows(store: CaptionStore, split: str, out: str | os.PathLike, t
         records.append(record)
     rows = [part for row in shapes_qa_to_llava(records, image_name=lambda r: names[r.image_id], types=types)
             for part in split_conversation(row, max_turns)]
+    prompt = f"{IMAGE_TOKEN}\n{CAPTION_PROMPTS[caption_kind]}" if caption_kind else ""
     for record in records if caption_kind else ():
         for number, caption in enumerate(c for c in record.captions if c.source == "gt" and c.kind == caption_kind):
             rows.append({"id": f"{record.image_id}-{caption_kind}{number}", "image": names[record.image_id],
-                         "conversations": [{"from": "human", "value": f"{IMAGE_TOKEN}\n{CAPTION_PROMPTS[caption_kind]}"},
-                                           {"from": "gpt", "value": caption.text}]})
+                         "conversations": [{"from": "human", "value": prompt}, {"from": "gpt", "value": caption.text}]})
     return rows
 
 

@@ -88,8 +88,8 @@ class LlavaStageModel(GenerativeModel):
             checkpoint = resolve_init_from(init_from)
             previous = checkpoint_spec(checkpoint)
             if previous is not None and any(previous.get(k) != self.spec[k] for k in ARCHITECTURE_FIELDS):
-                raise VLForgeError(f"init_from {os.fspath(checkpoint)}: the checkpoint's LLaVA ({describe_spec(previous)}) "
-                                   f"is not this stage's ({describe_spec(self.spec)})")
+                raise VLForgeError(f"init_from {os.fspath(checkpoint)}: the checkpoint's LLaVA "
+                                   f"({describe_spec(previous)}) is not this stage's ({describe_spec(self.spec)})")
             weights_from(checkpoint, model)
             self.init_from = os.fspath(checkpoint)
         self._setup(model.train(), processor, f"llava({vision} + {lm})", "llava", freeze or FreezePolicy(), lora)
