@@ -154,3 +154,19 @@ def test_evaluate_mllm_writes_vqa_per_type_pope_per_strategy_and_chair(chain, sh
     assert "POPE adversarial" in capsys.readouterr().out
     with pytest.raises(VLForgeError, match="one of --checkpoint"):
         main(["--store", shapes_store, "--out", str(out)])
+
+
+def test_a_batch_whose_image_tokens_do_not_match_its_images_is_an_error_naming_the_sample():
+    from vlforge.vlm.mllm.lit_stage import LlavaStageLitModule
+    from vlforge.vlm.mllm.stage_model import LlavaStageModel as Model
+
+    from .conftest import random_image
+
+    module = LlavaStageLitModule(Model("clip", "preset:llama_tiny", vision_config=TINY_VISION,
+                                       vision_feature_layer=-1), prompt_style="plain")
+    good = {"key": "good", "image": random_image(0, (32, 32)), "instruction": "", "response": "A red circle."}
+    batch = module.on_before_batch_transfer([good], 0)
+    assert int((batch["input_ids"] == module.model.config.image_token_index).sum()) == 16
+    sneaky = {"key": "sneaky", "instruction": "<image>", "response": "no image given"}
+    with pytest.raises(VLForgeError, match="sample sneaky: 1 image tokens"):
+        module.on_before_batch_transfer([good, sneaky], 0)

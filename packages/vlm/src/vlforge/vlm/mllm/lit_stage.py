@@ -8,8 +8,10 @@ turns in the instruction stage):
 
 What differs between stages is configuration: what trains (the model's freezing policy), the learning rate per
 part (``part_lr``: the ultra-detailed caption paper's Tables 7-8 train the vision tower at 2e-6 beside 2e-5), the
-prompt style (``plain`` for the caption stages, ``chat`` for instructions) and the data module. Each checkpoint
-carries the LLaVA's stage spec, so the next stage's ``init_from`` can refuse a checkpoint of another architecture.
+prompt style (``plain`` for the caption stages, ``chat`` for instructions) and the data module. Each collated batch
+has its ``<image>`` token count checked against its images' features (an error naming the sample, never features
+paired with the wrong tokens). Each checkpoint carries the LLaVA's stage spec, so the next stage's ``init_from``
+can refuse a checkpoint of another architecture.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import logging
 from typing import Any
 
 from vlforge.common.lm.lit_sft import SFTLitModule
+from vlforge.vlm.mllm.image_tokens import check_image_tokens
 from vlforge.vlm.mllm.stage_model import SPEC_KEY, LlavaStageModel
 
 log = logging.getLogger(__name__)
@@ -36,6 +39,14 @@ class LlavaStageLitModule(SFTLitModule):
         trainable = ", ".join(f"{part} {count:,}" for part, count in model.trainable_per_part.items())
         start = f"from {model.init_from}" if model.init_from else "from the built parts"
         log.info("LLaVA stage: %s; %s; trainable parameters: %s", start, self.spec["projector"], trainable)
+
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        if not isinstance(batch, list):
+            return batch
+        collated = self.collator(batch)
+        check_image_tokens(collated["input_ids"], self.model.config, [int(e.get("image") is not None) for e in batch],
+                           collated.get("pixel_values"), [str(e.get("key", "?")) for e in batch])
+        return collated
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[SPEC_KEY] = dict(self.spec)
