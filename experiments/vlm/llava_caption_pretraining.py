@@ -7,7 +7,7 @@ caption stages (pre-align + pre-train) on different captions, then VQA accuracy 
 Each condition is a YAML delta in experiments/vlm/llava/ (alt_text, dense, mix_33_66) stacked on the shipped
 vlm:mllm/pre_align_tiny.yaml and pretrain_tiny.yaml; the instruction stage (vlm:mllm/instruct_tiny.yaml, the seed
 split's QA pairs from `vlforge-vlm shapes-llava-json`) and the evaluation (`vlforge-vlm evaluate-mllm`) are the
-same for every condition. ``--no-pre-align`` skips stage 1 (pre-train starts from the built parts). Every stage runs
+same for every condition. ``--no-pre-align`` skips stage 1 (pre-train starts from the built parts: the no_pre_align.yaml delta). Every stage runs
 the vlforge-vlm console in its own process; runs/stores are kept under ``--work`` and a finished stage is not re-run.
 The seed is Lightning's seed_everything (model init is fixed by the presets' seeds; it changes the data order and
 caption draws). The store (``--num-images`` 32 px images, generator seed 0) is built once.
@@ -28,6 +28,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 DELTAS = HERE / "llava"
 CONSOLE = [sys.executable, "-m", "vlforge.vlm.cli"]
+NO_PRE_ALIGN = "no_pre_align.yaml"
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 
 
@@ -70,7 +71,7 @@ def one_run(condition: str, seed: int, store: Path, instruct: Path, work: Path, 
     root = work / "runs" / name / f"seed{seed}"
     delta = ["--config", str(DELTAS / f"{condition}.yaml"), "--data.init_args.store", str(store)]
     start = ["--model.init_args.model.init_args.init_from", str(fit("pre_align", root, seed, delta))] if pre_align \
-        else ["--model.init_args.model.init_args.init_from", "null"]
+        else ["--config", str(DELTAS / NO_PRE_ALIGN)]
     pretrain = fit("pretrain", root, seed, [*delta, *start])
     instruct_run = fit("instruct", root, seed, ["--data.init_args.json", str(instruct),
                                                 "--trainer.max_steps", str(instruct_steps),
@@ -107,7 +108,7 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--conditions", nargs="+", default=["alt_text", "dense"],
-                        choices=sorted(p.stem for p in DELTAS.glob("*.yaml")))
+                        choices=sorted(p.stem for p in DELTAS.glob("*.yaml") if p.name != NO_PRE_ALIGN))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--no-pre-align", action="store_true", help="skip stage 1 (pre-train from the built parts)")
     parser.add_argument("--num-images", type=int, default=10000)
