@@ -7,10 +7,10 @@ caption stages (pre-align + pre-train) on different captions, then VQA accuracy 
 Each condition is a YAML delta in experiments/vlm/llava/ (alt_text, dense, mix_33_66) stacked on the shipped
 vlm:mllm/pre_align_tiny.yaml and pretrain_tiny.yaml; the instruction stage (vlm:mllm/instruct_tiny.yaml, the seed
 split's QA pairs from `vlforge-vlm shapes-llava-json`) and the evaluation (`vlforge-vlm evaluate-mllm`) are the
-same for every condition. ``--no-pre-align`` skips stage 1 (pre-train starts from the built parts: the no_pre_align.yaml delta). Every stage runs
-the vlforge-vlm console in its own process; runs/stores are kept under ``--work`` and a finished stage is not re-run.
-The seed is Lightning's seed_everything (model init is fixed by the presets' seeds; it changes the data order and
-caption draws). The store (``--num-images`` 32 px images, generator seed 0) is built once.
+same for every condition. ``--no-pre-align`` skips stage 1 (pre-train starts from the built parts: the
+no_pre_align.yaml delta). Every stage runs the vlforge-vlm console in its own process; runs/stores are kept under
+``--work`` and a finished stage is not re-run. The seed S is Lightning's seed_everything (data order, caption draws)
+and the stage model's seed (the random vision tower and the projector; the tiny LM preset's init is fixed). The store (``--num-images`` 32 px images, generator seed 0) is built once.
 """
 
 from __future__ import annotations
