@@ -10,7 +10,8 @@ split's QA pairs from `vlforge-vlm shapes-llava-json`) and the evaluation (`vlfo
 same for every condition. ``--no-pre-align`` skips stage 1 (pre-train starts from the built parts: the
 no_pre_align.yaml delta). Every stage runs the vlforge-vlm console in its own process; runs/stores are kept under
 ``--work`` and a finished stage is not re-run. The seed S is Lightning's seed_everything (data order, caption draws)
-and the stage model's seed (the random vision tower and the projector; the tiny LM preset's init is fixed). The store (``--num-images`` 32 px images, generator seed 0) is built once.
+and the stage model's seed (the random vision tower and the projector; the tiny LM preset's init is fixed).
+The store (``--num-images`` 32 px images, generator seed 0) is built once.
 """
 
 from __future__ import annotations
