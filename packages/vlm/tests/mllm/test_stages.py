@@ -88,15 +88,17 @@ def test_a_checkpoint_of_another_architecture_is_refused_naming_both(chain):
     previous = str(chain["root"] / "llava_pre_align_tiny")
     with pytest.raises(VLForgeError) as other_lm:
         LlavaStageModel("clip", "preset:gpt2_tiny", vision_config=TINY_VISION, vision_feature_layer=-1,
-                        init_from=previous)
+                        init_from=previous).load_init_weights()
     message = str(other_lm.value)
     assert "\n" not in message and "preset:gpt2_tiny" in message and "preset:llama_tiny" in message
     wider = dict(TINY_VISION, hidden_size=32, intermediate_size=64)
-    with pytest.raises(VLForgeError, match=r"projector 32->64->64.*|.*projector 64->64->64") as other_projector:
-        LlavaStageModel("clip", "preset:llama_tiny", vision_config=wider, vision_feature_layer=-1, init_from=previous)
+    with pytest.raises(VLForgeError) as other_projector:
+        LlavaStageModel("clip", "preset:llama_tiny", vision_config=wider, vision_feature_layer=-1,
+                        init_from=previous).load_init_weights()
     assert "projector 64->64->64" in str(other_projector.value) and "projector 32->64->64" in str(other_projector.value)
     with pytest.raises(VLForgeError, match="no such checkpoint or run folder"):
-        LlavaStageModel("clip", "preset:llama_tiny", vision_config=TINY_VISION, init_from=str(chain["root"] / "nope"))
+        LlavaStageModel("clip", "preset:llama_tiny", vision_config=TINY_VISION,
+                        init_from=str(chain["root"] / "nope")).load_init_weights()
 
 
 def test_the_instruct_checkpoint_exports_and_loads_in_transformers(chain, tmp_path, image_inputs):

@@ -35,10 +35,19 @@ class LlavaStageLitModule(SFTLitModule):
                  betas: tuple[float, float] = (0.9, 0.999)) -> None:
         super().__init__(model, lr=lr, weight_decay=weight_decay, warmup_ratio=warmup_ratio, max_length=max_length,
                          prompt_style=prompt_style, part_lr=part_lr, warmup_steps=warmup_steps, betas=betas)
+        self.stage_model = model
         self.spec = model.spec
-        trainable = ", ".join(f"{part} {count:,}" for part, count in model.trainable_per_part.items())
-        start = f"from {model.init_from}" if model.init_from else "from the built parts"
-        log.info("LLaVA stage: %s; %s; trainable parameters: %s", start, self.spec["projector"], trainable)
+        self.initialised = False
+
+    def setup(self, stage: str) -> None:
+        """Start from the previous stage's weights (once; a resumed fit then restores its own checkpoint)."""
+        if self.initialised:
+            return
+        loaded = self.stage_model.load_init_weights()
+        self.initialised = True
+        trainable = ", ".join(f"{part} {count:,}" for part, count in self.stage_model.trainable_per_part.items())
+        start = f"from {loaded}" if loaded else "from the built parts"
+        log.info("LLaVA stage: %s; projector %s; trainable parameters: %s", start, self.spec["projector"], trainable)
 
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         if not isinstance(batch, list):

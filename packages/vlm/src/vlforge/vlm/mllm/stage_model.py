@@ -19,7 +19,7 @@ import torch
 from vlforge.common.errors import VLForgeError
 from vlforge.common.lm.loading import weights_from
 from vlforge.common.lm.model import GenerativeModel
-from vlforge.common.lm.policy import FreezePolicy, LoraSettings
+from vlforge.common.lm.policy import FreezePolicy
 from vlforge.common.runs import last_checkpoint, versions
 from vlforge.vlm.mllm.builder import build_llava
 
@@ -71,25 +71,33 @@ def checkpoint_spec(checkpoint: Path) -> dict[str, Any] | None:
 
 
 class LlavaStageModel(GenerativeModel):
-    """A LLaVA of ``vision`` + ``lm`` (``build_llava`` options below), optionally started from ``init_from``, with
-    ``freeze`` (default: projector + LLM train) and optional ``lora``. ``spec`` says what it is."""
+    """A LLaVA of ``vision`` + ``lm`` (``build_llava`` options below) with the stage's ``freeze`` policy (default:
+    projector + LLM train). ``init_from`` names the previous stage's checkpoint (or run folder); its weights are
+    loaded by :meth:`load_init_weights`, which the stage's LitModule calls when the run starts (``setup``), so that
+    a config instantiates, and a finished stage's checkpoint rebuilds, without the previous stage's files. ``spec``
+    says what the LLaVA is."""
 
     def __init__(self, vision: str, lm: str, init_from: str | None = None, freeze: FreezePolicy | None = None,
-                 lora: LoraSettings | None = None, vision_config: dict[str, Any] | None = None,
-                 vision_feature_layer: int = -2, vision_feature_select_strategy: str | None = None,
-                 dtype: str = "float32", trust_remote_code: bool = False, seed: int = 0) -> None:
+                 vision_config: dict[str, Any] | None = None, vision_feature_layer: int = -2,
+                 vision_feature_select_strategy: str | None = None, dtype: str = "float32",
+                 trust_remote_code: bool = False, seed: int = 0) -> None:
         model, processor = build_llava(vision, lm, vision_config=vision_config,
                                        vision_feature_layer=vision_feature_layer,
                                        vision_feature_select_strategy=vision_feature_select_strategy, dtype=dtype,
                                        trust_remote_code=trust_remote_code, seed=seed)
         self.spec = stage_spec(vision, lm, model)
-        self.init_from = None
-        if init_from is not None:
-            checkpoint = resolve_init_from(init_from)
-            previous = checkpoint_spec(checkpoint)
-            if previous is not None and any(previous.get(k) != self.spec[k] for k in ARCHITECTURE_FIELDS):
-                raise VLForgeError(f"init_from {os.fspath(checkpoint)}: the checkpoint's LLaVA "
-                                   f"({describe_spec(previous)}) is not this stage's ({describe_spec(self.spec)})")
-            weights_from(checkpoint, model)
-            self.init_from = os.fspath(checkpoint)
-        self._setup(model.train(), processor, f"llava({vision} + {lm})", "llava", freeze or FreezePolicy(), lora)
+        self.init_from = init_from
+        self._setup(model.train(), processor, f"llava({vision} + {lm})", "llava", freeze or FreezePolicy(), None)
+
+    def load_init_weights(self) -> Path | None:
+        """Load ``init_from``'s weights (refusing a checkpoint of another architecture in one line naming both);
+        returns the checkpoint loaded, None without ``init_from``."""
+        if self.init_from is None:
+            return None
+        checkpoint = resolve_init_from(self.init_from)
+        previous = checkpoint_spec(checkpoint)
+        if previous is not None and any(previous.get(k) != self.spec[k] for k in ARCHITECTURE_FIELDS):
+            raise VLForgeError(f"init_from {os.fspath(checkpoint)}: the checkpoint's LLaVA "
+                               f"({describe_spec(previous)}) is not this stage's ({describe_spec(self.spec)})")
+        weights_from(checkpoint, self.model)
+        return checkpoint
