@@ -12,6 +12,10 @@ no_pre_align.yaml delta). Every stage runs the vlforge-vlm console in its own pr
 ``--work`` and a finished stage is not re-run. The seed S is Lightning's seed_everything (data order, caption draws)
 and the stage model's seed (the random vision tower and the projector; the tiny LM preset's init is fixed).
 The store (``--num-images`` 32 px images, generator seed 0) is built once.
+
+``--vision-tower FOLDER`` replaces the tiny configs' random-init CLIP tower by a pretrained one (e.g. vlforge-vlm's
+tiny CLIP trained on the same store and exported with ``vlforge-vlm export --format hf-vision``): the runner writes
+that delta into ``--work`` and stacks it on every stage.
 """
 
 from __future__ import annotations
@@ -66,15 +70,25 @@ def fit(stage: str, root: Path, seed: int, extra: list[str]) -> Path:
     return run_dir
 
 
+def vision_delta(work: Path, tower: Path | None) -> list[str]:
+    """A generated delta putting the pretrained tower ``tower`` into every stage (none without one)."""
+    if tower is None:
+        return []
+    path = work / "vision_tower.yaml"
+    init_args = {"vision": str(tower.resolve()), "vision_config": None}
+    path.write_text(json.dumps({"model": {"init_args": {"model": {"init_args": init_args}}}}))
+    return ["--config", str(path)]
+
+
 def one_run(condition: str, seed: int, store: Path, instruct: Path, work: Path, pre_align: bool,
-            eval_limit: int, instruct_steps: int) -> dict[str, Any]:
-    name = condition if pre_align else f"{condition}_no_pre_align"
+            eval_limit: int, instruct_steps: int, tower: list[str]) -> dict[str, Any]:
+    name = (condition if pre_align else f"{condition}_no_pre_align") + ("_clip_tower" if tower else "")
     root = work / "runs" / name / f"seed{seed}"
-    delta = ["--config", str(DELTAS / f"{condition}.yaml"), "--data.init_args.store", str(store)]
+    delta = ["--config", str(DELTAS / f"{condition}.yaml"), *tower, "--data.init_args.store", str(store)]
     start = ["--model.init_args.model.init_args.init_from", str(fit("pre_align", root, seed, delta))] if pre_align \
         else ["--config", str(DELTAS / NO_PRE_ALIGN)]
     pretrain = fit("pretrain", root, seed, [*delta, *start])
-    instruct_run = fit("instruct", root, seed, ["--data.init_args.json", str(instruct),
+    instruct_run = fit("instruct", root, seed, [*tower, "--data.init_args.json", str(instruct),
                                                 "--trainer.max_steps", str(instruct_steps),
                                                 "--model.init_args.model.init_args.init_from", str(pretrain)])
     out = root / "eval.json"
@@ -115,13 +129,15 @@ def main() -> None:
     parser.add_argument("--num-images", type=int, default=10000)
     parser.add_argument("--eval-limit", type=int, default=200, help="test images asked VQA and POPE questions")
     parser.add_argument("--instruct-steps", type=int, default=300, help="the instruction stage's steps (300)")
+    parser.add_argument("--vision-tower", type=Path, default=None, help="a pretrained CLIP vision folder")
     parser.add_argument("--work", type=Path, default=Path("runs/llava_caption_pretraining"))
     parser.add_argument("--out", type=Path, default=Path("docs/results/llava_caption_pretraining.json"))
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     store, instruct = prepare_data(args.work, args.num_images)
-    runs = [one_run(c, s, store, instruct, args.work, not args.no_pre_align, args.eval_limit, args.instruct_steps)
-            for s in args.seeds for c in args.conditions]
+    tower = vision_delta(args.work, args.vision_tower)
+    runs = [one_run(c, s, store, instruct, args.work, not args.no_pre_align, args.eval_limit, args.instruct_steps,
+                    tower) for s in args.seeds for c in args.conditions]
     report = {"command": "python " + " ".join([str(Path(sys.argv[0])), *sys.argv[1:]]),
               "summary": summarise(runs), "runs": runs}
     args.out.parent.mkdir(parents=True, exist_ok=True)
