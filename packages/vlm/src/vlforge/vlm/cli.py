@@ -12,6 +12,10 @@ TOOLS = {
                    "vlforge.vlm.export:main"),
     "compare": Tool("figures and a table of several evaluate runs side by side", "vlforge.vlm.compare:main"),
     "score": Tool("write the CLIP score of every caption into a store (idempotent)", "vlforge.vlm.score:main"),
+    "evaluate-mllm": Tool("an MLLM on ShapesWorld VQA, POPE and CHAIR (and a LLaVA JSON file) into one JSON",
+                          "vlforge.vlm.mllm.evaluate_cli:main"),
+    "shapes-llava-json": Tool("a ShapesWorld split's QA pairs as LLaVA JSON instruction data",
+                              "vlforge.vlm.mllm.shapes_instruct:main"),
     "plot": Tool("training curves of a run folder as PNG", "vlforge.common.metrics.training_curves:main"),
 }
 

@@ -5,11 +5,15 @@ The prompt (:mod:`vlforge.common.lm.prompts`, a style by name) and each response
 concatenated; labels are −100 on the prompt (image tokens included) and on padding, so the labels follow the
 template's offsets exactly. With k responses per prompt (preference pairs: k = 2, ``chosen`` / ``rejected`` keys
 also accepted; ranked lists for PRO: k = n) the batch holds the B first responses, then the B second ones, ...
-(row j·B + i is response j of example i). Sequences are right-padded. Vision tensors (``pixel_values``,
-``image_grid_thw``, ...) are concatenated along their first dimension; per-token tensors (e.g.
+(row j·B + i is response j of example i). A multi-turn conversation ``{image?, turns: [[instruction, response],
+...]}`` (LLaVA's instruction data; the image in the first user turn) is one sequence with the loss on every
+assistant turn (:func:`~vlforge.common.lm.prompts.render_turns`). Sequences are right-padded; a batch may mix
+examples with and without an image (the vision tensors hold the images in example order). Vision tensors
+(``pixel_values``, ``image_grid_thw``, ...) are concatenated along their first dimension; per-token tensors (e.g.
 ``mm_token_type_ids``) are extended with zeros.
 
-A response whose tokens do not all survive — cut by ``max_length``, entirely when the prompt leaves no room — or
+A response whose tokens do not all survive — cut by ``max_length``, entirely when the prompt leaves no room; the
+prompt, and with it the image tokens, is never cut — or
 whose chat template could not be split at the response is counted in :attr:`SFTCollator.counts` and reported with
 a warning naming the example's ``key``; it is never silently dropped from the loss (LLaVA's ``preprocess_v1``
 zeroes such labels without a word).
@@ -25,7 +29,7 @@ import torch
 
 from vlforge.common.errors import VLForgeError
 from vlforge.common.lm.logprobs import IGNORE_INDEX
-from vlforge.common.lm.prompts import render, takes_images, tokenizer_of
+from vlforge.common.lm.prompts import render, render_turns, takes_images, tokenizer_of
 
 log = logging.getLogger(__name__)
 COUNTED = ("sequences", "truncated", "lost", "template_fallback")
@@ -87,11 +91,47 @@ class SFTCollator:
             response_ids = response_ids[:room]
         out = {"input_ids": torch.cat([prompt_ids, response_ids]),
                "labels": torch.cat([torch.full_like(prompt_ids, IGNORE_INDEX), response_ids])}
+        return self._vision_tensors(encoded, out, response_ids.numel())
+
+    def encode_turns(self, example: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """One multi-turn sequence: the first prompt segment (with the image) through the processor, the rest
+        tokenized on their own; labels on the response segments. ``max_length`` cuts from the end: a cut response
+        counts as truncated (lost when no response token is left)."""
+        turns = [(str(instruction), str(response)) for instruction, response in example["turns"]]
+        segments, split = render_turns(self.processor, turns, image=example.get("image") is not None,
+                                       style=self.prompt_style)
+        encoded = self._prompt(example, segments[0].text)
+        pieces = [(encoded["input_ids"][0], False)]
+        pieces += [(torch.tensor(self.tokenizer(seg.text, add_special_tokens=False)["input_ids"], dtype=torch.long),
+                    seg.response) for seg in segments[1:]]
+        self.counts["sequences"] += 1
+        if not split:
+            self._report(example, "template_fallback", "the chat template could not be split at the responses; "
+                                                       "trained on each response + EOS")
+        room = self.max_length if self.max_length is not None else sum(p.numel() for p, _ in pieces)
+        room = max(room, pieces[0][0].numel())
+        ids, labels, kept, total = [], [], 0, 0
+        for index, (piece, is_response) in enumerate(pieces):
+            cut = piece[:max(0, room - sum(p.numel() for p in ids))] if index else piece
+            ids.append(cut)
+            labels.append(cut if is_response else torch.full_like(cut, IGNORE_INDEX))
+            if is_response:
+                kept, total = kept + cut.numel(), total + piece.numel()
+        if kept < total:
+            self._report(example, "lost" if kept == 0 else "truncated",
+                         f"max_length {self.max_length} keeps {kept} of its {total} response tokens")
+        out = {"input_ids": torch.cat(ids), "labels": torch.cat(labels)}
+        return self._vision_tensors(encoded, out, out["input_ids"].numel() - pieces[0][0].numel())
+
+    def _vision_tensors(self, encoded: dict[str, torch.Tensor], out: dict[str, torch.Tensor],
+                        appended: int) -> dict[str, torch.Tensor]:
+        """``out`` plus the processor's other tensors of the prompt: per-token ones extended by ``appended`` zeros,
+        vision ones as they are."""
         for key, value in encoded.items():
             if key in ("input_ids", "attention_mask") or not isinstance(value, torch.Tensor):
                 continue
             if value.dim() == 2 and value.shape == encoded["input_ids"].shape:  # per-token tensor
-                out[f"token:{key}"] = torch.cat([value[0], value.new_zeros(response_ids.numel())])
+                out[f"token:{key}"] = torch.cat([value[0], value.new_zeros(appended)])
             else:
                 out[key] = value
         return out
@@ -112,21 +152,28 @@ class SFTCollator:
             labels[row, :n] = seq["labels"]
             attention_mask[row, :n] = 1
         out = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
-        for key in sequences[0]:
+        keys = dict.fromkeys(key for seq in sequences for key in seq)  # examples without an image lack some
+        for key in keys:
             if key in out:
                 continue
+            having = [(row, seq[key]) for row, seq in enumerate(sequences) if key in seq]
             if key.startswith("token:"):
-                padded = sequences[0][key].new_zeros((batch, length))
-                for row, seq in enumerate(sequences):
-                    padded[row, :seq[key].numel()] = seq[key]
+                padded = having[0][1].new_zeros((batch, length))
+                for row, value in having:
+                    padded[row, :value.numel()] = value
                 out[key[len("token:"):]] = padded
             else:
-                out[key] = torch.cat([seq[key] for seq in sequences], dim=0)
+                out[key] = torch.cat([value for _, value in having], dim=0)
         return out
 
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         if not examples:
             raise VLForgeError("cannot collate an empty batch")
+        if any("turns" in e for e in examples):
+            if not all("turns" in e for e in examples):
+                raise VLForgeError(f"a batch mixes conversations ('turns') with single responses (e.g. "
+                                   f"{examples[0].get('key', '?')!r})")
+            return self.pad([self.encode_turns(e) for e in examples])
         responses = [responses_of(e) for e in examples]
         k = len(responses[0])
         if any(len(r) != k for r in responses):

@@ -7,6 +7,10 @@
 - ``plain``: no template (LLaVA's pre-alignment stage, ``preprocess_plain``): the image placeholder, then the
   instruction (LLaVA uses none: pass ""), then the response and EOS.
 
+A multi-turn conversation (LLaVA's instruction data) renders with :func:`render_turns` as alternating prompt and
+response segments, each response the text the template writes for that assistant turn (the image in the first
+user turn).
+
 ``processor`` is a transformers processor (image-text models) or a tokenizer (text-only causal LMs).
 """
 
@@ -87,3 +91,58 @@ def render(processor: Any, instruction: str, response: str, image: bool = True, 
     if full.startswith(prompt) and response in full[len(prompt):]:
         return Rendered(prompt, full[len(prompt):])
     return Rendered(prompt, response + eos, split=False)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A piece of a rendered conversation; ``response`` marks text the model is trained on."""
+
+    text: str
+    response: bool
+
+
+def _chat_turns(turns: list[tuple[str, str]], image: bool, upto: int) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = []
+    for index, (instruction, response) in enumerate(turns[:upto]):
+        messages += user_turn(instruction, image and index == 0)
+        messages.append({"role": "assistant", "content": [{"type": "text", "text": response}]})
+    return messages
+
+
+def render_turns(processor: Any, turns: list[tuple[str, str]], image: bool = True,
+                 style: str = "chat") -> tuple[list[Segment], bool]:
+    """``(segments, split)`` of a multi-turn conversation ``[(instruction, response), ...]``: prompt and response
+    segments alternate, so that concatenated they are the template's rendering of the whole conversation. ``split``
+    is False when the template's rendering of a shorter conversation is not a prefix of a longer one's (the
+    responses are then each followed by EOS after their turn's own prompt, as :func:`render` falls back)."""
+    _check_style(style)
+    if not turns:
+        raise VLForgeError("a conversation needs at least one (instruction, response) turn")
+    if style == "plain" or len(turns) == 1:
+        segments = []
+        for index, (instruction, response) in enumerate(turns):
+            rendered = render(processor, instruction, response, image=image and index == 0, style=style)
+            prompt = rendered.prompt if index == 0 or style == "chat" else " " + rendered.prompt
+            segments += [Segment(prompt, False), Segment(rendered.response, True)]
+            if not rendered.split:
+                return segments + _fallback(processor, turns[index + 1:], style), False
+        return segments, True
+    segments, done = [], ""
+    for index, (instruction, response) in enumerate(turns):
+        prompt = processor.apply_chat_template(_chat_turns(turns, image, index) + user_turn(instruction,
+                                               image and index == 0), add_generation_prompt=True, tokenize=False)
+        full = processor.apply_chat_template(_chat_turns(turns, image, index + 1), tokenize=False)
+        if not (prompt.startswith(done) and full.startswith(prompt) and response in full[len(prompt):]):
+            return segments + _fallback(processor, turns[index:], style, image and index == 0), False
+        segments += [Segment(prompt[len(done):], False), Segment(full[len(prompt):], True)]
+        done = full
+    return segments, True
+
+
+def _fallback(processor: Any, turns: list[tuple[str, str]], style: str, image: bool = False) -> list[Segment]:
+    eos = tokenizer_of(processor).eos_token or ""
+    out = []
+    for index, (instruction, response) in enumerate(turns):
+        out += [Segment(prompt_text(processor, instruction, image and index == 0, style), False),
+                Segment(response + eos, True)]
+    return out

@@ -32,7 +32,7 @@ from transformers.models.llava.modeling_llava import LlavaMultiModalProjector
 from vlforge.common.errors import VLForgeError
 from vlforge.common.presets.chat_templates import chat_template as default_chat_template
 from vlforge.vlm.mllm.lm_source import load_causal_lm
-from vlforge.vlm.mllm.vision_source import load_vision_tower
+from vlforge.vlm.mllm.vision_source import load_vision_tower, random_vision_tower
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 STRATEGIES = ("default", "full")
@@ -81,7 +81,8 @@ def assemble(config: LlavaConfig, vision_model: torch.nn.Module, language_model:
 def build_llava(vision: str, lm: str, *, trust_remote_code: bool = False, vision_feature_layer: int = -2,
                 vision_feature_select_strategy: str | None = None, projector_hidden_act: str = "gelu",
                 image_token: str = "<image>", chat_template: str | None = None, dtype: str = "float32",
-                seed: int = 0) -> tuple[LlavaForConditionalGeneration, LlavaProcessor]:
+                seed: int = 0, vision_config: dict | None = None,
+                ) -> tuple[LlavaForConditionalGeneration, LlavaProcessor]:
     """``(LlavaForConditionalGeneration, LlavaProcessor)`` from vision tower ``vision`` (a CLIP / SigLIP folder or
     hub name) and causal LM ``lm`` (``preset:<name>``, a folder or a hub name).
 
@@ -89,11 +90,15 @@ def build_llava(vision: str, lm: str, *, trust_remote_code: bool = False, vision
     strategy`` ("default" drops CLIP's CLS token, "full" keeps every token; default: "default" for CLIP, "full" for
     SigLIP, which has no CLS token); ``projector_hidden_act``; ``image_token``; ``chat_template`` (default: the
     USER/ASSISTANT template of vlforge's presets, the image placed in the user turn); ``dtype``; ``seed`` (the
-    projector's init, drawn without touching the global RNG).
+    projector's init, drawn without touching the global RNG); ``vision_config``: with ``vision`` "clip" or
+    "siglip", a randomly initialised tower of these config fields (seeded by ``seed``; tiny runs).
     """
     if dtype not in DTYPES:
         raise VLForgeError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}")
-    tower = load_vision_tower(vision, trust_remote_code=trust_remote_code, dtype=DTYPES[dtype])
+    if vision_config is not None:
+        tower = random_vision_tower(vision, vision_config, DTYPES[dtype], seed)
+    else:
+        tower = load_vision_tower(vision, trust_remote_code=trust_remote_code, dtype=DTYPES[dtype])
     strategy = vision_feature_select_strategy or ("default" if tower.family == "clip" else "full")
     if strategy not in STRATEGIES:
         raise VLForgeError(f"vision_feature_select_strategy {strategy!r} is not one of {', '.join(STRATEGIES)}")

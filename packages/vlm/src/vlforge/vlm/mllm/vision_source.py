@@ -4,6 +4,8 @@
 
 The image processor is the folder's own when it has one, else the family's default at the tower's image size
 (CLIP: short-side resize, centre crop, CLIP normalisation; SigLIP: square resize, mean = std = 0.5).
+
+``random_vision_tower`` builds a randomly initialised tower of a family from config fields (tiny ShapesWorld runs).
 """
 
 from __future__ import annotations
@@ -15,15 +17,19 @@ import transformers
 from transformers import (
     AutoConfig,
     AutoImageProcessor,
+    CLIPVisionConfig,
     CLIPVisionModel,
     PreTrainedModel,
     SiglipImageProcessor,
+    SiglipVisionConfig,
     SiglipVisionModel,
 )
 
 from vlforge.common.errors import VLForgeError
+from vlforge.common.presets.config_fields import make_config
 from vlforge.common.presets.llava import clip_image_processor
 
+RANDOM_FAMILIES = {"clip": (CLIPVisionConfig, CLIPVisionModel), "siglip": (SiglipVisionConfig, SiglipVisionModel)}
 # config model_type -> (family, vision model class)
 VISION_FAMILIES = {
     "clip": ("clip", CLIPVisionModel),
@@ -79,3 +85,17 @@ def load_vision_tower(source: str, trust_remote_code: bool = False, dtype: torch
     except (OSError, ValueError):  # no preprocessor_config.json: the family's default
         image_processor = default_image_processor(family, model.config.image_size)
     return VisionTower(family, model, image_processor)
+
+
+def random_vision_tower(family: str, fields: dict, dtype: torch.dtype = torch.float32, seed: int = 0) -> VisionTower:
+    """A randomly initialised ``family`` ("clip" or "siglip") vision tower of config ``fields`` (image_size,
+    patch_size, hidden_size, ...), drawn from ``seed`` without touching the global RNG."""
+    if family not in RANDOM_FAMILIES:
+        raise VLForgeError(f"vision {family!r} with vision_config: the family must be one of "
+                           f"{', '.join(RANDOM_FAMILIES)}")
+    config_class, model_class = RANDOM_FAMILIES[family]
+    config = make_config(config_class, "vision_config", fields)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = model_class(config).to(dtype)
+    return VisionTower(family, model, default_image_processor(family, config.image_size))

@@ -1,0 +1,153 @@
+"""LLaVA caption pre-training outcome on ShapesWorld (issue 13, "Measurable"): the same instruction stage after
+caption stages (pre-align + pre-train) on different captions, then VQA accuracy and POPE F1 on the test split.
+
+    python experiments/vlm/llava_caption_pretraining.py --conditions alt_text dense --seeds 0 1 2 \\
+        --out docs/results/llava_caption_pretraining.json
+
+Each condition is a YAML delta in experiments/vlm/llava/ (alt_text, dense, mix_33_66) stacked on the shipped
+vlm:mllm/pre_align_tiny.yaml and pretrain_tiny.yaml; the instruction stage (vlm:mllm/instruct_tiny.yaml, the seed
+split's QA pairs from `vlforge-vlm shapes-llava-json`) and the evaluation (`vlforge-vlm evaluate-mllm`) are the
+same for every condition. ``--no-pre-align`` skips stage 1 (pre-train starts from the built parts: the
+no_pre_align.yaml delta). Every stage runs the vlforge-vlm console in its own process; runs/stores are kept under
+``--work`` and a finished stage is not re-run. The seed S is Lightning's seed_everything (data order, caption draws)
+and the stage model's seed (the random vision tower and the projector; the tiny LM preset's init is fixed).
+The store (``--num-images`` 32 px images, generator seed 0) is built once.
+
+``--vision-tower FOLDER`` replaces the tiny configs' random-init CLIP tower by a pretrained one (e.g. vlforge-vlm's
+tiny CLIP trained on the same store and exported with ``vlforge-vlm export --format hf-vision``): the runner writes
+that delta into ``--work`` and stacks it on every stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+DELTAS = HERE / "llava"
+CONSOLE = [sys.executable, "-m", "vlforge.vlm.cli"]
+NO_PRE_ALIGN = "no_pre_align.yaml"
+QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+
+
+def run(command: list[str], log: Path) -> None:
+    print("$", " ".join(command), flush=True)
+    start = time.time()
+    with log.open("w") as out:
+        code = subprocess.call(command, stdout=out, stderr=subprocess.STDOUT,
+                               env={**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
+    if code:
+        sys.exit(f"failed ({code}) after {time.time() - start:.0f} s, see {log}")
+    print(f"  done in {time.time() - start:.0f} s", flush=True)
+
+
+def prepare_data(work: Path, num_images: int) -> tuple[Path, Path]:
+    store, instruct = work / "shapesworld", work / "llava" / "instruct.json"
+    if not store.exists():
+        run(["vlforge-store", "shapes", str(store), "--num-images", str(num_images), "--seed", "0",
+             "--image-size", "32"], work / "store.log")
+    if not instruct.exists():
+        run([*CONSOLE, "shapes-llava-json", str(store), "--split", "seed", "--out", str(instruct)],
+            work / "instruct_json.log")
+    return store, instruct
+
+
+def fit(stage: str, root: Path, seed: int, extra: list[str]) -> Path:
+    """One stage of the shipped tiny chain in ``root`` (skipped when its checkpoint exists)."""
+    run_dir = root / f"llava_{stage}_tiny"
+    if not (run_dir / "version_0" / "checkpoints" / "last.ckpt").exists():
+        root.mkdir(parents=True, exist_ok=True)
+        run([*CONSOLE, "fit", "--config", f"vlm:mllm/{stage}_tiny.yaml", *extra, "--run_root", str(root),
+             "--seed_everything", str(seed), "--model.init_args.model.init_args.seed", str(seed), *QUIET],
+            root / f"{stage}.log")
+    return run_dir
+
+
+def vision_delta(work: Path, tower: Path | None) -> list[str]:
+    """A generated delta putting the pretrained tower ``tower`` into every stage (none without one)."""
+    if tower is None:
+        return []
+    path = work / "vision_tower.yaml"
+    init_args = {"vision": str(tower.resolve()), "vision_config": None}
+    path.write_text(json.dumps({"model": {"init_args": {"model": {"init_args": init_args}}}}))
+    return ["--config", str(path)]
+
+
+def one_run(condition: str, seed: int, store: Path, instruct: Path, work: Path, pre_align: bool,
+            eval_limit: int, instruct_steps: int, tower: list[str]) -> dict[str, Any]:
+    name = (condition if pre_align else f"{condition}_no_pre_align") + ("_clip_tower" if tower else "")
+    root = work / "runs" / name / f"seed{seed}"
+    delta = ["--config", str(DELTAS / f"{condition}.yaml"), *tower, "--data.init_args.store", str(store)]
+    start = ["--model.init_args.model.init_args.init_from", str(fit("pre_align", root, seed, delta))] if pre_align \
+        else ["--config", str(DELTAS / NO_PRE_ALIGN)]
+    pretrain = fit("pretrain", root, seed, [*delta, *start])
+    instruct_run = fit("instruct", root, seed, [*tower, "--data.init_args.json", str(instruct),
+                                                "--trainer.max_steps", str(instruct_steps),
+                                                "--model.init_args.model.init_args.init_from", str(pretrain)])
+    out = root / "eval.json"
+    if not out.exists():
+        run([*CONSOLE, "evaluate-mllm", "--checkpoint",
+             str(instruct_run / "version_0" / "checkpoints" / "last.ckpt"), "--store", str(store), "--split", "test",
+             "--limit", str(eval_limit), "--chair_limit", "64", "--out", str(out)], root / "eval.log")
+    result = json.loads(out.read_text())
+    return {"condition": name, "seed": seed, "vqa": {k: v["accuracy"] for k, v in result["vqa"].items()},
+            "vqa_questions": result["vqa"]["all"]["total"],
+            "pope_f1": {k: v["f1"] for k, v in result["pope"].items()},
+            "pope_yes_ratio": {k: v["yes_ratio"] for k, v in result["pope"].items()},
+            "chair_i": result["chair"]["chair_i"]}
+
+
+def mean_spread(values: list[float]) -> dict[str, float]:
+    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "n": len(values)}
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in dict.fromkeys(r["condition"] for r in runs):
+        rows = [r for r in runs if r["condition"] == name]
+        out[name] = {"vqa_all": mean_spread([100 * r["vqa"]["all"] for r in rows]),
+                     "pope_f1": {k: mean_spread([100 * r["pope_f1"][k] for r in rows]) for k in rows[0]["pope_f1"]},
+                     "chair_i": mean_spread([100 * r["chair_i"] for r in rows]),
+                     "vqa_per_type": {k: mean_spread([100 * r["vqa"][k] for r in rows]) for k in rows[0]["vqa"]}}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--conditions", nargs="+", default=["alt_text", "dense"],
+                        choices=sorted(p.stem for p in DELTAS.glob("*.yaml") if p.name != NO_PRE_ALIGN))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--no-pre-align", action="store_true", help="skip stage 1 (pre-train from the built parts)")
+    parser.add_argument("--num-images", type=int, default=10000)
+    parser.add_argument("--eval-limit", type=int, default=200, help="test images asked VQA and POPE questions")
+    parser.add_argument("--instruct-steps", type=int, default=300, help="the instruction stage's steps (300)")
+    parser.add_argument("--vision-tower", type=Path, default=None, help="a pretrained CLIP vision folder")
+    parser.add_argument("--work", type=Path, default=Path("runs/llava_caption_pretraining"))
+    parser.add_argument("--out", type=Path, default=Path("docs/results/llava_caption_pretraining.json"))
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    store, instruct = prepare_data(args.work, args.num_images)
+    tower = vision_delta(args.work, args.vision_tower)
+    runs = [one_run(c, s, store, instruct, args.work, not args.no_pre_align, args.eval_limit, args.instruct_steps,
+                    tower) for s in args.seeds for c in args.conditions]
+    report = {"command": "python " + " ".join([str(Path(sys.argv[0])), *sys.argv[1:]]),
+              "summary": summarise(runs), "runs": runs}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1))
+    for name, row in report["summary"].items():
+        f1 = ", ".join(f"{k} {v['mean']:.1f}±{v['std']:.1f}" for k, v in row["pope_f1"].items())
+        print(f"{name}: VQA {row['vqa_all']['mean']:.1f}±{row['vqa_all']['std']:.1f} (n={row['vqa_all']['n']}); "
+              f"POPE F1 {f1}; CHAIR_i {row['chair_i']['mean']:.1f}")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
