@@ -46,7 +46,7 @@ class SFTCaptionDataset(Dataset):
     def __init__(self, store_path: str | os.PathLike, split: str = "seed",
                  targets: dict[str, str] | None = None, source: str = "gt", limit: int | None = None,
                  with_images: bool = True) -> None:
-        self.images = CaptionDataset(store_path, split=split)
+        self.images = CaptionDataset(store_path, split=split, meta=False)  # images and captions only
         self.with_images = with_images
         targets = targets or {"dense": "dense"}
         self.formats: dict[str, CaptionFormat] = {name: load_format(name) for name in targets}
@@ -89,7 +89,7 @@ class PreferencePairDataset(Dataset):
                  limit: int | None = None) -> None:
         if rejected not in REJECTED_MODES and not rejected.startswith(SOURCE_PREFIX):
             raise VLForgeError(f"rejected {rejected!r} is not one of {', '.join(REJECTED_MODES)} or 'source:<name>'")
-        self.images = CaptionDataset(store_path, split=split)
+        self.images = CaptionDataset(store_path, split=split, meta=False)  # images and captions only
         self.format = load_format(chosen_kind) if chosen_kind in ("short", "descriptive", "dense") else None
         self.instruction = self.format.prompt() if self.format else "Describe the image."
         self.pairs: list[tuple[int, str, str]] = []  # (record ordinal, chosen text, rejected text)

@@ -6,7 +6,11 @@ Training items are (image tensor, text, hard negatives). The text comes from a
 NegCLIP-style hard negatives; with ``rewrite`` a drawn caption that a frozen query rewriter rewrote is replaced by
 its stored rewrite with probability p (:mod:`vlforge.vlm.rewrite_swap`; the batch counts the replaced texts in
 ``rewritten``). An image that fails to decode, or a record without a matching caption, is skipped
-(the collate drops it) and counted in the batch's ``skipped`` dict by reason — no crash, no retry.
+(the collate drops it) and counted in the batch's ``skipped`` dict by reason — no crash, no retry. When the
+LitModule hands the model's text tokenizer to the DataModule (``text_tokenizer``, set in
+``ContrastiveLitModule.setup``), the collate also tokenizes the batch's captions and negatives, so that this runs in
+the DataLoader workers beside image decoding (as open_clip's loader does) and not in the training step. Records
+are read without their ``meta`` (the items use only images and captions).
 
 Evaluation items are (image tensor, all the record's evaluation captions, its negatives with their positives) so
 that retrieval can use several texts per image and ARO-style accuracy can score each negative against its
@@ -17,6 +21,8 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import torch
@@ -88,8 +94,13 @@ class ContrastiveEvalSet(Dataset):
                 "negatives": negs}
 
 
-def collate_pairs(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """Stack kept items; count skipped ones by reason (and the rewritten texts when rewriting is on)."""
+Tokenize = Callable[[list[str]], dict[str, torch.Tensor]]
+
+
+def collate_pairs(items: list[dict[str, Any]], tokenize: Tokenize | None = None) -> dict[str, Any]:
+    """Stack kept items; count skipped ones by reason (and the rewritten texts when rewriting is on). With
+    ``tokenize``, also ``tokens``: the texts followed by the negatives, tokenized together (what the training step
+    encodes)."""
     kept = [it for it in items if "skip" not in it]
     skipped = Counter(it["skip"] for it in items if "skip" in it)
     images = torch.stack([it["image"] for it in kept]) if kept else torch.empty(0)
@@ -97,6 +108,8 @@ def collate_pairs(items: list[dict[str, Any]]) -> dict[str, Any]:
              "negatives": [n for it in kept for n in it["negatives"]], "skipped": dict(skipped)}
     if any("rewritten" in it for it in items):
         batch["rewritten"] = sum(bool(it.get("rewritten")) for it in kept)
+    if tokenize is not None and kept:
+        batch["tokens"] = tokenize(batch["texts"] + batch["negatives"])
     return batch
 
 
@@ -113,7 +126,11 @@ class ContrastiveDataModule(LightningDataModule):
     ``sentence_splitter``: how sentence sampling and shearing cut sentences (auto: regex for ShapesWorld, else pysbd).
     ``rewrite``: ``{rewriter: <name>, probability: p}`` replaces a drawn caption by that rewriter's stored rewrite
     with probability p (the query-rewriter paper's CLIP fine-tuning, p = 0.6).
+    ``text_tokenizer`` (not a config argument: the model's, set by the LitModule before the loaders are made): when
+    set, training batches carry ``tokens`` made in the loader's workers.
     """
+
+    text_tokenizer: Tokenize | None = None
 
     def __init__(self, store: str, train_captions: list[dict[str, Any]], sampling: str = "weighted",
                  eval_captions: dict[str, Any] | None = None, image_size: int = 32, batch_size: int = 64,
@@ -140,13 +157,15 @@ class ContrastiveDataModule(LightningDataModule):
                           persistent_workers=workers > 0)
 
     def train_dataloader(self) -> DataLoader:
-        records = CaptionDataset(self.hparams.store, split=self.hparams.train_split, transform=self.train_transform)
+        records = CaptionDataset(self.hparams.store, split=self.hparams.train_split, transform=self.train_transform,
+                                 meta=False)
         self.sampler.sentence_splitter = resolve_splitter(self.hparams.sentence_splitter, records.store.info)
         pairs = ContrastivePairs(records, self.sampler, self.hparams.negatives_per_image, self.rewrite)
-        return self._loader(pairs, self.hparams.batch_size, True, collate_pairs)
+        collate = collate_pairs if self.text_tokenizer is None else partial(collate_pairs, tokenize=self.text_tokenizer)
+        return self._loader(pairs, self.hparams.batch_size, True, collate)
 
     def _eval_loader(self, split: str) -> DataLoader:
-        records = CaptionDataset(self.hparams.store, split=split, transform=self.eval_transform)
+        records = CaptionDataset(self.hparams.store, split=split, transform=self.eval_transform, meta=False)
         return self._loader(ContrastiveEvalSet(records, self.eval_choice), self.hparams.eval_batch_size, False,
                             collate_eval)
 

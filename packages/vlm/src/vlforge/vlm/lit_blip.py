@@ -70,6 +70,8 @@ def owner_keys(batch: dict[str, Any]) -> torch.Tensor:
 class BlipLitModule(ContrastiveLitModule):
     """Train a :class:`BlipPretrainingModel` with BLIP's three objectives (AdamW, warm-up, cosine)."""
 
+    tokens_from_loader = False  # texts and negatives are tokenized apart (their own padding), in the step
+
     def __init__(self, model: BlipPretrainingModel, loss: nn.Module | None = None, itc_weight: float = 1.0,
                  itm_weight: float = 1.0, lm_weight: float = 1.0, label_smoothing: float = 0.0,
                  itm_rerank_k: int = 0, lr: float = 5e-4, weight_decay: float = 0.05,

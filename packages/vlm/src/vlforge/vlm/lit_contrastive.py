@@ -1,13 +1,15 @@
 """ContrastiveLitModule: CLIP / SigLIP training of a ContrastiveModel, retrieval and ARO-style evaluation. The module
 receives its network and loss (composition). A training batch comes from
-:class:`vlforge.vlm.data.ContrastiveDataModule`: images, texts, optional hard-negative captions (appended to the
-text side of the loss, NegCLIP style) and the count of skipped items by reason (logged cumulatively as
-``train/skipped_<reason>``; under DDP ranks may hold different numbers of pairs, none included). A non-finite loss
-stops the run with a VLForgeError naming the step. Validation and test log ``<stage>/t2i_r1`` ... (retrieval over
-every evaluation caption) and ``<stage>/aro_<perturbation>``. With ``zero_shot_tasks`` / ``linear_probe_tasks``
-(ShapesWorld shape / colour / count) they also log ``<stage>/zero_shot_<task>_top1`` (``_top5``) and
-``<stage>/linear_probe_<task>``, computed at the end of the epoch on the datamodule's store and evaluation split
-(the probe fitted on ``linear_probe_train_split``); not during the sanity check.
+:class:`vlforge.vlm.data.ContrastiveDataModule`: images, texts, optional hard-negative captions (appended to the text
+side of the loss, NegCLIP style), the texts and negatives already tokenized (``tokens``: in ``setup`` the module hands
+its model's ``text_tokenizer`` to the DataModule, whose collate runs it in the DataLoader workers; batches without
+``tokens`` are tokenized in the step) and the count of skipped items by reason (logged cumulatively as
+``train/skipped_<reason>``; under DDP ranks may hold different numbers of pairs, none included). A non-finite loss stops
+the run with a VLForgeError naming the step. Validation and test log ``<stage>/t2i_r1`` ... (retrieval over every
+evaluation caption) and ``<stage>/aro_<perturbation>``. With ``zero_shot_tasks`` / ``linear_probe_tasks`` (ShapesWorld
+shape / colour / count) they also log ``<stage>/zero_shot_<task>_top1`` (``_top5``) and ``<stage>/linear_probe_<task>``,
+computed at the end of the epoch on the datamodule's store and evaluation split (the probe fitted on
+``linear_probe_train_split``); not during the sanity check.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ class ContrastiveLitModule(LightningModule):
     ``warmup_ratio``, ``betas`` — the argument names of every vlforge LitModule). ``learning_rate`` is the former
     name of ``lr``, kept so that saved run configs still load."""
 
+    tokens_from_loader = True  # the training step reads ``batch["tokens"]`` (texts then negatives) when present
+
     def __init__(self, model: ContrastiveModel, loss: nn.Module | None = None, lr: float = 5e-4,
                  weight_decay: float = 0.1, warmup_steps: int = 0, betas: tuple[float, float] = (0.9, 0.98),
                  zero_shot_tasks: list[str] | None = None, linear_probe_tasks: list[str] | None = None,
@@ -60,9 +64,16 @@ class ContrastiveLitModule(LightningModule):
         self.skipped: Counter[str] = Counter()
         self._eval: dict[str, list] = {}
 
-    def _encode_texts(self, texts: list[str]) -> torch.Tensor:
-        tokens = {k: v.to(self.device) for k, v in self.model.tokenize(texts).items()}
-        return self.model.encode_text(tokens)
+    def setup(self, stage: str) -> None:
+        """Give the DataModule the model's text tokenizer (it tokenizes in its DataLoader workers) if it takes one."""
+        datamodule = self.trainer.datamodule
+        if hasattr(datamodule, "text_tokenizer"):
+            datamodule.text_tokenizer = self.model.text_tokenizer if self.tokens_from_loader else None
+
+    def _encode_texts(self, texts: list[str], tokens: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """Text features of ``texts``; ``tokens``: the same texts already tokenized (by the DataLoader's collate)."""
+        tokens = self.model.tokenize(texts) if tokens is None else tokens
+        return self.model.encode_text({k: v.to(self.device) for k, v in tokens.items()})
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
         self.skipped.update(batch["skipped"])
@@ -75,7 +86,7 @@ class ContrastiveLitModule(LightningModule):
             return self._empty_rank_loss() if distributed else None
         n = len(batch["texts"])
         image_features = self.model.encode_image(batch["images"])
-        text_features = self._encode_texts(batch["texts"] + batch["negatives"])
+        text_features = self._encode_texts(batch["texts"] + batch["negatives"], batch.get("tokens"))
         # across processes every rank gathers negatives (maybe none of its own), so the collectives stay matched
         negatives = text_features[n:] if batch["negatives"] or distributed else None
         loss = self.loss(image_features, text_features[:n], self.model.scale(), self.model.logit_bias,

@@ -72,21 +72,36 @@ def encode_record(record: ImageRecord) -> bytes:
                           record.image_bytes, record.meta], use_bin_type=True)
 
 
-def decode_record(raw: bytes, key: bytes | str) -> ImageRecord:
+def decode_record(raw: bytes, key: bytes | str, meta: bool = True) -> ImageRecord:
     """Decode a stored record; any damage (bad msgpack, wrong shape, invalid kind) is a VLForgeError naming it.
 
-    The hot path of every read: positional construction (the field order is checked at import).
+    The hot path of every read: positional construction (the field order is checked at import). ``meta=False``
+    skips the ``meta`` field unread (ShapesWorld's scene graph, QA pairs and facts: over half the decode time) and
+    leaves ``record.meta`` None, for readers that need only the image and captions; such a record cannot be
+    written back (``put_records`` refuses a meta that is not a dict).
     """
     try:
-        fields = msgpack.unpackb(raw, raw=False)
+        fields = msgpack.unpackb(raw, raw=False) if meta else _fields_without_meta(raw)
         if type(fields) is not list or len(fields) != _N_FIELDS:
             raise ValueError(f"expected an array of the {_N_FIELDS} fields {RECORD_FIELDS}")
         fields[4] = [Caption(*_caption_fields(c)) for c in fields[4]]
         return ImageRecord(*fields)
     except VLForgeError as err:
         raise VLForgeError(f"record {_show(key)}: {err}") from None
-    except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as err:
+    except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError,
+            msgpack.OutOfData) as err:
         raise VLForgeError(f"record {_show(key)} does not decode: {type(err).__name__}: {err}") from None
+
+
+def _fields_without_meta(raw: bytes) -> list:
+    """The record array's fields with the last one (meta) skipped, not unpacked: None in its place."""
+    unpacker = msgpack.Unpacker(raw=False, max_buffer_size=0)  # 0: no limit below the record's own size
+    unpacker.feed(raw)
+    if unpacker.read_array_header() != _N_FIELDS:
+        raise ValueError(f"expected an array of the {_N_FIELDS} fields {RECORD_FIELDS}")
+    fields = [unpacker.unpack() for _ in range(_N_FIELDS - 1)]
+    unpacker.skip()
+    return [*fields, None]
 
 
 def _caption_fields(fields: list) -> list:

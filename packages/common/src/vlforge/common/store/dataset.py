@@ -24,16 +24,20 @@ class CaptionDataset(Dataset):
 
     The length is fixed when the dataset is made; images a writer adds later are not seen. ``transform`` maps the
     RGB PIL image (e.g. to a tensor). Use :func:`collate_image_records` as the DataLoader's ``collate_fn``.
+    ``meta=False``: records come without their ``meta`` (None, left unread), for loaders that need only images and
+    captions: a ShapesWorld record then decodes in a little over half the time and is a third smaller to send
+    from a DataLoader worker.
     """
 
     def __init__(self, store_or_path: CaptionStore | str | os.PathLike, split: str | None = None,
-                 transform: Callable[[Any], Any] | None = None):
+                 transform: Callable[[Any], Any] | None = None, meta: bool = True):
         if isinstance(store_or_path, CaptionStore):
             self.store = store_or_path
         else:
             self.store = CaptionStore(store_or_path, readonly=True)
         self.split = split
         self.transform = transform
+        self.meta = meta
         splits = self.store.counts()["splits"]
         if split is not None and split not in splits:
             raise VLForgeError(f"split {split!r} has no images in the store {self.store.path!r} "
@@ -54,7 +58,7 @@ class CaptionDataset(Dataset):
         if not 0 <= index < self._length:
             raise IndexError(f"index {index} out of range for a dataset of {self._length}")
         part = bisect.bisect_right(self._starts, index) - 1
-        return self.store.get_at(self._splits[part], index - self._starts[part])
+        return self.store.get_at(self._splits[part], index - self._starts[part], meta=self.meta)
 
     def __getitem__(self, index: int) -> tuple[Any, ImageRecord]:
         record = self.record(index)

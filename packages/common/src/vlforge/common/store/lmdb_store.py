@@ -356,8 +356,9 @@ class CaptionStore:
             raise VLForgeError(f"image id {image_id!r} is not in the store {self.path!r}")
         return codec.decode_record(raw, key)
 
-    def get_at(self, split: str, ordinal: int) -> ImageRecord:
-        """The ordinal-th image added to ``split`` (0-based; dense; insertion order)."""
+    def get_at(self, split: str, ordinal: int, meta: bool = True) -> ImageRecord:
+        """The ordinal-th image added to ``split`` (0-based; dense; insertion order); ``meta=False`` leaves its
+        ``meta`` unread (None; see :func:`codec.decode_record`)."""
         skey = codec.split_key(split, ordinal)
 
         def txn_fn(txn: lmdb.Transaction) -> tuple[bytes | None, bytes | None]:
@@ -369,7 +370,7 @@ class CaptionStore:
             raise VLForgeError(f"split {split!r} has no image number {ordinal} in the store {self.path!r}")
         if raw is None:
             raise VLForgeError(f"split index of {split!r} names image id {image_id!r} which is not in the store")
-        return codec.decode_record(raw, codec.RECORD_PREFIX + image_id)
+        return codec.decode_record(raw, codec.RECORD_PREFIX + image_id, meta=meta)
 
     def ids(self, split: str | None = None) -> list[str]:
         """All image ids (or those of one split), sorted."""
@@ -614,6 +615,8 @@ def _validate(record: Any) -> None:
     codec.split_prefix(record.split)
     if not (isinstance(record.width, int) and isinstance(record.height, int)) or record.width < 0 or record.height < 0:
         raise VLForgeError(f"record {rid!r}: width and height must be non-negative ints")
+    if not isinstance(record.meta, dict):
+        raise VLForgeError(f"record {rid!r}: meta must be a dict (a record read with meta=False cannot be written)")
     if (record.image_path is None) == (record.image_bytes is None):
         raise VLForgeError(f"record {rid!r}: exactly one of image_path and image_bytes must be set")
     if record.image_path is not None:

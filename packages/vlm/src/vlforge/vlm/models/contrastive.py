@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +25,11 @@ class ContrastiveModel(nn.Module):
 
     def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
         return self.text_tower.tokenize(texts)
+
+    @property
+    def text_tokenizer(self) -> Callable[[list[str]], dict[str, torch.Tensor]]:
+        """``tokenize`` as a callable that holds none of the weights, for a DataLoader's workers."""
+        return self.text_tower.text_tokenizer
 
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.image_tower(images), dim=-1)

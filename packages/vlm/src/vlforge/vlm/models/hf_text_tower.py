@@ -63,6 +63,19 @@ def resolve_model_path(name: str) -> str:
     return str(path)
 
 
+class HFTokenize:
+    """Strings -> ``{"input_ids", "attention_mask"}`` (padded to the longest, truncated at ``max_length``) with a
+    transformers tokenizer; holds no weights, so a DataLoader collate can carry it into its workers."""
+
+    def __init__(self, tokenizer: Any, max_length: int) -> None:
+        self.tokenizer, self.max_length = tokenizer, max_length
+
+    def __call__(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        encoded = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length,
+                                 return_tensors="pt")
+        return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+
+
 class HFTextTower(nn.Module):
     """A transformers text model + pooling + linear projection to ``embed_dim``."""
 
@@ -88,6 +101,7 @@ class HFTextTower(nn.Module):
         self.tokenizer = AutoTokenizer.from_pretrained(tokenizer, trust_remote_code=trust_remote_code)
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.text_tokenizer = HFTokenize(self.tokenizer, max_length)
         self.projection = nn.Linear(self.backbone.config.hidden_size, embed_dim, bias=False)
         self._freeze(trainable_layers, lora)
 
@@ -110,9 +124,7 @@ class HFTextTower(nn.Module):
         return self.max_length
 
     def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
-        encoded = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length,
-                                 return_tensors="pt")
-        return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+        return self.text_tokenizer(texts)
 
     def forward(self, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
         hidden = self.backbone(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"]).last_hidden_state

@@ -1,13 +1,15 @@
 """open_clip image and text towers, built from any open_clip model config (a registered name or a config dict).
 
 A tower here is a module with ``forward(inputs) -> [B, embed_dim]`` (unnormalised features). The text tower also
-``tokenize``s strings. The image tower holds open_clip's ``visual`` module; the text tower holds open_clip's
+``tokenize``s strings (``text_tokenizer``: the same as a callable without the weights, which a DataLoader collate
+can carry into its workers). The image tower holds open_clip's ``visual`` module; the text tower holds open_clip's
 ``TextTransformer`` as ``text``, whose keys are CLIP's top-level text keys, so an open_clip ``CLIP`` state dict
 splits into the towers by prefix (``visual.`` / the rest) and joins back the same way.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import open_clip
@@ -51,6 +53,16 @@ class OpenClipImageTower(nn.Module):
         return self.visual(images)
 
 
+class OpenClipTokenize:
+    """Strings -> ``{"input_ids": [B, context_length]}`` with an open_clip tokenizer; holds no weights."""
+
+    def __init__(self, tokenizer: Callable[[list[str]], torch.Tensor]) -> None:
+        self.tokenizer = tokenizer
+
+    def __call__(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        return {"input_ids": self.tokenizer(texts)}
+
+
 class OpenClipTextTower(nn.Module):
     """open_clip's text transformer; tokenizes with open_clip's tokenizer for the model (or a HF tokenizer dir)."""
 
@@ -61,14 +73,15 @@ class OpenClipTextTower(nn.Module):
         self.text = _build_text_tower(self.embed_dim, config["text_cfg"], config.get("quick_gelu", False))
         self.context_length = int(self.text.context_length)
         if tokenizer is not None:
-            self._tokenizer = open_clip.tokenizer.HFTokenizer(tokenizer, context_length=self.context_length)
+            strings_to_ids = open_clip.tokenizer.HFTokenizer(tokenizer, context_length=self.context_length)
         elif isinstance(model, str):
-            self._tokenizer = open_clip.get_tokenizer(model, context_length=self.context_length)
+            strings_to_ids = open_clip.get_tokenizer(model, context_length=self.context_length)
         else:
-            self._tokenizer = open_clip.tokenizer.SimpleTokenizer(context_length=self.context_length)
+            strings_to_ids = open_clip.tokenizer.SimpleTokenizer(context_length=self.context_length)
+        self.text_tokenizer = OpenClipTokenize(strings_to_ids)
 
     def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
-        return {"input_ids": self._tokenizer(texts)}
+        return self.text_tokenizer(texts)
 
     def forward(self, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.text(tokens["input_ids"])
