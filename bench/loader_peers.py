@@ -10,7 +10,8 @@ time after the first batch; peak RSS of the main process (ru_maxrss; every libra
 whatever the format) and the largest sum of the workers' RSS, sampled every 5 batches. Runs go round the formats
 in a rotating order, ``--repeats`` times per worker count; ratios are taken within each round (pairs).
 
-WebDataset's shuffle is its usual approximation (shards shuffled, then a 1,000-sample buffer); the store and the
+The store side reads its records without ``meta`` (``CaptionDataset(..., meta=False)``: images and captions, what
+the other two sides carry). WebDataset's shuffle is its usual approximation (shards shuffled, then a 1,000-sample buffer); the store and the
 folder shuffle exactly (a random permutation of indices), which is also what gives them random access.
 
     python bench/loader_peers.py --images 3000 --repeats 5 --out bench/results/loader_peers.json
@@ -79,7 +80,7 @@ def build_loader(fmt: str, workdir: Path, store_path: Path, workers: int, size: 
         from vlforge.common.store import CaptionDataset
         from vlforge.common.store.dataset import collate_image_records
 
-        dataset = CaptionDataset(store_path, split=SPLIT, transform=transform)
+        dataset = CaptionDataset(store_path, split=SPLIT, transform=transform, meta=False)  # image + captions
         return DataLoader(dataset, shuffle=True, collate_fn=collate_image_records, **common)
     if fmt == "wds":
         import webdataset as wds
