@@ -96,7 +96,9 @@ def run_plain(store: str, args: argparse.Namespace, seed: int) -> dict[str, floa
     configured = adamw_warmup_cosine(model.named_parameters(), LR, total, weight_decay=WEIGHT_DECAY,
                                      warmup_steps=WARMUP_LR_STEPS, betas=BETAS)
     optimizer, scheduler = configured["optimizer"], configured["lr_scheduler"]["scheduler"]
-    loader = make_data(store, args.batch_size, args.workers).train_dataloader()
+    data = make_data(store, args.batch_size, args.workers)
+    data.text_tokenizer = model.text_tokenizer  # tokens made in the loader's workers, as under Lightning
+    loader = data.train_dataloader()
     iterator = iter(loader)
     model.train()
     waits, samples, ends = [], [], []
@@ -110,7 +112,7 @@ def run_plain(store: str, args: argparse.Namespace, seed: int) -> dict[str, floa
         waits.append(time.perf_counter() - fetch)
         n = len(batch["texts"])
         image_features = model.encode_image(batch["images"])
-        text_features = model.encode_text(model.tokenize(batch["texts"]))
+        text_features = model.encode_text(batch["tokens"])
         loss = loss_fn(image_features, text_features, model.scale())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

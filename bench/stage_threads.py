@@ -9,9 +9,10 @@ the setups in a rotating order, each setup's two runs back to back (alternating 
 comparison is between neighbouring runs (interleaved).
 
 Per run: the median step time (the wall time between consecutive step ends, bench/step_clock.py) after the first
-``--warmup`` steps, and the CPU seconds of the run's process tree (``RUSAGE_CHILDREN``; start-up included). The
-ratio beside-a-competitor / alone per setup and round says which settings keep their speed when a core is taken
-(goal: within 2x).
+``--warmup`` steps (a run stops at ``--max-time``, Lightning's ``max_time``, if that comes first: every step is
+timed when fewer are left), and the CPU seconds of the run's process tree (``RUSAGE_CHILDREN``; start-up
+included). The ratio beside-a-competitor / alone per setup and round says which settings keep their speed when a
+core is taken (goal: within 2x).
 
     python bench/stage_threads.py --rounds 2 --out bench/results/stage_threads.json
 """
@@ -35,8 +36,9 @@ BENCH = Path(__file__).resolve().parent
 SETUPS = (("sft", 1, 0), ("sft", 2, 0), ("clip", 1, 0), ("clip", 2, 0), ("clip", 1, 2))
 
 
-def stage_command(stage: str, store: Path, workers: int, steps: int, clock: Path) -> list[str]:
-    common = ["--trainer.max_steps", str(steps), "--trainer.accelerator", "cpu", "--trainer.devices", "1",
+def stage_command(stage: str, store: Path, workers: int, steps: int, clock: Path, max_time: str) -> list[str]:
+    common = ["--trainer.max_steps", str(steps), "--trainer.max_time", max_time,
+              "--trainer.accelerator", "cpu", "--trainer.devices", "1",
               "--trainer.logger", "false", "--trainer.enable_checkpointing", "false",
               "--trainer.enable_progress_bar", "false", "--trainer.callbacks+=step_clock.StepClock",
               f"--trainer.callbacks.path={clock}", "--seed_everything", "0"]
@@ -60,14 +62,15 @@ def one_run(stage: str, threads: int, workers: int, args, run: Path) -> dict:
                TOKENIZERS_PARALLELISM="false", PYTHONPATH=f"{BENCH}:{os.environ.get('PYTHONPATH', '')}")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    done = subprocess.run(stage_command(stage, args.workdir / "store", workers, args.steps[stage], clock), env=env,
-                          cwd=run, capture_output=True, text=True)
+    command = stage_command(stage, args.workdir / "store", workers, args.steps[stage], clock, args.max_time)
+    done = subprocess.run(command, env=env, cwd=run, capture_output=True, text=True)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise RuntimeError(f"{stage} run failed:\n{done.stderr[-3000:]}")
     ends = json.loads(clock.read_text())["ends"]
-    steps = [b - a for a, b in zip(ends, ends[1:])][args.warmup:]
+    steps = [b - a for a, b in zip(ends, ends[1:])]
+    steps = steps[args.warmup:] or steps
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     return {"step_s": statistics.median(steps), "cpu_s": cpu, "wall_s": wall, "timed_steps": len(steps)}
 
@@ -76,9 +79,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--images", type=int, default=3000)
-    parser.add_argument("--sft-steps", type=int, default=20)
-    parser.add_argument("--clip-steps", type=int, default=40)
-    parser.add_argument("--warmup", type=int, default=5, help="first steps not timed")
+    parser.add_argument("--sft-steps", type=int, default=16)
+    parser.add_argument("--clip-steps", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=3, help="first steps not timed")
+    parser.add_argument("--max-time", default="00:00:01:40",
+                        help="Lightning max_time of each run (DD:HH:MM:SS): a run stops there with fewer steps")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/vlforge-stage-threads"))
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
@@ -104,7 +109,11 @@ def main() -> None:
                 print(name, json.dumps(result[name]), f"load {os.getloadavg()[0]:.1f}", flush=True)
         result["load_after"] = os.getloadavg()[0]
         rounds.append(result)
-    summary: dict = {}
+        write_report(args.out, rounds, summarize(rounds))  # after every round: a stopped run keeps what it measured
+
+
+def summarize(rounds: list[dict]) -> dict:
+    summary: dict = {"rounds": len(rounds)}
     for stage, threads, workers in SETUPS:
         name = f"{stage}_t{threads}_w{workers}"
         entry = {f"{kind}_{key}_median": statistics.median(r[f"{name}_{kind}"][key] for r in rounds)
@@ -112,7 +121,7 @@ def main() -> None:
         ratios = [r[f"{name}_loaded"]["step_s"] / r[f"{name}_alone"]["step_s"] for r in rounds]
         entry["loaded_over_alone"] = {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)}
         summary[name] = entry
-    write_report(args.out, rounds, summary)
+    return summary
 
 
 if __name__ == "__main__":
