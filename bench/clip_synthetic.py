@@ -79,8 +79,10 @@ class WindowClock(L.Callback):
 
 
 def collate(items: list) -> dict:
+    """A ContrastiveLitModule batch; ``tokens``: the items' caption tokens, made in the workers (as open_clip's)."""
     images = torch.stack([image for image, _ in items])
-    return {"images": images, "texts": ["Dummy caption"] * len(items), "negatives": [], "skipped": {}}
+    return {"images": images, "texts": ["Dummy caption"] * len(items), "negatives": [], "skipped": {},
+            "tokens": {"input_ids": torch.stack([tokens for _, tokens in items])}}
 
 
 def run_vlforge(args: argparse.Namespace, model_name: str) -> dict:

@@ -11,8 +11,9 @@ whatever the format) and the largest sum of the workers' RSS, sampled every 5 ba
 in a rotating order, ``--repeats`` times per worker count; ratios are taken within each round (pairs).
 
 The store side reads its records without ``meta`` (``CaptionDataset(..., meta=False)``: images and captions, what
-the other two sides carry). WebDataset's shuffle is its usual approximation (shards shuffled, then a 1,000-sample buffer); the store and the
-folder shuffle exactly (a random permutation of indices), which is also what gives them random access.
+the other two sides carry). WebDataset's shuffle is its usual approximation (shards shuffled, then a 1,000-sample
+buffer); the store and the folder shuffle exactly (a random permutation of indices), which is also what gives them
+random access.
 
     python bench/loader_peers.py --images 3000 --repeats 5 --out bench/results/loader_peers.json
 """
