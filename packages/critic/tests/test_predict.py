@@ -3,11 +3,16 @@ per-sentence verdicts; resumable; bad input (empty caption, too many sentences, 
 nothing stored changed."""
 
 import logging
+import os
+import shutil
+import subprocess
+import sys
 
 import pytest
 
 from vlforge.common.console import console
 from vlforge.common.lm.generated_store import failures
+from vlforge.common.lm.shards import default_shard_root
 from vlforge.common.records import Caption, ImageRecord
 from vlforge.common.store import CaptionStore
 from vlforge.critic.cli import TOOLS
@@ -90,3 +95,31 @@ def test_an_undecodable_image_is_recorded_as_a_failure_and_retried(store, tmp_pa
         assert list(failures(s, "weak+critic")) == [broken.image_id]
         assert s.get(broken.image_id).captions_by(source="weak+critic") == []
         assert len([r for r in s.iter_records(source="weak+critic")]) == 5
+
+
+@pytest.mark.ddp
+def test_two_process_ddp_predict_gives_the_single_process_captions(store, tmp_path):
+    """Two gloo processes split the images; their shard stores merge into exactly the captions (texts and
+    per-sentence verdicts) of a single-process run on a copy of the store."""
+    single = tmp_path / "single"
+    shutil.copytree(store, single)
+    assert _predict(single, tmp_path / "run_single") == 0
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = subprocess.run(
+        [sys.executable, "-m", "vlforge.critic.cli", "predict", "--config", "critic:predict_tiny.yaml",
+         "--config", "common:trainer/ddp_cpu_2.yaml", "--data.init_args.store", str(store),
+         "--data.init_args.split", "test", "--data.init_args.batch_size", "2", "--model.init_args.source", SOURCE,
+         "--model.init_args.kind", "null", "--trainer.enable_progress_bar=false", "--run_root", str(tmp_path / "r")],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "MEMBER: 2/2" in run.stdout + run.stderr
+
+    def written(path):
+        with CaptionStore(path) as s:
+            return {r.image_id: [(c.text, [row["verdict"] for row in c.scores["critic_sentences"]])
+                                 for c in r.captions_by(source="weak+critic")] for r in s.iter_records()}
+
+    ddp = written(store)
+    assert sum(len(v) for v in ddp.values()) == 5 and all(len(v) <= 1 for v in ddp.values())
+    assert ddp == written(single)
+    assert not default_shard_root(store).exists()
