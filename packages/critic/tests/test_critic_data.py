@@ -18,7 +18,7 @@ from vlforge.critic.critique import judge, write_critique
 from vlforge.critic.llava_format import read_llava_critic
 from vlforge.critic.make_data import main
 from vlforge.critic.rewrite import drop_inconsistent
-from vlforge.critic.shapes_critic_data import ERROR_TYPES, critic_examples, false_sentence
+from vlforge.critic.shapes_critic_data import ERROR_TYPES, critic_examples, false_sentence, sentence_template
 from vlforge.critic.shapes_facts import sentence_facts
 from vlforge.critic.verdicts import parse_verdict
 
@@ -162,23 +162,12 @@ def test_records_without_a_scene_graph_are_skipped_and_counted(tmp_path, capsys)
     assert "split 'test' has no ShapesWorld records" in capsys.readouterr().err
 
 
-def _template(sentence):
-    """The sentence with its colour, shape, size, number and region words replaced by placeholders."""
-    from vlforge.common.shapes.grammar import NUMBER_WORDS
-    from vlforge.common.shapes.vocabulary import COLOURS, SHAPES, SIZES
-
-    words = {**dict.fromkeys(COLOURS, "C"), **dict.fromkeys(SHAPES, "S"), **dict.fromkeys(SIZES, "Z"),
-             **dict.fromkeys(NUMBER_WORDS, "N"), **dict.fromkeys(("top", "bottom", "left", "right", "centre"), "R")}
-    out = [words.get(w.lower().rstrip(".s"), words.get(w.lower().rstrip("."), w.lower())) for w in sentence.split()]
-    return " ".join(o for i, o in enumerate(out) if not (o == "R" and i and out[i - 1] == "R"))
-
-
 def test_no_sentence_template_is_false_by_itself():
     """A critic must look at the image: every template of a false sentence is also the template of true ones
     (before the fix, "There is a <size> <colour> <shape> <where>." was always false, and so was "a orange")."""
     true, false = Counter(), Counter()
     for record in RECORDS:
         for example in critic_examples(record, random.Random(record.image_id)):
-            (true if example.consistent else false)[_template(example.sentence)] += 1
+            (true if example.consistent else false)[sentence_template(example.sentence)] += 1
     only_false = {t: n for t, n in false.items() if t not in true}
     assert not only_false, only_false

@@ -6,7 +6,8 @@
 The sentences are ``critic_examples`` of each record of ``split`` (a split the critic never trained on): true
 atomic sentences and false ones of each error type, balanced true/false; the label is the scene graph's verdict.
 Per scoring mode: accuracy overall, per error type ("none" = true sentences), on true and on false sentences
-(balanced accuracy = their mean), and the unscored count (an unscored sentence counts as wrong). The modes run
+(balanced accuracy = their mean), per sentence template (``sentence_template``: a critic that reads only the text
+scores by template), and the unscored count (an unscored sentence counts as wrong). The modes run
 interleaved chunk by chunk, so the throughput ratio (probability-mode sentences/s over critique-mode sentences/s)
 compares them under the same machine load.
 """
@@ -30,7 +31,7 @@ from vlforge.common.lm.model import GenerativeModel
 from vlforge.common.progress import track
 from vlforge.common.store import CaptionStore
 from vlforge.critic.scoring import SCORING_MODES, score_sentences
-from vlforge.critic.shapes_critic_data import CriticExample, critic_examples
+from vlforge.critic.shapes_critic_data import CriticExample, critic_examples, sentence_template
 
 PROG = "vlforge-critic evaluate"
 EVAL_SEED = 1_000_003  # the false sentences of evaluation differ from make-data's seed-0 draws
@@ -52,17 +53,22 @@ def held_out_examples(store: str, split: str, limit: int | None, seed: int = EVA
 
 def accuracy_table(examples: list[CriticExample], verdicts: list[bool | None]) -> dict[str, Any]:
     """Accuracy overall / per error type / on true and false sentences; unscored counts as wrong."""
-    right, total = Counter(), Counter()
+    right, total, by_template = Counter(), Counter(), {}
     for example, verdict in zip(examples, verdicts, strict=True):
         for group in ("all", example.error_type, "true" if example.consistent else "false"):
             total[group] += 1
             right[group] += verdict is example.consistent
+        cell = by_template.setdefault(f"{example.error_type}: {sentence_template(example.sentence)}", [0, 0])
+        cell[0] += verdict is example.consistent
+        cell[1] += 1
     table = {g: 100.0 * right[g] / total[g] for g in total}
     return {"accuracy": table["all"], "balanced_accuracy": (table.get("true", 0.0) + table.get("false", 0.0)) / 2,
             "per_error_type": {g: table[g] for g in sorted(total) if g not in ("all", "true", "false")},
             "on_true": table.get("true"), "on_false": table.get("false"), "sentences": total["all"],
             "per_error_type_sentences": {g: total[g] for g in sorted(total) if g not in ("all", "true", "false")},
-            "unscored": sum(v is None for v in verdicts)}
+            "unscored": sum(v is None for v in verdicts),
+            "per_template": {k: {"accuracy": 100.0 * r / n, "sentences": n}
+                             for k, (r, n) in sorted(by_template.items())}}
 
 
 def evaluate_critic(model: Any, processor: Any, examples: list[CriticExample], images: dict[str, Any],

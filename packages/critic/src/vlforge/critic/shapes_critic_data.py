@@ -26,7 +26,7 @@ from typing import Any
 
 from vlforge.common.records import ImageRecord
 from vlforge.common.shapes.grammar import NUMBER_WORDS, RELATION_PHRASES, article, capitalise, region_phrase
-from vlforge.common.shapes.vocabulary import BACKGROUND_CLASHES, COLOURS, INVERSE_RELATION, SHAPES
+from vlforge.common.shapes.vocabulary import BACKGROUND_CLASHES, COLOURS, INVERSE_RELATION, SHAPES, SIZES
 from vlforge.critic.critique import write_critique
 
 ERROR_TYPES = ("colour", "shape", "count", "position", "relation", "absent_object")
@@ -85,6 +85,18 @@ def false_sentence(rng: random.Random, scene: dict[str, Any], error_type: str) -
         colour, shape = rng.choice(pairs)
         return capitalise(f"there is {article(colour)} {colour} {shape}.")
     raise ValueError(f"unknown error type {error_type!r}")
+
+
+_PLACEHOLDERS = {**dict.fromkeys(COLOURS, "C"), **dict.fromkeys(SHAPES, "S"), **dict.fromkeys(SIZES, "Z"),
+                 **dict.fromkeys(NUMBER_WORDS, "N"), **dict.fromkeys(("top", "bottom", "left", "right", "centre"), "R")}
+
+
+def sentence_template(sentence: str) -> str:
+    """The sentence lower-cased with its colour (C), shape (S), size (Z), number (N) and region (R) words replaced
+    by placeholders ("There is a small red circle on the left." -> "there is a Z C S on the R")."""
+    out = [_PLACEHOLDERS.get(w.lower().rstrip("."), _PLACEHOLDERS.get(w.lower().rstrip(".s"), w.lower()))
+           for w in sentence.split()]
+    return " ".join(o for i, o in enumerate(out) if not (o == "R" and i and out[i - 1] == "R"))
 
 
 def described(obj: dict[str, Any]) -> str:
