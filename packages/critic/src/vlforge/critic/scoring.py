@@ -23,7 +23,7 @@ from PIL import Image
 
 from vlforge.common.errors import VLForgeError
 from vlforge.common.lm.collate import SFTCollator
-from vlforge.common.lm.generate import generate_texts
+from vlforge.common.lm.generate import generate_sequences
 from vlforge.common.lm.logprobs import IGNORE_INDEX
 from vlforge.common.lm.prompts import render, tokenizer_of
 from vlforge.critic.prompts import critic_prompt, verdict_prompt
@@ -90,10 +90,14 @@ def verdict_probabilities(model: torch.nn.Module, processor: Any, images: Sequen
 def critique_verdicts(model: torch.nn.Module, processor: Any, images: Sequence[Image.Image],
                       sentences: Sequence[str], instruction: str = "fig14", prompt_style: str = "chat",
                       decoding: dict[str, Any] | None = None, batch_size: int = 16) -> list[SentenceScore]:
-    """Generated critiques and their parsed verdicts (None when a critique has no verdict line)."""
+    """Generated critiques and their parsed verdicts (None when a critique has no verdict line). Decoded here from
+    the generated ids: ``generate_texts`` joins whitespace into single spaces, which would merge the verdict line
+    into the summary."""
     prompts = [critic_prompt(s, instruction) for s in sentences]
-    texts = generate_texts(model, processor, prompts, list(images), decoding or CRITIQUE_DECODING, batch_size,
-                           prompt_style)
+    generated = generate_sequences(model, processor, prompts, list(images), decoding or CRITIQUE_DECODING, batch_size,
+                                   prompt_style, with_logprobs=False)
+    tokenizer = tokenizer_of(processor)
+    texts = [tokenizer.decode(g.response_ids, skip_special_tokens=True).strip() for g in generated]
     return [SentenceScore(parse_verdict(text), critique=text) for text in texts]
 
 
