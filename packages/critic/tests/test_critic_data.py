@@ -18,7 +18,7 @@ from vlforge.critic.critique import judge, write_critique
 from vlforge.critic.llava_format import read_llava_critic
 from vlforge.critic.make_data import main
 from vlforge.critic.rewrite import drop_inconsistent
-from vlforge.critic.shapes_critic_data import ERROR_TYPES, critic_examples, false_sentence
+from vlforge.critic.shapes_critic_data import ERROR_TYPES, critic_examples, false_sentence, sentence_template
 from vlforge.critic.shapes_facts import sentence_facts
 from vlforge.critic.verdicts import parse_verdict
 
@@ -160,3 +160,14 @@ def test_records_without_a_scene_graph_are_skipped_and_counted(tmp_path, capsys)
     assert summary["counts"]["images"] == 1 and "skipped 1" in capsys.readouterr().out
     assert main(["--store", str(store), "--split", "test", "--output_dir", str(tmp_path / "none")]) == 2
     assert "split 'test' has no ShapesWorld records" in capsys.readouterr().err
+
+
+def test_no_sentence_template_is_false_by_itself():
+    """A critic must look at the image: every template of a false sentence is also the template of true ones
+    (before the fix, "There is a <size> <colour> <shape> <where>." was always false, and so was "a orange")."""
+    true, false = Counter(), Counter()
+    for record in RECORDS:
+        for example in critic_examples(record, random.Random(record.image_id)):
+            (true if example.consistent else false)[sentence_template(example.sentence)] += 1
+    only_false = {t: n for t, n in false.items() if t not in true}
+    assert not only_false, only_false

@@ -11,6 +11,10 @@ TOOLS: dict[str, Tool] = {
                       "vlforge.critic.make_data:main"),
     "decompose-eval": Tool("precision/recall of atomic facts recovered by decomposition (ShapesWorld)",
                            "vlforge.critic.decompose_eval:main"),
+    "evaluate": Tool("verdict accuracy of a trained critic on held-out ShapesWorld images, per error type and mode",
+                     "vlforge.critic.evaluate:main"),
+    "analyze": Tool("a caption source before and after critic-rewrite: verdicts, CHAIR, object coverage, length",
+                    "vlforge.critic.analyze:main"),
     "plot": Tool("training curves of a run folder as PNG", "vlforge.common.metrics.training_curves:main"),
 }
 

@@ -1,8 +1,18 @@
-"""The critic's instruction: the ultra-detailed caption paper's Fig. 14 prompt ("Prompt for Fine-grained Critic
-Data Generation"), without its "Additional Tips" line (no coarse-grained error rationale on ShapesWorld), ending
-with the sentence to check."""
+"""The critic's instructions.
+
+- ``critic_prompt``: the ultra-detailed caption paper's Fig. 14 prompt ("Prompt for Fine-grained Critic Data
+  Generation"), without its "Additional Tips" line (no coarse-grained error rationale on ShapesWorld), ending with
+  the sentence to check; answered by the full critique.
+- ``instruction="short"``: one line for tiny models whose context cannot hold Fig. 14's 500-token prompt
+  (ShapesWorld recipe); a critic is scored with the instruction it was trained with.
+- ``verdict_prompt``: the same task asked for the verdict line only, answered by ``Verdict: consistent|inconsistent``
+  (RLAIF-V's direct question): the fast scoring mode reads the verdict word's probability right after the answer's
+  ``Verdict:`` with one forward pass (``vlforge.critic.scoring``).
+"""
 
 from __future__ import annotations
+
+from vlforge.common.errors import VLForgeError
 
 SENTENCE_MARKER = "Sentence to be checked: "
 
@@ -21,8 +31,25 @@ the image.
 End with one line: "Verdict: consistent" or "Verdict: inconsistent"."""
 
 
-def critic_prompt(sentence: str) -> str:
-    return f"{CRITIC_INSTRUCTION}\n{SENTENCE_MARKER}{sentence}"
+SHORT_INSTRUCTION = "Check the sentence against the image, point by point, and end with the verdict line."
+INSTRUCTIONS = {"fig14": CRITIC_INSTRUCTION, "short": SHORT_INSTRUCTION}
+VERDICT_ONLY = "Answer with the verdict line only."
+
+
+def _instruction(name: str) -> str:
+    if name not in INSTRUCTIONS:
+        raise VLForgeError(f"critic instruction {name!r} is not one of {', '.join(INSTRUCTIONS)}")
+    return INSTRUCTIONS[name]
+
+
+def critic_prompt(sentence: str, instruction: str = "fig14") -> str:
+    """The prompt answered by a full critique."""
+    return f"{_instruction(instruction)}\n{SENTENCE_MARKER}{sentence}"
+
+
+def verdict_prompt(sentence: str, instruction: str = "fig14") -> str:
+    """The prompt answered by the verdict line only."""
+    return f"{_instruction(instruction)}\n{VERDICT_ONLY}\n{SENTENCE_MARKER}{sentence}"
 
 
 def sentence_of(prompt: str) -> str | None:

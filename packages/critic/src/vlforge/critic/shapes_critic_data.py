@@ -1,9 +1,10 @@
 """Critic training examples from ShapesWorld scene graphs (#12 item 2): (image, atomic sentence) → critique +
 verdict.
 
-True sentences are the record's atomic facts plus one shape count ("There are three shapes.", so that a count
-sentence is not always false). False sentences, one per error type the paper's appendix E shows where the scene
-allows it:
+True sentences are the record's atomic facts, one shape count ("There are three shapes.", so that a count
+sentence is not always false) and each object described in the colour / shape errors' template ("There is a
+large red circle in the top left.", so that this template is not always false). False sentences, one per error
+type the paper's appendix E shows where the scene allows it:
 
 - ``colour``: a real object with a colour no object of that shape has ("There is a large blue circle in the top
   left." for a red one);
@@ -24,8 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from vlforge.common.records import ImageRecord
-from vlforge.common.shapes.grammar import NUMBER_WORDS, RELATION_PHRASES, capitalise, region_phrase
-from vlforge.common.shapes.vocabulary import BACKGROUND_CLASHES, COLOURS, INVERSE_RELATION, SHAPES
+from vlforge.common.shapes.grammar import NUMBER_WORDS, RELATION_PHRASES, article, capitalise, region_phrase
+from vlforge.common.shapes.vocabulary import BACKGROUND_CLASHES, COLOURS, INVERSE_RELATION, SHAPES, SIZES
 from vlforge.critic.critique import write_critique
 
 ERROR_TYPES = ("colour", "shape", "count", "position", "relation", "absent_object")
@@ -82,15 +83,35 @@ def false_sentence(rng: random.Random, scene: dict[str, Any], error_type: str) -
     if error_type == "absent_object":
         pairs = [(c, s) for c in _allowed_colours(scene) for s in SHAPES if (c, s) not in present]
         colour, shape = rng.choice(pairs)
-        return capitalise(f"there is a {colour} {shape}.")
+        return capitalise(f"there is {article(colour)} {colour} {shape}.")
     raise ValueError(f"unknown error type {error_type!r}")
+
+
+_PLACEHOLDERS = {**dict.fromkeys(COLOURS, "C"), **dict.fromkeys(SHAPES, "S"), **dict.fromkeys(SIZES, "Z"),
+                 **dict.fromkeys(NUMBER_WORDS, "N"), **dict.fromkeys(("top", "bottom", "left", "right", "centre"), "R")}
+
+
+def sentence_template(sentence: str) -> str:
+    """The sentence lower-cased with its colour (C), shape (S), size (Z), number (N) and region (R) words replaced
+    by placeholders ("There is a small red circle on the left." -> "there is a Z C S on the R")."""
+    out = [_PLACEHOLDERS.get(w.lower().rstrip("."), _PLACEHOLDERS.get(w.lower().rstrip(".s"), w.lower()))
+           for w in sentence.split()]
+    return " ".join(o for i, o in enumerate(out) if not (o == "R" and i and out[i - 1] == "R"))
+
+
+def described(obj: dict[str, Any]) -> str:
+    """A true sentence in the template of the colour and shape errors: "There is a small red circle on the left."."""
+    return f"There is a {obj['size']} {obj['colour']} {obj['shape']} {region_phrase(obj['region'])}."
 
 
 def critic_examples(record: ImageRecord, rng: random.Random, balance: bool = True) -> list[CriticExample]:
     """The record's critic examples: false sentences of every error type the scene allows, and true sentences
-    (all of them, or as many as there are false ones when ``balance``)."""
+    (all of them, or as many as there are false ones when ``balance``). The true ones are the atomic facts, the
+    shape count and each object described in the colour / shape errors' template, so that no sentence template
+    is false by itself."""
     scene = record.meta["scene_graph"]
-    true_sentences = list(record.meta["atomic_facts"]) + [_count_sentence(len(scene["objects"]))]
+    true_sentences = (list(record.meta["atomic_facts"]) + [_count_sentence(len(scene["objects"]))]
+                      + [described(o) for o in scene["objects"]])
     false = [(t, s) for t in ERROR_TYPES if (s := false_sentence(rng, scene, t)) is not None]
     if balance:
         true_sentences = rng.sample(true_sentences, min(len(false), len(true_sentences)))

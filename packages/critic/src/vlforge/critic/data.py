@@ -1,0 +1,106 @@
+"""Critic SFT examples (#12 item 3) as the plain dicts ``vlforge.common.lm``'s SFT collator takes:
+``{"key", "image", "instruction", "response"}``.
+
+Rows (image, sentence, critique, verdict) come from LLaVA conversation JSON files (``make-data``'s ``critic.json``
+or any file of that shape, read by ``llava_format.read_llava_critic``) or straight from a ShapesWorld store split
+(``shapes_critic_data.critic_examples`` of each record's scene graph with ``make-data``'s seeding, so the same
+rows). Each row gives up to two examples: the critique (``critic_prompt`` -> the critique, when ``critiques``) and
+the verdict alone (``verdict_prompt`` -> ``Verdict: ...``, when ``verdict_only``), which the fast scoring mode reads.
+A row whose critique has no verdict line gives no verdict example (counted in ``no_verdict``).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
+
+from vlforge.common.errors import VLForgeError
+from vlforge.common.store import CaptionStore
+from vlforge.critic.llava_format import read_llava_critic
+from vlforge.critic.prompts import critic_prompt, verdict_prompt
+from vlforge.critic.shapes_critic_data import critic_examples
+from vlforge.critic.verdicts import verdict_line
+
+
+@dataclass(frozen=True)
+class CriticItem:
+    """One training example: where its image is (a file, or a store's image id), its prompt and its target."""
+
+    key: str
+    image: str
+    from_store: bool
+    instruction: str
+    response: str
+
+
+def _items(key: str, image: str, from_store: bool, sentence: str, critique: str, consistent: bool | None,
+           instruction: str, critiques: bool, verdict_only: bool) -> list[CriticItem]:
+    items = []
+    if critiques:
+        items.append(CriticItem(f"{key}/critique", image, from_store, critic_prompt(sentence, instruction), critique))
+    if verdict_only and consistent is not None:
+        items.append(CriticItem(f"{key}/verdict", image, from_store, verdict_prompt(sentence, instruction),
+                                verdict_line(consistent)))
+    return items
+
+
+class CriticSFTDataset(Dataset):
+    """Critic examples from ``files`` (LLaVA JSON, images inside ``image_folder`` or each file's folder) and/or
+    from ``store``'s ``split`` (at most its first ``limit`` records)."""
+
+    def __init__(self, files: list[str] | None = None, store: str | None = None, split: str | None = None,
+                 image_folder: str | None = None, instruction: str = "fig14", critiques: bool = True,
+                 verdict_only: bool = True, limit: int | None = None, seed: int = 0) -> None:
+        if not files and not (store and split):
+            raise VLForgeError("critic data needs files (LLaVA JSON) or a store and a split")
+        if not critiques and not verdict_only:
+            raise VLForgeError("critic data: critiques and verdict_only are both off; nothing to train on")
+        self.store_path = os.fspath(store) if store else None
+        self.items: list[CriticItem] = []
+        self.no_verdict = 0
+        for path in files or []:
+            for row in read_llava_critic(path, image_folder):
+                self.no_verdict += row.consistent is None
+                self.items += _items(row.row_id, str(row.image), False, row.sentence, row.critique, row.consistent,
+                                     instruction, critiques, verdict_only)
+        if store and split:
+            with CaptionStore(store, readonly=True) as source:
+                for number, record in enumerate(source.iter_records(split=split)):
+                    if limit is not None and number >= limit:
+                        break
+                    if "scene_graph" not in record.meta or "atomic_facts" not in record.meta:
+                        continue
+                    rng = random.Random(f"critic/{seed}/{record.image_id}")
+                    for k, ex in enumerate(critic_examples(record, rng)):
+                        self.items += _items(f"{record.image_id}-{k}", record.image_id, True, ex.sentence,
+                                             ex.critique, ex.consistent, instruction, critiques, verdict_only)
+        if not self.items:
+            raise VLForgeError(f"critic data: no examples in {files or []} {store or ''} {split or ''}".strip())
+        self._store: CaptionStore | None = None
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _image(self, item: CriticItem) -> Image.Image:
+        if item.from_store:
+            if self._store is None:
+                self._store = CaptionStore(self.store_path, readonly=True)
+            return self._store.load_image(self._store.get(item.image))
+        try:
+            with Image.open(item.image) as image:
+                return image.convert("RGB")
+        except (OSError, UnidentifiedImageError) as err:
+            raise VLForgeError(f"example {item.key}: cannot read image {item.image} ({err})") from None
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        item = self.items[i]
+        return {"key": item.key, "image": self._image(item), "instruction": item.instruction,
+                "response": item.response}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_store": None}

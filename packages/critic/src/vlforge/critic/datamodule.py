@@ -1,0 +1,47 @@
+"""CriticDataModule: critic SFT examples (``vlforge.critic.data``) for ``vlforge.common.lm.lit_sft.SFTLitModule``;
+batches are lists of plain dicts, collated by the LitModule."""
+
+from __future__ import annotations
+
+import lightning as L
+from torch.utils.data import DataLoader
+
+from vlforge.common.resumable_loader import ResumableDataLoader
+from vlforge.critic.data import CriticSFTDataset
+
+
+class CriticDataModule(L.LightningDataModule):
+    """Training rows from ``train_files`` (LLaVA JSON) and/or ``store``'s ``train_split``; validation rows from
+    ``val_files`` and/or ``store``'s ``val_split``. ``instruction``: "fig14" (the paper's prompt) or "short" (tiny
+    models); ``critiques`` / ``verdict_only``: which examples each row gives."""
+
+    def __init__(self, store: str | None = None, train_split: str | None = "critic", val_split: str | None = "val",
+                 train_files: list[str] | None = None, val_files: list[str] | None = None,
+                 image_folder: str | None = None, instruction: str = "fig14", critiques: bool = True,
+                 verdict_only: bool = True, batch_size: int = 8, num_workers: int = 0,
+                 train_limit: int | None = None, val_limit: int | None = 16, seed: int = 0) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+
+    def _dataset(self, files: list[str] | None, split: str | None, limit: int | None) -> CriticSFTDataset:
+        h = self.hparams
+        return CriticSFTDataset(files, h.store if split else None, split, h.image_folder, h.instruction, h.critiques,
+                                h.verdict_only, limit, h.seed)
+
+    def setup(self, stage: str | None = None) -> None:
+        h = self.hparams
+        self.train_set = self._dataset(h.train_files, h.train_split, h.train_limit)
+        has_val = h.val_files or (h.store and h.val_split)
+        self.val_set = self._dataset(h.val_files, h.val_split, h.val_limit) if has_val else None
+
+    def train_dataloader(self) -> DataLoader:
+        h = self.hparams
+        return ResumableDataLoader(self.train_set, h.batch_size, shuffle=True, num_workers=h.num_workers,
+                                   collate_fn=list, persistent_workers=h.num_workers > 0)
+
+    def val_dataloader(self) -> DataLoader | list:
+        if self.val_set is None:
+            return []
+        h = self.hparams
+        return DataLoader(self.val_set, batch_size=h.batch_size, shuffle=False, num_workers=h.num_workers,
+                          collate_fn=list, persistent_workers=h.num_workers > 0)
