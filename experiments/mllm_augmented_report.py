@@ -11,6 +11,9 @@
   fit (``vlforge.common.metrics.training_curves.plot_run``), in runs/<name>/figures/;
 - the caption analysis of each source (the ``analyze`` stage): count, empty, length, CHAIR;
 - per seed, the time and CPU time of every stage that ran.
+
+The figures also go to runs/<name>/results.json: ``results`` (run -> seed -> metric), ``gains`` (seed -> T2I R@1
+gain) and ``stage_seconds`` (seed folder -> stage -> wall and CPU seconds).
 """
 
 from __future__ import annotations
@@ -187,13 +190,22 @@ def _fmt(value: Any) -> str:
     return f"{value:.2f}" if isinstance(value, (int, float)) else "–"
 
 
+def stage_seconds(seed_dir: Path) -> dict[str, dict[str, float]]:
+    """Wall and CPU seconds of each completed stage of one seed, in the order the stages finished."""
+    markers = sorted(seed_dir.glob("*/.done"), key=lambda p: p.stat().st_mtime)
+    return {
+        marker.parent.name: {key: json.loads(marker.read_text())[key] for key in ("seconds", "cpu_seconds")}
+        for marker in markers
+    }
+
+
 def timings(seed_dir: Path) -> list[str]:
-    rows, wall, cpu = [], 0.0, 0.0
-    for marker in sorted(seed_dir.glob("*/.done"), key=lambda p: p.stat().st_mtime):
-        done = json.loads(marker.read_text())
-        rows.append(f"{marker.parent.name} {done['seconds']:.0f} s (CPU {done['cpu_seconds']:.0f} s)")
-        wall, cpu = wall + done["seconds"], cpu + done["cpu_seconds"]
-    return [f"- {seed_dir.name}: {wall:.0f} s wall, {cpu:.0f} s CPU — " + "; ".join(rows)] if rows else []
+    stages = stage_seconds(seed_dir)
+    if not stages:
+        return []
+    rows = [f"{name} {t['seconds']:.0f} s (CPU {t['cpu_seconds']:.0f} s)" for name, t in stages.items()]
+    wall, cpu = sum(t["seconds"] for t in stages.values()), sum(t["cpu_seconds"] for t in stages.values())
+    return [f"- {seed_dir.name}: {wall:.0f} s wall, {cpu:.0f} s CPU — " + "; ".join(rows)]
 
 
 def write_report(root: str | Path, exp: dict[str, Any]) -> Path:
@@ -252,5 +264,8 @@ def write_report(root: str | Path, exp: dict[str, Any]) -> Path:
         ]
     path = root / "report.md"
     path.write_text("\n".join(lines) + "\n")
-    (root / "results.json").write_text(json.dumps({"results": results, "gains": per_seed}, indent=1) + "\n")
+    stages = {s.name: stage_seconds(s) for s in seeds}
+    (root / "results.json").write_text(
+        json.dumps({"results": results, "gains": per_seed, "stage_seconds": stages}, indent=1) + "\n"
+    )
     return path
