@@ -22,7 +22,8 @@ to re-run it alone, e.g. under torchrun / srun) and its log:
 Afterwards runs/<name>/report.md is written from every seed present (``mllm_augmented_report``). Stages whose
 outputs are complete are skipped (vlforge.common.stages); ``--only STAGE`` re-runs one stage; ``--dry-run``
 writes and checks every stage's config (instantiated with run=False; parse-only for captioners loaded by hub
-name) without running anything. Later YAML files are deltas merged over the first (ablations).
+name) without running anything. Later YAML files are deltas merged over the first (ablations); a delta
+removes a captioner or a ``report.curve`` point by setting it to null.
 """
 
 from __future__ import annotations
@@ -85,6 +86,10 @@ def load_experiment(paths: list[str]) -> dict[str, Any]:
     for key in ("name", "captioners", "clip"):
         if key not in exp:
             raise VLForgeError(f"experiment config {paths[0]}: missing key {key!r}")
+    exp["captioners"] = {name: c for name, c in exp["captioners"].items() if c is not None}
+    report = exp.get("report") or {}
+    if report.get("curve"):
+        report["curve"] = {k: run for k, run in report["curve"].items() if run is not None}
     if ("world" in exp) == ("store" in exp):
         raise VLForgeError(
             f"experiment config {paths[0]}: give exactly one of 'world' (generate ShapesWorld) "

@@ -171,3 +171,28 @@ def test_a_stage_command_s_progress_reaches_its_log_and_the_console(tmp_path: Pa
     console = capsys.readouterr().out.splitlines()
     assert console == ["    sft_x: fit: 1/2 steps (50.0 %), 1.0 steps/s, elapsed 1 s, ETA 1 s",
                        "    sft_x: fit done: 2 steps, 1 epochs in 2 s"]
+
+
+def test_small_outcome_and_threads_deltas_stack_over_the_experiment(tmp_path: Path, capsys, mllm_runner) -> None:
+    """The default run's small main job (experiments/shapes/small_outcome.yaml) drops two captioners and a curve
+    point by setting them to null; threads1.yaml is the delta behind the 3-seed table of docs/results.md."""
+    shapes = REPO / "experiments" / "shapes"
+    configs = [str(SHAPES), str(shapes / "small_outcome.yaml"), str(shapes / "threads1.yaml")]
+    exp = mllm_runner.load_experiment(configs)
+    assert list(exp["captioners"]) == ["llava_short"] and exp["threads"] == 1
+    assert exp["report"]["curve"] == {0: "baseline", 1: "augmented"}
+    assert exp["clip"]["runs"] == {"baseline": ["alt_text"], "augmented": ["alt_text", "llava_short"]}
+    assert mllm_runner.load_experiment([str(SHAPES), str(shapes / "threads1.yaml")])["threads"] == 1
+    assert mllm_runner.load_experiment([str(SHAPES)])["threads"] == 2
+
+    assert mllm_runner.main([*configs, delta(tmp_path, {"runs_root": str(tmp_path / "runs")}), "--dry-run"]) == 0
+    checked = [line.split("] ")[1].split(":")[0] for line in capsys.readouterr().out.splitlines()
+               if "config checked" in line]
+    assert checked == ["world", "sft_llava_short", "caption_llava_short", "analyze", "clip_baseline",
+                       "clip_augmented"]
+    seed_dir = tmp_path / "runs" / "mllm_augmented_small" / "seed0"
+    clip = yaml.safe_load((seed_dir / "clip_augmented" / "config.yaml").read_text())
+    assert clip["trainer"]["max_steps"] == 400
+    assert [c["source"] for c in clip["data"]["init_args"]["train_captions"]] == ["alt_text", "llava_short"]
+    sft = yaml.safe_load((seed_dir / "sft_llava_short" / "config.yaml").read_text())
+    assert sft["trainer"]["max_steps"] == 600
