@@ -38,3 +38,9 @@ def captioner_outcomes():
 def collapse_from_sft():
     """experiments/captioner/collapse_from_sft.py as a module."""
     return load_script("experiments/captioner/collapse_from_sft.py")
+
+
+@pytest.fixture
+def plan_runner():
+    """experiments/run.py (the plan runner) as a module."""
+    return load_script("experiments/run.py")

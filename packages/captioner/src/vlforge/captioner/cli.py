@@ -12,6 +12,10 @@ TOOLS = {
                     "vlforge.captioner.tools_cli:analyze_main"),
     "export": Tool("a trained captioner checkpoint as a transformers folder (--format hf)",
                    "vlforge.captioner.tools_cli:export_main"),
+    "evaluate": Tool("grounding of captioner checkpoints on a store split (CHAIR, colour accuracy): JSON",
+                     "vlforge.captioner.tools_cli:evaluate_main"),
+    "pretrain-tower": Tool("pre-train a LLaVA vision tower per patch on ShapesWorld scene graphs; writes a preset",
+                           "vlforge.captioner.tools_cli:pretrain_tower_main"),
     "plot": Tool("training curves of a run folder as PNG", "vlforge.common.metrics.training_curves:main"),
 }
 

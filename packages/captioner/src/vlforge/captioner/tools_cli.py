@@ -9,6 +9,10 @@
 
     vlforge-captioner export --checkpoint runs/x/checkpoints/last.ckpt --format hf --out captioner_hf
 
+    vlforge-captioner evaluate --checkpoint runs/x/checkpoints --store data/shapesworld --split val \
+        --format dense --limit 200 --out runs/x/eval_val
+    vlforge-captioner pretrain-tower --store data/shapesworld --steps 2500 --eval-split val --out runs/tower
+
 ``export --format hf`` writes a transformers folder (``AutoModelForImageTextToText`` + ``AutoProcessor``, chat
 template kept; vlforge.captioner.hf_export). ``generate`` runs every captioner of a generation config in this
 process (resumable; for DDP over devices use ``vlforge-captioner predict``) and prints one JSON summary per
@@ -22,8 +26,10 @@ import argparse
 import dataclasses
 import json
 from collections.abc import Sequence
+from pathlib import Path
 
 from vlforge.common.console import ToolParser
+from vlforge.common.errors import VLForgeError
 
 PROG = "vlforge-captioner"
 
@@ -68,6 +74,91 @@ def _export(args: argparse.Namespace) -> int:
 
     print(export_hf_captioner_checkpoint(args.checkpoint, args.out, args.run_config))
     return 0
+
+
+def checkpoints_of(path: str) -> list[Path]:
+    """``path`` itself (a .ckpt), or every ``step<N>.ckpt`` of a checkpoints folder in step order."""
+    folder = Path(path)
+    if not folder.is_dir() or folder.suffix == ".ckpt":
+        if not folder.exists():
+            raise VLForgeError(f"checkpoint {path} does not exist")
+        return [folder]
+    steps = [p for p in folder.glob("step*.ckpt") if p.stem[4:].isdigit()]
+    if not steps:
+        raise VLForgeError(f"checkpoint folder {path} holds no step<N>.ckpt")
+    return sorted(steps, key=lambda p: int(p.stem[4:]))
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from vlforge.captioner.evaluation import evaluate_captioner
+    from vlforge.captioner.hf_export import captioner_from_checkpoint
+    from vlforge.common.metrics import write_metrics
+
+    checkpoints = checkpoints_of(args.checkpoint)
+    tokens = args.max_new_tokens or (160 if args.format == "dense" else 60)
+    results = {}
+    for position, checkpoint in enumerate(checkpoints, 1):
+        captioner = captioner_from_checkpoint(checkpoint, args.run_config)
+        summary = evaluate_captioner(captioner, args.store, split=args.split, caption_format=args.format,
+                                     limit=args.limit, decoding={"max_new_tokens": tokens},
+                                     batch_size=args.batch_size).summary()
+        results[checkpoint.stem] = summary
+        print(f"[{position}/{len(checkpoints)}] {checkpoint.stem}: " + json.dumps(summary), flush=True)
+    write_metrics(args.out, {"split": args.split, "format": args.format, "limit": args.limit,
+                             "max_new_tokens": tokens, "checkpoints": [str(c) for c in checkpoints],
+                             "results": results, "last": results[checkpoints[-1].stem]})
+    return 0
+
+
+def _pretrain_tower(args: argparse.Namespace) -> int:
+    from vlforge.captioner.patch_tower import pretrain_tower
+
+    record = pretrain_tower(args.store, args.out, steps=args.steps, lr=args.lr, batch_size=args.batch_size,
+                            seed=args.seed, base_preset=args.base_preset, train_split=args.train_split,
+                            eval_split=args.eval_split, eval_limit=args.eval_limit, eval_every=args.eval_every)
+    print(json.dumps({"out": args.out, "train_s": record["train_s"], "last": record["curve"][-1]}))
+    return 0
+
+
+def build_evaluate_parser() -> ToolParser:
+    parser = ToolParser(prog=f"{PROG} evaluate", description="grounding of captioner checkpoints on a store split")
+    parser.add_argument("--checkpoint", required=True, help="a captioner .ckpt, or a folder of step<N>.ckpt")
+    parser.add_argument("--run_config", help="the run's config.yaml when the checkpoint is not in <run>/checkpoints/")
+    parser.add_argument("--store", required=True)
+    parser.add_argument("--split", required=True)
+    parser.add_argument("--format", default="dense", help="the caption format prompted (default dense)")
+    parser.add_argument("--limit", type=int, help="the first N images of the split (default: all)")
+    parser.add_argument("--max-new-tokens", type=int, help="default 160 for dense, 60 otherwise")
+    parser.add_argument("--batch-size", type=int, default=25)
+    parser.add_argument("--out", required=True, help="the folder of metrics.json")
+    return parser
+
+
+def build_pretrain_tower_parser() -> ToolParser:
+    parser = ToolParser(prog=f"{PROG} pretrain-tower",
+                        description="pre-train a LLaVA vision tower per patch on ShapesWorld scene graphs")
+    parser.add_argument("--store", required=True)
+    parser.add_argument("--out", required=True, help="folder of tower/, probe.json and preset.yaml")
+    parser.add_argument("--steps", type=int, default=2500)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--base-preset", default="llava_small", help="a llava preset name or YAML")
+    parser.add_argument("--train-split", default="seed")
+    parser.add_argument("--eval-split", default="val", help="the probe's curve is measured here")
+    parser.add_argument("--eval-limit", type=int, default=300)
+    parser.add_argument("--eval-every", type=int, default=100)
+    return parser
+
+
+def evaluate_main(argv: Sequence[str]) -> int:
+    """`vlforge-captioner evaluate ...` (a vlforge.common.console tool)."""
+    return _evaluate(build_evaluate_parser().parse_args(argv))
+
+
+def pretrain_tower_main(argv: Sequence[str]) -> int:
+    """`vlforge-captioner pretrain-tower ...` (a vlforge.common.console tool)."""
+    return _pretrain_tower(build_pretrain_tower_parser().parse_args(argv))
 
 
 def generate_main(argv: Sequence[str]) -> int:

@@ -25,6 +25,7 @@ from torch import nn
 
 from vlforge.common.distributed import world
 from vlforge.common.errors import VLForgeError
+from vlforge.common.lm.loading import weights_from
 from vlforge.common.optim import adamw_warmup_cosine
 from vlforge.vlm.evaluation import encode_split, pairwise_accuracy, retrieval_from_features
 from vlforge.vlm.linear_probe import shapes_linear_probe
@@ -37,7 +38,9 @@ class ContrastiveLitModule(LightningModule):
     """Train ``model`` with ``loss`` (default CLIP InfoNCE); AdamW, linear warm-up then cosine decay to 0
     (:func:`vlforge.common.optim.adamw_warmup_cosine`: ``lr``, ``weight_decay``, ``warmup_steps`` or
     ``warmup_ratio``, ``betas`` — the argument names of every vlforge LitModule). ``learning_rate`` is the former
-    name of ``lr``, kept so that saved run configs still load."""
+    name of ``lr``, kept so that saved run configs still load. ``weights``: start ``model`` from the model weights of
+    a ContrastiveLitModule checkpoint (its ``model.*`` entries; NegCLIP's fine-tuning of a trained CLIP), not a
+    resume: optimizer and schedule start afresh."""
 
     tokens_from_loader = True  # the training step reads ``batch["tokens"]`` (texts then negatives) when present
 
@@ -45,7 +48,7 @@ class ContrastiveLitModule(LightningModule):
                  weight_decay: float = 0.1, warmup_steps: int = 0, betas: tuple[float, float] = (0.9, 0.98),
                  zero_shot_tasks: list[str] | None = None, linear_probe_tasks: list[str] | None = None,
                  linear_probe_train_split: str = "seed", object_rule: str = "largest", warmup_ratio: float = 0.0,
-                 learning_rate: float | None = None) -> None:
+                 learning_rate: float | None = None, weights: str | None = None) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["model", "loss", "learning_rate"])
         if learning_rate is not None:
@@ -56,6 +59,8 @@ class ContrastiveLitModule(LightningModule):
             raise VLForgeError(f"ShapesWorld task {unknown[0]!r} is not one of {', '.join(SHAPES_TASKS)}")
         if object_rule not in OBJECT_RULES:
             raise VLForgeError(f"object_rule {object_rule!r} is not one of {', '.join(OBJECT_RULES)}")
+        if weights is not None:
+            weights_from(weights, model)
         self.model = model
         self.loss = loss if loss is not None else ClipLoss()
         if isinstance(self.loss, SigLipLoss) and model.logit_bias is None:
