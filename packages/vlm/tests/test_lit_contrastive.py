@@ -89,3 +89,22 @@ def test_training_step_feeds_the_batch_hard_negatives_into_the_loss(shapes_store
                                             rel=1e-5)
         assert plain.item() == pytest.approx(clip_loss(images, texts, scale).item(), rel=1e-5)
     assert loss.item() > plain.item() + 1e-3  # more candidate texts per image: a larger InfoNCE loss
+
+
+def test_weights_start_the_model_from_a_trained_checkpoint(shapes_store, tiny_open_clip, tmp_path):
+    torch.manual_seed(0)
+    trained = ContrastiveLitModule(_model(tiny_open_clip), lr=1e-3)
+    trainer = L.Trainer(max_steps=2, accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                        enable_model_summary=False, default_root_dir=tmp_path, limit_val_batches=0)
+    trainer.fit(trained, _datamodule(shapes_store))
+    checkpoint = tmp_path / "trained.ckpt"
+    trainer.save_checkpoint(checkpoint)
+    torch.manual_seed(1)
+    fresh = _model(tiny_open_clip)
+    assert not torch.equal(fresh.state_dict()["logit_scale"], trained.model.state_dict()["logit_scale"])
+    started = ContrastiveLitModule(fresh, lr=5e-4, weights=str(checkpoint))
+    expected = trained.model.state_dict()
+    assert all(torch.equal(value, expected[key]) for key, value in started.model.state_dict().items())
+    wider = dict(tiny_open_clip, embed_dim=tiny_open_clip["embed_dim"] * 2)
+    with pytest.raises(VLForgeError, match="trained.ckpt.*shape"):
+        ContrastiveLitModule(_model(wider), weights=str(checkpoint))
