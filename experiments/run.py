@@ -1,6 +1,6 @@
 """A plan runner: sequences `vlforge-<package>` console calls, nothing else.
 
-    python experiments/run.py run PLAN.yaml [--seeds 0,1,2] [--only STEP] [--dry-run]
+    python experiments/run.py run PLAN.yaml [--seeds 0,1,2] [--only STEP | --steps A,B] [--dry-run]
     python experiments/run.py table PLAN.yaml [--json docs/results/NAME.json]
 
 A plan (experiments/<area>/plans/*.yaml) names its runs and lists its steps; each step is one console call with
@@ -15,10 +15,10 @@ stacked shipped configs and the YAML deltas committed beside the plan:
         call: [store, shapes, "{dir}/store", --num-images, 3000, --seed, 0]
       - name: alt_text
         call: [vlm, fit]          # console, then a LightningCLI subcommand or one of the console's tools
-        configs: [vlm:model/clip_tiny.yaml, experiments/vlm/deltas/common.yaml]
+        configs: [vlm:model/clip_tiny.yaml, vlm:data/shapes_alt_text.yaml, experiments/vlm/outcomes/common.yaml]
         set: {seed_everything: "{seed}", data.init_args.store: "{world}/store"}
       - name: alt_text_eval
-        call: [vlm, evaluate, --config, experiments/vlm/deltas/eval_short.yaml, --checkpoint,
+        call: [vlm, evaluate, --config, experiments/vlm/outcomes/eval_short.yaml, --checkpoint,
                "{alt_text:checkpoint}", --stores, "[{world}/store]", --output_dir, "{dir}/eval"]
         result: eval/metrics.json # the JSON the table reads
     tables:
@@ -31,12 +31,13 @@ stacked shipped configs and the YAML deltas committed beside the plan:
 Relative config paths are read from the repository root; run folders go under the working directory. In strings,
 ``{seed}`` is the seed, ``{dir}`` the step's folder, ``{NAME}`` the folder of step NAME and
 ``{NAME:checkpoint}`` the last checkpoint of NAME's run (vlforge.common.runs.last_checkpoint), ``{NAME:checkpoints}``
-the folder holding it. ``configs`` become
-``--config`` (``<pkg>:`` names the package's shipped configs), ``set`` becomes ``--key value``; a LightningCLI
-subcommand runs with ``--run_root <step folder> --run_name fit``, so the merged config is saved with the run.
+the folder holding it. ``configs`` become ``--config`` (``<pkg>:`` names the package's shipped configs), ``set``
+becomes ``--key value``; a LightningCLI subcommand runs with ``--run_root <step folder> --run_name fit``, so the
+merged config is saved with the run.
 
 Steps are stages of vlforge.common.stages: a finished step (its inputs — the command line and the content of every
-config file it names — unchanged) is skipped, an interrupted one runs again, ``--only`` re-runs one. ``--dry-run``
+config file it names — unchanged) is skipped, an interrupted one runs again, ``--only`` re-runs one, ``--steps``
+runs a subset (e.g. one recipe of a plan that also holds the variants it was chosen against). ``--dry-run``
 checks every step of every seed without running anything: LightningCLI calls are parsed and instantiated with
 run=False (parse-only when they name another step's output, which does not exist yet), tool calls are parsed by
 the tool's own parser where it has one (``build_<tool>_parser`` or ``build_parser`` beside the tool's function),
@@ -259,15 +260,26 @@ def stage_runner(plan: dict[str, Any], seed: int | None, steps: list[Step], cons
     return StageRunner(root, stages, log=log)
 
 
-def run_plan(plan: dict[str, Any], seeds: list[int], only: str | None = None, dry_run: bool = False) -> int:
+def run_plan(plan: dict[str, Any], seeds: list[int], only: str | None = None, dry_run: bool = False,
+             selected: list[str] | None = None) -> int:
     """Run (or check) the plan's shared steps once and its other steps per seed; returns how many steps ran.
-    ``only``: that step alone (of the shared steps, or of every seed)."""
+    ``only``: that step alone (of the shared steps, or of every seed), even if complete; ``selected``: the shared
+    steps and only these of the others (each with the per-seed steps it reads)."""
     console = Console(plan.get("threads"))
     shared_specs = [s for s in plan["steps"] if s.get("shared")]
     seeded_specs = [s for s in plan["steps"] if not s.get("shared")]
     names = [s["name"] for s in plan["steps"]]
-    if only is not None and only not in names:
-        raise VLForgeError(f"plan {plan['path']}: unknown step {only!r}; steps: {', '.join(names)}")
+    for name in [only] if only is not None else selected or []:
+        if name not in names:
+            raise VLForgeError(f"plan {plan['path']}: unknown step {name!r}; steps: {', '.join(names)}")
+    if selected is not None:
+        seeded_names = {s["name"] for s in seeded_specs}
+        seeded_specs = [s for s in seeded_specs if s["name"] in selected]
+        for spec in seeded_specs:
+            needed = [r for r, _ in PLACEHOLDER.findall(json.dumps(spec)) if r in seeded_names and r not in selected]
+            if needed:
+                raise VLForgeError(f"plan {plan['path']}: step {spec['name']!r} reads step {needed[0]!r}; "
+                                   "select it too")
     folders = {s["name"]: shared_folder(plan) / s["name"] for s in shared_specs}
 
     def log_for(tag: str) -> Callable[[str], None]:
@@ -389,6 +401,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("plans", nargs="+")
     run.add_argument("--seeds", help="comma-separated seeds (default: the plan's)")
     run.add_argument("--only", help="run only this step (even if complete)")
+    run.add_argument("--steps", help="comma-separated: run only these of the per-seed steps (and the shared ones)")
     run.add_argument("--dry-run", action="store_true", help="check every step's call; run nothing")
     run.add_argument("--runs-root", help="overrides the plan's runs_root (default runs)")
     table = sub.add_parser("table", help="tabulate a plan's results over its seeds")
@@ -404,7 +417,8 @@ def main(argv: list[str] | None = None) -> int:
         for path in args.plans:
             plan = load_plan(path, args.runs_root)
             seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else list(plan["seeds"])
-            total += run_plan(plan, seeds, args.only, args.dry_run)
+            selected = args.steps.split(",") if args.steps else None
+            total += run_plan(plan, seeds, args.only, args.dry_run, selected)
         print(f"run.py: {total} step(s) {'checked' if args.dry_run else 'ran'}", flush=True)
     except VLForgeError as err:
         print(f"run.py: error: {' '.join(str(err).split())}", file=sys.stderr)

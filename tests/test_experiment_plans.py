@@ -27,7 +27,8 @@ def write_plan(path: Path, plan: dict) -> str:
 
 def test_plans_are_committed() -> None:
     names = {p.relative_to(REPO).as_posix() for p in PLANS}
-    assert {"experiments/vlm/plans/caption_mix.yaml", "experiments/vlm/plans/hard_negatives.yaml",
+    assert {"experiments/vlm/plans/caption_mix.yaml", "experiments/vlm/plans/caption_mix_dev.yaml",
+            "experiments/vlm/plans/hard_negatives.yaml",
             "experiments/vlm/plans/hard_negatives_dev.yaml", "experiments/vlm/plans/dense_sentences.yaml",
             "experiments/vlm/plans/minilm.yaml", "experiments/captioner/plans/grounding.yaml"} <= names
 
