@@ -139,11 +139,14 @@ def config_path(path: str) -> str:
 
 
 def file_digest(path: str) -> str:
-    """sha256 of a config file named in a step (so that editing a delta re-runs the steps that use it)."""
+    """sha256 of a config file named in a step (so that editing a delta re-runs the steps that use it), without its
+    ``# vlforge-...`` annotation lines (``vlforge-stack`` / ``vlforge-check`` tell the config test how to check a
+    fragment; they do not change a run)."""
     resolved = Path(resolve_config(config_path(path)))
     if not resolved.is_file():
         raise VLForgeError(f"config {path} does not exist")
-    return hashlib.sha256(resolved.read_bytes()).hexdigest()[:16]
+    lines = resolved.read_bytes().splitlines(keepends=True)
+    return hashlib.sha256(b"".join(line for line in lines if not line.startswith(b"# vlforge-"))).hexdigest()[:16]
 
 
 # ------------------------------------------------------------------------------------------------- one step

@@ -1,4 +1,7 @@
-"""ShapesWorld learning outcomes of the captioner (issue 5, "Measurable"); figures go to docs/results.md.
+"""ShapesWorld learning outcomes of the captioner (issue 5, "Measurable"); figures go to docs/results.md. The
+grounding outcome itself (SFT on a pre-trained tower, recipe chosen on val) is a plan now:
+experiments/captioner/plans/grounding.yaml (experiments/run.py); what remains here are the earlier store's SFT variants
+and the preference / collapse / formats studies, not yet converted to plans.
 
     python experiments/captioner/shapes_outcomes.py sft --seed 0 --out runs/outcomes/s0
     python experiments/captioner/shapes_outcomes.py preference --seed 0 --out runs/outcomes/s0
@@ -11,9 +14,9 @@
   CHAIR_s, colour-attribute accuracy, length): the learning curve. CPU seconds of training are reported.
   ``--clip-tower`` first trains a CLIP on the same seed split with vlforge-vlm (its ViT shaped like llava_small's
   vision tower), exports the ViT (``hf-vision``) and starts the captioner's vision tower from it, as LLaVA starts
-  from a CLIP ViT; ``--vision-from DIR`` starts it from any Hugging Face CLIP vision folder instead (e.g. the tower
-  ``vision_patch_probe.py --save DIR`` trains on the seed split's scene graphs); ``--freeze-vision`` keeps the
-  vision tower frozen during SFT.
+  from a CLIP ViT; ``--vision-from DIR`` starts it from any Hugging Face CLIP vision folder instead (e.g. the
+  ``tower/`` that ``vlforge-captioner pretrain-tower --out DIR`` trains on the seed split's scene graphs);
+  ``--freeze-vision`` keeps the vision tower frozen during SFT.
 - ``preference``: from the SFT checkpoint, K sampled captions per pref-split image are scored against the scene
   graph; the hallucinating ones (CHAIR_i > 0) go into the store (source ``sft_s<seed>``) and the worst one per image
   is the rejected caption, the gt dense caption the chosen one (the paper's keep-the-worst selection). Preference
