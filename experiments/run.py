@@ -330,8 +330,10 @@ def lookup(data: Any, key_path: str, where: Path) -> float:
 
 
 def mean_spread(values: list[float]) -> str:
-    spread = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.1f} ± {spread:.1f}"
+    """Mean ± sample std (one value alone when there is one seed)."""
+    if len(values) == 1:
+        return f"{values[0]:.1f}"
+    return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
 
 
 def row_source(step: str, key_path: str) -> tuple[str, str]:

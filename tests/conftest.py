@@ -29,12 +29,6 @@ def mllm_runner():
 
 
 @pytest.fixture
-def captioner_outcomes():
-    """experiments/captioner/shapes_outcomes.py as a module."""
-    return load_script("experiments/captioner/shapes_outcomes.py")
-
-
-@pytest.fixture
 def collapse_from_sft():
     """experiments/captioner/collapse_from_sft.py as a module."""
     return load_script("experiments/captioner/collapse_from_sft.py")
