@@ -17,6 +17,12 @@ stacked shipped configs and the YAML deltas committed beside the plan:
         call: [vlm, fit]          # console, then a LightningCLI subcommand or one of the console's tools
         configs: [vlm:model/clip_tiny.yaml, vlm:data/shapes_alt_text.yaml, experiments/vlm/outcomes/common.yaml]
         set: {seed_everything: "{seed}", data.init_args.store: "{world}/store"}
+      - name: alt_text_lr2e-3
+        seeds: [0]                # a variant run for these seeds only (e.g. one not chosen on val)
+        call: [vlm, fit]
+        configs: [vlm:model/clip_tiny.yaml, vlm:data/shapes_alt_text.yaml, experiments/vlm/outcomes/common.yaml]
+        set: {seed_everything: "{seed}", data.init_args.store: "{world}/store", model.init_args.lr: 0.002}
+        check: parse              # --dry-run parses this call without building it (e.g. a hub model)
       - name: alt_text_eval
         call: [vlm, evaluate, --config, experiments/vlm/outcomes/eval_short.yaml, --checkpoint,
                "{alt_text:checkpoint}", --stores, "[{world}/store]", --output_dir, "{dir}/eval"]

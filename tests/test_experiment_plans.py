@@ -150,3 +150,12 @@ def test_a_miniature_plan_runs_skips_and_reruns_an_edited_delta(tmp_path: Path, 
     values = [json.loads((root / f"seed{s}" / "eval" / "metrics.json").read_text())["results"]["store"]["retrieval"]
               ["t2i_r1"] for s in (0, 1)]
     assert f"| t2i | {statistics.mean(values):.1f} ± {statistics.stdev(values):.1f} |" in capsys.readouterr().out
+
+
+def test_steps_must_include_the_steps_they_read(tmp_path: Path, runner, capsys) -> None:
+    plan = write_plan(tmp_path / "plan.yaml", {"name": "sel", "steps": [
+        {"name": "fit", "call": ["vlm", "fit"]},
+        {"name": "eval", "call": ["vlm", "evaluate", "--checkpoint", "{fit:checkpoint}"]}]})
+    assert runner.main(["run", plan, "--steps", "eval", "--dry-run", "--runs-root", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "step 'eval' reads step 'fit'; select it too" in err and len(err.splitlines()) == 1
