@@ -16,9 +16,7 @@ Works with :class:`~vlforge.critic.predict_data.CriticPredictDataModule`. The ru
 from __future__ import annotations
 
 import logging
-import os
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -26,9 +24,9 @@ import torch
 from PIL import Image
 
 from vlforge.common.errors import VLForgeError
-from vlforge.common.lm.generated_store import captioned_ids, pending_ids, update_failures
+from vlforge.common.lm.generated_store import captioned_ids, pending_ids
 from vlforge.common.lm.model import GenerativeModel
-from vlforge.common.lm.shards import default_shard_root, merge_shards, shard_dir, shard_record
+from vlforge.common.lm.shards import ShardWriter
 from vlforge.common.records import ImageRecord
 from vlforge.common.store import CaptionStore
 from vlforge.critic.critic_rewrite import COUNTS, CriticRewrite
@@ -62,9 +60,7 @@ class CriticPredictLitModule(L.LightningModule):
                                      {"critic": critic_source, "critic_checkpoint": checkpoint})
         self.target = target_source(source)
         self.counts: Counter[str] = Counter(dict.fromkeys(COUNTS, 0))
-        self._store_path: str | None = None
-        self._shard_root: Path | None = None
-        self._shard: CaptionStore | None = None
+        self._writer: ShardWriter | None = None
         self._ready = False
 
     def setup(self, stage: str) -> None:
@@ -73,13 +69,12 @@ class CriticPredictLitModule(L.LightningModule):
         data = self.trainer.datamodule
         if not isinstance(data, CriticPredictDataModule):
             raise VLForgeError("CriticPredictLitModule needs a CriticPredictDataModule as data")
-        self._store_path = os.path.abspath(data.store)
-        self._shard_root = Path(self.hparams.shard_root) if self.hparams.shard_root else default_shard_root(
-            self._store_path)
+        self._writer = ShardWriter(data.store, self.target, self.global_rank, self.hparams.shard_root,
+                                   {"critic_rewrite": self.target})
         if self.trainer.is_global_zero:
-            merge_shards(self._store_path, self._shard_root, self.target)
+            self._writer.merge()
         self.trainer.strategy.barrier("critic-rewrite-setup")
-        with CaptionStore(self._store_path, readonly=True) as store:
+        with CaptionStore(self._writer.store_path, readonly=True) as store:
             pending = pending_ids(store, data.split, self.target, data.limit)
             with_caption = captioned_ids(store, data.split, self.hparams.source)
         selected = [i for i in pending if i in with_caption]
@@ -88,36 +83,24 @@ class CriticPredictLitModule(L.LightningModule):
         data.select(selected)
         self._ready = True
 
-    def _shard_store(self) -> CaptionStore:
-        if self._shard is None:
-            path = shard_dir(self._shard_root, self.target, self.global_rank)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._shard = CaptionStore.create(path, info={"generation_shard_of": self._store_path,
-                                                          "critic_rewrite": self.target, "rank": self.global_rank})
-        return self._shard
-
     def predict_step(self, batch: list[tuple[ImageRecord, Image.Image | str]], batch_idx: int) -> None:
         ready = [(record, item) for record, item in batch if not isinstance(item, str)]
         failed = {record.image_id: item for record, item in batch if isinstance(item, str)}
         captions, counts = self.rewrite(ready)
         self.counts.update(counts)
         self.counts["failures"] += len(failed)
-        shard = self._shard_store()
-        shard.put_records([shard_record(record, captions[record.image_id]) for record, _ in ready])
-        update_failures(shard, self.target, failed, captions)
+        self._writer.write([record for record, _ in ready], captions, failed, captions)
 
     def teardown(self, stage: str) -> None:
         if stage != "predict" or not self._ready:
             return
-        if self._shard is not None:
-            self._shard.close()
-            self._shard = None
+        self._writer.close()
         self.trainer.strategy.barrier("critic-rewrite-merge")
         names = [*COUNTS, "failures", "without_caption"]
         totals = torch.tensor([float(self.counts[n]) for n in names], device=self.device)
         totals = self.trainer.strategy.reduce(totals, reduce_op="sum")
         if self.trainer.is_global_zero:
-            added = merge_shards(self._store_path, self._shard_root, self.target)
+            added = self._writer.merge()
             summary = dict(zip(names, (int(v) for v in totals.tolist()), strict=True))
             log.info("critic-rewrite %s: %d captions added; %s", self.target, added,
                      ", ".join(f"{k} {v}" for k, v in summary.items()))

@@ -18,7 +18,6 @@ Works with :class:`~vlforge.rewriter.predict_data.QueryRewriteDataModule`. The r
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -30,7 +29,7 @@ from vlforge.common.errors import VLForgeError
 from vlforge.common.lm.generated_store import failures, pending_ids, update_failures
 from vlforge.common.lm.model import GenerativeModel
 from vlforge.common.lm.policy import LoraSettings
-from vlforge.common.lm.shards import default_shard_root, merge_shards, shard_dir, shard_record
+from vlforge.common.lm.shards import ShardWriter
 from vlforge.common.records import ImageRecord
 from vlforge.common.rewrites import queries_of, rewrites_by_query
 from vlforge.common.store import CaptionStore
@@ -61,9 +60,7 @@ class RewriterPredictLitModule(L.LightningModule):
             raise VLForgeError(f"rewriter name {self.settings.name!r} is the queries' own source; choose another")
         built = GenerativeModel(policy, kind="causal_lm", lora=lora, dtype=dtype, weights=checkpoint)
         self.model, self.processor = built.model.eval(), built.processor
-        self._store_path: str | None = None
-        self._shard_root: Path | None = None
-        self._shard: CaptionStore | None = None
+        self._writer: ShardWriter | None = None
         self._ready = False
 
     @property
@@ -76,44 +73,31 @@ class RewriterPredictLitModule(L.LightningModule):
         data = self.trainer.datamodule
         if not isinstance(data, QueryRewriteDataModule):
             raise VLForgeError("RewriterPredictLitModule needs a QueryRewriteDataModule as data")
-        self._store_path = os.path.abspath(data.store)
-        self._shard_root = Path(self.hparams.shard_root) if self.hparams.shard_root else default_shard_root(
-            self._store_path)
+        self._writer = ShardWriter(data.store, self.name, self.global_rank, self.hparams.shard_root,
+                                   {"rewriter": self.name})
         if self.trainer.is_global_zero:
-            merge_shards(self._store_path, self._shard_root, self.name)
-            with CaptionStore(self._store_path, readonly=False) as store:
+            self._writer.merge()
+            with CaptionStore(self._writer.store_path, readonly=False) as store:
                 retried = [qid for i in pending_ids(store, data.split, self.name, data.limit)
                            for qid, _ in queries_of(store.get(i), self.settings.query_source, self.settings.query_kind)]
                 update_failures(store, self.name, {}, retried)
         self.trainer.strategy.barrier("rewriter-predict-setup")
-        with CaptionStore(self._store_path, readonly=True) as store:
+        with CaptionStore(self._writer.store_path, readonly=True) as store:
             data.select(pending_ids(store, data.split, self.name, data.limit))
         self._ready = True
 
-    def _shard_store(self) -> CaptionStore:
-        if self._shard is None:
-            path = shard_dir(self._shard_root, self.name, self.global_rank)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._shard = CaptionStore.create(path, info={"generation_shard_of": self._store_path,
-                                                          "rewriter": self.name, "rank": self.global_rank})
-        return self._shard
-
     def predict_step(self, batch: list[ImageRecord], batch_idx: int) -> None:
         out = rewrite_records(self.model, self.processor, batch, self.settings, self.hparams.generate_batch_size)
-        shard = self._shard_store()
-        shard.put_records([shard_record(r, out.captions[r.image_id]) for r in batch if r.image_id in out.captions])
-        update_failures(shard, self.name, out.failed, out.rewritten)
+        self._writer.write(batch, out.captions, out.failed, out.rewritten)
 
     def teardown(self, stage: str) -> None:
         if stage != "predict" or not self._ready:
             return
-        if self._shard is not None:
-            self._shard.close()
-            self._shard = None
+        self._writer.close()
         self.trainer.strategy.barrier("rewriter-predict-merge")
         log_dir = self.trainer.log_dir  # a collective under DDP: every rank asks
         if self.trainer.is_global_zero:
-            merge_shards(self._store_path, self._shard_root, self.name)
+            self._writer.merge()
             summary = self.summary()
             skipped = ", ".join(f"{k} {v}" for k, v in summary["skipped_by_reason"].items()) or "none"
             print(f"vlforge-rewriter predict: {summary['queries']} queries of split {summary['split']!r}, "
@@ -126,7 +110,7 @@ class RewriterPredictLitModule(L.LightningModule):
     def summary(self) -> dict[str, Any]:
         """Queries of the split (within the limit), how many have a rewrite, the skipped ones by reason and id."""
         data = self.trainer.datamodule
-        with CaptionStore(self._store_path, readonly=True) as store:
+        with CaptionStore(self._writer.store_path, readonly=True) as store:
             ids = store.ids(data.split)
             ids = ids if data.limit is None else ids[:data.limit]
             queries, rewritten = [], 0
@@ -138,6 +122,6 @@ class RewriterPredictLitModule(L.LightningModule):
                     rewritten += qid in done
             wanted = set(queries)
             failed = {q: r for q, r in failures(store, self.name).items() if q in wanted}
-        return {"store": self._store_path, "split": data.split, "rewriter": self.name, "queries": len(queries),
+        return {"store": self._writer.store_path, "split": data.split, "rewriter": self.name, "queries": len(queries),
                 "rewritten": rewritten, "skipped_by_reason": dict(sorted(Counter(failed.values()).items())),
                 "skipped": [{"query_id": q, "reason": r} for q, r in sorted(failed.items())]}

@@ -14,9 +14,6 @@ Works with :class:`~vlforge.captioner.generation.datamodule.CaptionGenerationDat
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import lightning as L
 
 from vlforge.captioner.generation.datamodule import CaptionGenerationDataModule
@@ -26,10 +23,9 @@ from vlforge.captioner.generation.store_io import (
     caption_batch,
     default_shear_tokens,
     pending_ids,
-    update_failures,
 )
 from vlforge.common.errors import VLForgeError
-from vlforge.common.lm.shards import default_shard_root, merge_shards, shard_dir, shard_record
+from vlforge.common.lm.shards import ShardWriter
 from vlforge.common.records import ImageRecord
 from vlforge.common.sentences import resolve_splitter
 from vlforge.common.store import CaptionStore
@@ -63,9 +59,7 @@ class CaptionerPredictLitModule(L.LightningModule):
         self.captioner = built
         self.shear_tokens: int | None = None
         self.splitter = resolve_splitter(sentence_splitter)  # "auto" is resolved from the store in setup
-        self._store_path: str | None = None
-        self._shard_root: Path | None = None
-        self._shard: CaptionStore | None = None
+        self._writer: ShardWriter | None = None
         self._ready = False
 
     def setup(self, stage: str) -> None:
@@ -74,33 +68,17 @@ class CaptionerPredictLitModule(L.LightningModule):
         data = self.trainer.datamodule
         if not isinstance(data, CaptionGenerationDataModule):
             raise VLForgeError("CaptionerPredictLitModule needs a CaptionGenerationDataModule as data")
-        self._store_path = os.path.abspath(data.store)
-        self._shard_root = (
-            Path(self.hparams.shard_root) if self.hparams.shard_root else default_shard_root(self._store_path)
-        )
+        self._writer = ShardWriter(data.store, self.spec.name, self.global_rank, self.hparams.shard_root,
+                                   {"captioner": self.spec.name})
         if self.trainer.is_global_zero:
-            merge_shards(self._store_path, self._shard_root, self.spec.name)
+            self._writer.merge()
         self.trainer.strategy.barrier("captioner-generation-setup")
-        with CaptionStore(self._store_path, readonly=True) as store:
+        with CaptionStore(self._writer.store_path, readonly=True) as store:
             if self.hparams.shear:
                 self.shear_tokens = self.hparams.shear_tokens or default_shear_tokens(store)
             self.splitter = resolve_splitter(self.hparams.sentence_splitter, store.info)
             data.select(pending_ids(store, data.split, self.spec.name, data.limit), self.format)
         self._ready = True
-
-    def _shard_store(self) -> CaptionStore:
-        if self._shard is None:
-            path = shard_dir(self._shard_root, self.spec.name, self.global_rank)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._shard = CaptionStore.create(
-                path,
-                info={
-                    "generation_shard_of": self._store_path,
-                    "captioner": self.spec.name,
-                    "rank": self.global_rank,
-                },
-            )
-        return self._shard
 
     def predict_step(self, batch: list[tuple[ImageRecord, PendingImage | str]], batch_idx: int) -> None:
         ready = [item for _, item in batch if isinstance(item, PendingImage)]
@@ -108,23 +86,13 @@ class CaptionerPredictLitModule(L.LightningModule):
         size = self.hparams.generate_batch_size or max(1, len(ready))
         captions = caption_batch(self.captioner, self.spec, self.format, ready, self.shear_tokens, size,
                                  self.splitter)
-        shard = self._shard_store()
-        shard.put_records(
-            [
-                shard_record(record, captions[record.image_id])
-                for record, _ in batch
-                if record.image_id in captions
-            ]
-        )
-        update_failures(shard, self.spec.name, failed, captions)
+        self._writer.write([record for record, _ in batch], captions, failed, captions)
 
     def teardown(self, stage: str) -> None:
         if stage != "predict" or not self._ready:
             return
-        if self._shard is not None:
-            self._shard.close()
-            self._shard = None
+        self._writer.close()
         self.trainer.strategy.barrier("captioner-generation-merge")
         if self.trainer.is_global_zero:
-            merge_shards(self._store_path, self._shard_root, self.spec.name)
+            self._writer.merge()
         self._ready = False

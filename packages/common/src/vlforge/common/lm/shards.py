@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 
 from vlforge.common.lm.generated_store import captioned_ids, failures, update_failures
@@ -82,3 +83,36 @@ def merge_shards(store_path: str | os.PathLike, shard_root: str | os.PathLike, n
         if empty.is_dir() and not any(empty.iterdir()):
             empty.rmdir()
     return added
+
+
+class ShardWriter:
+    """One rank's side of a distributed generation run of source ``name`` into the store at ``store_path``: its
+    shard store (``shard_dir``, created on the first write, its info naming the main store, the rank and ``info``),
+    the writes of each batch, and the merge of every rank's shard (:func:`merge_shards`, rank 0 only)."""
+
+    def __init__(self, store_path: str | os.PathLike, name: str, rank: int,
+                 shard_root: str | os.PathLike | None = None, info: dict | None = None) -> None:
+        self.store_path = os.path.abspath(os.fspath(store_path))
+        self.root = Path(shard_root) if shard_root else default_shard_root(self.store_path)
+        self.name, self.rank, self.info = name, rank, dict(info or {})
+        self._shard: CaptionStore | None = None
+
+    def merge(self) -> int:
+        """Merge every rank's shard of the source into the main store; the number of captions added."""
+        return merge_shards(self.store_path, self.root, self.name)
+
+    def write(self, records: list[ImageRecord], captions: dict[str, list[Caption]], failed: dict[str, str],
+              succeeded: Iterable[str]) -> None:
+        """Store the generated ``captions`` (by image id) of ``records`` and the batch's failures in the shard."""
+        if self._shard is None:
+            path = shard_dir(self.root, self.name, self.rank)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._shard = CaptionStore.create(
+                path, info={"generation_shard_of": self.store_path, **self.info, "rank": self.rank})
+        self._shard.put_records([shard_record(r, captions[r.image_id]) for r in records if r.image_id in captions])
+        update_failures(self._shard, self.name, failed, succeeded)
+
+    def close(self) -> None:
+        if self._shard is not None:
+            self._shard.close()
+            self._shard = None
