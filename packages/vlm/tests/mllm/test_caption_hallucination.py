@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from vlforge.common.errors import VLForgeError
+from vlforge.common.lm.prompts import prompt_text
 from vlforge.common.metrics.chair import chair, scene_objects
 from vlforge.common.store import CaptionStore
 from vlforge.vlm.mllm import build_llava
 from vlforge.vlm.mllm.caption_hallucination import mllm_caption_chair
-from vlforge.vlm.mllm.evaluate import prompt_text
 
 
 def test_chair_of_generated_captions(towers, shapes_store):
@@ -22,7 +22,7 @@ def test_chair_of_generated_captions(towers, shapes_store):
     assert [c["id"] for c in result["captions"]] == [r.image_id for r in records]
     captions = [c["caption"] for c in result["captions"]]
     assert result["chair"] == chair(captions, [scene_objects(r.meta["scene_graph"]) for r in records]).summary()
-    inputs = processor(text=[prompt_text(processor, "Describe the image in detail.", None)], images=[image],
+    inputs = processor(text=[prompt_text(processor, "Describe the image in detail.")], images=[image],
                        return_tensors="pt")
     with torch.no_grad():
         output = model.generate(**inputs, do_sample=False, max_new_tokens=6)

@@ -9,12 +9,13 @@ import pytest
 import torch
 
 from vlforge.common.errors import VLForgeError
+from vlforge.common.lm.prompts import prompt_text
 from vlforge.common.metrics.pope import pope_metrics
 from vlforge.common.metrics.vqa import vqa_accuracy
 from vlforge.common.shapes.llava_qa import shapes_qa_to_llava
 from vlforge.common.store import CaptionStore
 from vlforge.vlm.mllm import build_llava
-from vlforge.vlm.mllm.evaluate import evaluate_mllm, prompt_text, score_answers
+from vlforge.vlm.mllm.evaluate import evaluate_mllm, question_instruction, score_answers
 from vlforge.vlm.mllm.questions import llava_json_questions, shapes_pope_questions, shapes_vqa_questions
 
 
@@ -35,8 +36,8 @@ def questions(shapes_store):
 def _one_at_a_time(model, processor, questions, max_new_tokens):
     answers = []
     for q in questions:
-        inputs = processor(text=[prompt_text(processor, q["question"], "Answer the question using a single word "
-                                             "or phrase.")], images=[q["image"]], return_tensors="pt")
+        instruction = question_instruction(q["question"], "Answer the question using a single word or phrase.")
+        inputs = processor(text=[prompt_text(processor, instruction)], images=[q["image"]], return_tensors="pt")
         output = model.generate(**inputs, do_sample=False, max_new_tokens=max_new_tokens)
         answers.append(processor.tokenizer.decode(output[0, inputs["input_ids"].shape[1]:],
                                                   skip_special_tokens=True).strip())

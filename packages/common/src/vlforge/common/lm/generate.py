@@ -19,7 +19,7 @@ must have prompts of equal length (its prefix handling knows no padding), so BLI
 from __future__ import annotations
 
 import gc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -140,13 +140,13 @@ def _release_memory(device: torch.device) -> None:
 
 def generate_sequences(holder_or_model: Any, processor: Any, prompts: Sequence[str] | str,
                        images: Sequence[Image.Image] | None = None, decoding: dict[str, Any] | None = None,
-                       batch_size: int = 8, prompt_style: str = "chat",
-                       with_logprobs: bool = True) -> list[GeneratedSequence]:
+                       batch_size: int = 8, prompt_style: str = "chat", with_logprobs: bool = True,
+                       progress: Callable[[int, int], None] | None = None) -> list[GeneratedSequence]:
     """Generate for ``prompts`` (one per image, or one for all images), with ``images`` or text-only, in batches of
     ``batch_size``; one :class:`GeneratedSequence` per prompt. ``decoding``: keyword arguments of
     ``model.generate`` (e.g. ``max_new_tokens=30, do_sample=True, temperature=0.2``). The model is put in eval mode
     for the call and restored after; the tokenizer's padding side too. ``with_logprobs=False`` leaves ``logprobs``
-    empty (no per-step logits kept)."""
+    empty (no per-step logits kept). ``progress(done, total)`` is called after each batch."""
     if batch_size < 1:
         raise VLForgeError(f"batch_size must be >= 1, got {batch_size}")
     count = len(images) if images is not None else (1 if isinstance(prompts, str) else len(prompts))
@@ -164,6 +164,8 @@ def generate_sequences(holder_or_model: Any, processor: Any, prompts: Sequence[s
             for start in range(0, count, batch_size):
                 chunk = None if images is None else images[start:start + batch_size]
                 out += generator(chunk, prompts[start:start + batch_size])
+                if progress is not None:
+                    progress(len(out), count)
         return out
     finally:
         generator.tokenizer.padding_side = padding_side
@@ -172,7 +174,8 @@ def generate_sequences(holder_or_model: Any, processor: Any, prompts: Sequence[s
 
 def generate_texts(holder_or_model: Any, processor: Any, prompts: Sequence[str] | str,
                    images: Sequence[Image.Image] | None = None, decoding: dict[str, Any] | None = None,
-                   batch_size: int = 8, prompt_style: str = "chat") -> list[str]:
+                   batch_size: int = 8, prompt_style: str = "chat",
+                   progress: Callable[[int, int], None] | None = None) -> list[str]:
     """The generated texts of :func:`generate_sequences` (no prompt, special tokens or surrounding whitespace)."""
     return [s.text for s in generate_sequences(holder_or_model, processor, prompts, images, decoding, batch_size,
-                                               prompt_style, with_logprobs=False)]
+                                               prompt_style, with_logprobs=False, progress=progress)]

@@ -33,13 +33,8 @@ def mllm_caption_chair(model: torch.nn.Module, processor: Any, store: str | os.P
         questions = [{"id": r.image_id, "image": opened.load_image(r), "question": prompt} for r in records]
     if not questions:
         raise VLForgeError(f"store {os.fspath(store)}: split {split!r} has no records")
-    was_training = model.training
-    model.eval()
-    try:
-        captions = generate_answers(model, processor, questions, batch_size, max_new_tokens, answer_prompt=None,
-                                    progress=progress)
-    finally:
-        model.train(was_training)
+    captions = generate_answers(model, processor, questions, batch_size, max_new_tokens, answer_prompt=None,
+                                progress=progress)
     result = chair(captions, [scene_objects(r.meta["scene_graph"]) for r in records])
     return {"chair": result.summary(),
             "captions": [{"id": r.image_id, "caption": c, "hallucinations": h}
