@@ -30,11 +30,11 @@ from transformers import (
 from transformers.models.llava.modeling_llava import LlavaMultiModalProjector
 
 from vlforge.common.errors import VLForgeError
+from vlforge.common.lm.loading import dtype_of
 from vlforge.common.presets.chat_templates import chat_template as default_chat_template
 from vlforge.vlm.mllm.lm_source import load_causal_lm
 from vlforge.vlm.mllm.vision_source import load_vision_tower, random_vision_tower
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 STRATEGIES = ("default", "full")
 
 
@@ -93,12 +93,11 @@ def build_llava(vision: str, lm: str, *, trust_remote_code: bool = False, vision
     projector's init, drawn without touching the global RNG); ``vision_config``: with ``vision`` "clip" or
     "siglip", a randomly initialised tower of these config fields (seeded by ``seed``; tiny runs).
     """
-    if dtype not in DTYPES:
-        raise VLForgeError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}")
+    torch_dtype = dtype_of(dtype)
     if vision_config is not None:
-        tower = random_vision_tower(vision, vision_config, DTYPES[dtype], seed)
+        tower = random_vision_tower(vision, vision_config, torch_dtype, seed)
     else:
-        tower = load_vision_tower(vision, trust_remote_code=trust_remote_code, dtype=DTYPES[dtype])
+        tower = load_vision_tower(vision, trust_remote_code=trust_remote_code, dtype=torch_dtype)
     strategy = vision_feature_select_strategy or ("default" if tower.family == "clip" else "full")
     if strategy not in STRATEGIES:
         raise VLForgeError(f"vision_feature_select_strategy {strategy!r} is not one of {', '.join(STRATEGIES)}")
@@ -109,7 +108,7 @@ def build_llava(vision: str, lm: str, *, trust_remote_code: bool = False, vision
     if not -layers - 1 <= vision_feature_layer <= layers:
         raise VLForgeError(f"vision_feature_layer {vision_feature_layer} is outside the {layers}-layer tower "
                            f"{vision!r} (hidden states -{layers + 1}..{layers})")
-    language_model, tokenizer = load_causal_lm(lm, trust_remote_code=trust_remote_code, dtype=DTYPES[dtype])
+    language_model, tokenizer = load_causal_lm(lm, trust_remote_code=trust_remote_code, dtype=torch_dtype)
     if ensure_special_tokens(tokenizer, image_token):
         language_model.resize_token_embeddings(len(tokenizer))
     vision_config = tower.model.config
@@ -127,5 +126,5 @@ def build_llava(vision: str, lm: str, *, trust_remote_code: bool = False, vision
                                patch_size=vision_config.patch_size, vision_feature_select_strategy=strategy,
                                chat_template=chat_template or default_chat_template(image_token),
                                image_token=image_token, num_additional_image_tokens=int(tower.family == "clip"))
-    return model.to(DTYPES[dtype]).eval(), processor
+    return model.to(torch_dtype).eval(), processor
 
