@@ -2,10 +2,11 @@
 
 The LitModule is rebuilt from the run's saved config (``model:`` with its nested ``class_path`` entries, every one
 inside the ``vlforge.`` namespace, built by jsonargparse as LightningCLI built it), filled from the checkpoint
-(strictly: every weight by name and shape), and its network (``.model``, LoRA adapters merged) is written with its
-processor (``.processor``) by ``save_pretrained``: config, weights, generation config, tokenizer, chat template and
-processor configuration (image processor included), the folder ``AutoModelForImageTextToText`` / ``AutoProcessor``
-load (tested; vLLM reads the same LLaVA layout, not tested here: no GPU). The captioner's SFT and preference
+(strictly: every weight by name and shape), and its network (``.model``, LoRA adapters merged into a copy) is written
+with its processor (``.processor``) by ``vlforge.common.lm.loading.save_pretrained``: config, weights, generation
+config, tokenizer, chat template and processor configuration (image processor included), the folder
+``AutoModelForImageTextToText`` / ``AutoProcessor`` load (tested; vLLM reads the same LLaVA layout, not tested here:
+no GPU). The captioner's SFT and preference
 checkpoints of its ``llava`` presets are such checkpoints.
 """
 
@@ -22,6 +23,7 @@ from transformers import LlavaForConditionalGeneration
 
 from vlforge.common.checkpoint import allowed_class, read_checkpoint_state_dict
 from vlforge.common.errors import VLForgeError
+from vlforge.common.lm.loading import save_pretrained
 from vlforge.common.runs import find_run_config
 
 ALLOWED_NAMESPACE = "vlforge."
@@ -80,21 +82,17 @@ def lit_module_from_checkpoint(checkpoint: str | os.PathLike, run_config: str | 
 
 
 def export_hf_llava(module: Any, out_dir: str | os.PathLike, name: str = "the module") -> Path:
-    """Write ``module.model`` (a ``LlavaForConditionalGeneration``, LoRA merged) and ``module.processor`` to
-    ``out_dir`` with ``save_pretrained``; returns the folder."""
+    """Write ``module.model`` (a ``LlavaForConditionalGeneration``, LoRA adapters merged into a copy) and
+    ``module.processor`` to ``out_dir`` (:func:`vlforge.common.lm.loading.save_pretrained`); returns the folder."""
     network, processor = getattr(module, "model", None), getattr(module, "processor", None)
     if network is None or processor is None:
         raise VLForgeError(f"{name}: a {type(module).__name__} without .model and .processor is not an MLLM "
                            "LitModule")
-    if hasattr(network, "merge_and_unload"):  # a PEFT (LoRA) model
-        network = network.merge_and_unload()
-    if not isinstance(network, LlavaForConditionalGeneration):
-        raise VLForgeError(f"{name}: holds a {type(network).__name__}; --format hf-llava exports a "
+    base = network.get_base_model() if hasattr(network, "get_base_model") else network  # a PEFT (LoRA) model's
+    if not isinstance(base, LlavaForConditionalGeneration):
+        raise VLForgeError(f"{name}: holds a {type(base).__name__}; --format hf-llava exports a "
                            "LlavaForConditionalGeneration")
-    out = Path(out_dir)
-    network.save_pretrained(out)
-    processor.save_pretrained(out)
-    return out
+    return save_pretrained(network, processor, out_dir)
 
 
 def export_hf_llava_checkpoint(checkpoint: str | os.PathLike, out_dir: str | os.PathLike,
