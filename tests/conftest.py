@@ -29,12 +29,6 @@ def mllm_runner():
 
 
 @pytest.fixture
-def collapse_from_sft():
-    """experiments/captioner/collapse_from_sft.py as a module."""
-    return load_script("experiments/captioner/collapse_from_sft.py")
-
-
-@pytest.fixture
 def plan_runner():
     """experiments/run.py (the plan runner) as a module."""
     return load_script("experiments/run.py")

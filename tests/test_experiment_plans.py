@@ -30,7 +30,8 @@ def test_plans_are_committed() -> None:
     assert {"experiments/vlm/plans/caption_mix.yaml", "experiments/vlm/plans/caption_mix_dev.yaml",
             "experiments/vlm/plans/hard_negatives.yaml",
             "experiments/vlm/plans/hard_negatives_dev.yaml", "experiments/vlm/plans/dense_sentences.yaml",
-            "experiments/vlm/plans/minilm.yaml", "experiments/captioner/plans/grounding.yaml"} <= names
+            "experiments/vlm/plans/minilm.yaml", "experiments/captioner/plans/grounding.yaml",
+            "experiments/captioner/plans/collapse.yaml", "experiments/captioner/plans/earlier_store.yaml"} <= names
 
 
 @pytest.mark.parametrize("plan", PLANS, ids=lambda p: p.relative_to(REPO).as_posix())

@@ -1,10 +1,14 @@
 """ShapesWorld learning outcomes of the captioner (issue 5, "Measurable"); figures go to docs/results.md. The
 grounding outcome itself (SFT on a pre-trained tower, recipe chosen on val) is a plan now:
-experiments/captioner/plans/grounding.yaml (experiments/run.py); what remains here are the earlier store's SFT variants
-and the preference / collapse / formats studies, not yet converted to plans.
+experiments/captioner/plans/grounding.yaml (experiments/run.py), and so are the earlier store's SFT runs from scratch
+and on the per-patch tower (experiments/captioner/plans/earlier_store.yaml) and the collapse signature from a tiny SFT
+model (experiments/captioner/plans/collapse.yaml). What remains here needs what the consoles do not offer: the SFT on
+a CLIP tower trained in the same job (a preset naming another step's export), the preference / collapse studies on the
+SFT model's own CHAIR-scored samples and the formats study over another experiment's captioners.
 
-    python experiments/captioner/shapes_outcomes.py sft --seed 0 --out runs/outcomes/s0
-    python experiments/captioner/shapes_outcomes.py preference --seed 0 --out runs/outcomes/s0
+    python experiments/captioner/shapes_outcomes.py sft --seed 0 --clip-tower --freeze-vision --out runs/outcomes/s0
+    python experiments/captioner/shapes_outcomes.py preference --seed 0 --out runs/outcomes/s0 \
+        [--checkpoint runs/captioner_earlier_store/seed0/dense_patch/fit/version_0/checkpoints/step900.ckpt]
     python experiments/captioner/shapes_outcomes.py collapse --seed 0 --out runs/outcomes/s0
     python experiments/captioner/shapes_outcomes.py formats --experiment runs/mllm_augmented/seed0 \
         --out runs/outcomes/formats
@@ -14,13 +18,12 @@ and the preference / collapse / formats studies, not yet converted to plans.
   CHAIR_s, colour-attribute accuracy, length): the learning curve. CPU seconds of training are reported.
   ``--clip-tower`` first trains a CLIP on the same seed split with vlforge-vlm (its ViT shaped like llava_small's
   vision tower), exports the ViT (``hf-vision``) and starts the captioner's vision tower from it, as LLaVA starts
-  from a CLIP ViT; ``--vision-from DIR`` starts it from any Hugging Face CLIP vision folder instead (e.g. the
-  ``tower/`` that ``vlforge-captioner pretrain-tower --out DIR`` trains on the seed split's scene graphs);
-  ``--freeze-vision`` keeps the vision tower frozen during SFT.
-- ``preference``: from the SFT checkpoint, K sampled captions per pref-split image are scored against the scene
-  graph; the hallucinating ones (CHAIR_i > 0) go into the store (source ``sft_s<seed>``) and the worst one per image
-  is the rejected caption, the gt dense caption the chosen one (the paper's keep-the-worst selection). Preference
-  training with the full loss; test-split evaluation before and after.
+  from a CLIP ViT; ``--freeze-vision`` keeps the vision tower frozen during SFT.
+- ``preference``: from the SFT checkpoint (``--checkpoint``, default the last of ``--out``'s ``sft``), K sampled
+  captions per pref-split image are scored against the scene graph; the hallucinating ones (CHAIR_i > 0) go into
+  the store (source ``sft_s<seed>``) and the worst one per image is the rejected caption, the gt dense caption the
+  chosen one (the paper's keep-the-worst selection). Preference training with the full loss; test-split evaluation
+  before and after.
 - ``collapse``: the same pairs, pure DPO at lr x 10 vs the full loss at lr x 10; the chosen and rejected rewards
   per step.
 - ``formats``: the three captioners of different architecture and format that the MLLM-augmented experiment
@@ -139,14 +142,12 @@ def clip_tower_preset(out: Path, seed: int, store: str) -> tuple[str, dict]:
 
 
 def sft(out: Path, seed: int, fmt: str = "dense", steps: int | None = None, store: str | None = None,
-        clip_tower: bool = False, vision_from: Path | None = None, train_vision: bool = True) -> dict:
+        clip_tower: bool = False, train_vision: bool = True) -> dict:
     store = store or store_path(out)
     steps = steps or SFT["steps"]
     preset, clip = PRESET, None
     if clip_tower:
         preset, clip = clip_tower_preset(out, seed, store)
-    elif vision_from is not None:
-        preset = preset_with_vision(out, vision_from, f"llava_small with the vision tower of {vision_from}")
     L.seed_everything(seed)
     model, processor = build_preset(preset.removeprefix("preset:"), seed=seed)  # the seed varies the init too
     captioner = Captioner.from_parts(model, processor, freeze=FreezePolicy(vision_tower=train_vision,
@@ -158,8 +159,7 @@ def sft(out: Path, seed: int, fmt: str = "dense", steps: int | None = None, stor
                                   save_top_k=-1, auto_insert_metric_name=False)
     start_cpu, start = cpu_seconds(), time.time()
     trainer(out, steps, [checkpoints]).fit(module, datamodule=data)
-    result = {"preset": preset, "clip_tower": clip, "vision_from": str(vision_from) if vision_from else None,
-              "train_vision": train_vision, "seed": seed,
+    result = {"preset": preset, "clip_tower": clip, "train_vision": train_vision, "seed": seed,
               "recipe": SFT | {"steps": steps}, "format": fmt,
               "train_cpu_s": cpu_seconds() - start_cpu, "train_wall_s": time.time() - start,
               "train_images": len(data.train_set), "curve": []}
@@ -170,7 +170,10 @@ def sft(out: Path, seed: int, fmt: str = "dense", steps: int | None = None, stor
     return result
 
 
-def final_checkpoint(out: Path) -> str:
+def final_checkpoint(out: Path, checkpoint: Path | None = None) -> str:
+    """``checkpoint`` (e.g. a plan's SFT step900.ckpt), or the last SFT checkpoint of the run folder ``out``."""
+    if checkpoint is not None:
+        return str(checkpoint)
     return str(max((out / "sft").glob("step*.ckpt"), key=lambda p: int(p.stem[4:])))
 
 
@@ -242,11 +245,11 @@ def preference_run(out: Path, seed: int, store: str, checkpoint: str, source: st
 
 
 def preference(out: Path, seed: int, fmt: str, weights: tuple[float, float, float] = (0.8, 1.0, 0.2),
-               rejected: str = "own") -> dict:
+               rejected: str = "own", checkpoint: Path | None = None) -> dict:
     """``rejected``: "own" (the SFT model's worst sample per image, the paper's selection), or a
     PreferencePairDataset mode: "hallucinated" (the gt caption with objects swapped for absent ones) or
     "negative" (the store's ARO-style perturbations of the gt caption)."""
-    store, checkpoint = store_path(out), final_checkpoint(out)
+    store, checkpoint = store_path(out), final_checkpoint(out, checkpoint)
     if rejected == "own":
         source, sampling = own_worst_captions(out, seed, store, checkpoint, fmt)
     else:
@@ -262,8 +265,8 @@ def preference(out: Path, seed: int, fmt: str, weights: tuple[float, float, floa
             "sft": before, "preference": after, "train_cpu_s": cpu, "last_rewards": rows[-10:]}
 
 
-def collapse(out: Path, seed: int, fmt: str) -> dict:
-    store, checkpoint = store_path(out), final_checkpoint(out)
+def collapse(out: Path, seed: int, fmt: str, checkpoint: Path | None = None) -> dict:
+    store, checkpoint = store_path(out), final_checkpoint(out, checkpoint)
     result = {"seed": seed, "lr": 10 * PREFERENCE["lr"], "steps": COLLAPSE_STEPS}
     for name, weights in (("pure_dpo", (1.0, 0.0, 0.0)), ("full", (0.8, 1.0, 0.2))):
         _, rows = preference_run(out, seed, store, checkpoint, own_source(out, fmt, seed), fmt, weights,
@@ -310,7 +313,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, help=f"sft: optimizer steps (default {SFT['steps']})")
     parser.add_argument("--clip-tower", action="store_true",
                         help="sft: start the vision tower from a CLIP trained on the seed split")
-    parser.add_argument("--vision-from", type=Path, help="sft: start the vision tower from this CLIP vision folder")
+    parser.add_argument("--checkpoint", type=Path,
+                        help="preference / collapse: the SFT checkpoint (default: the last of --out's sft/)")
     parser.add_argument("--freeze-vision", action="store_true", help="sft: keep the vision tower frozen")
     parser.add_argument("--pref-lr", type=float, help=f"preference: peak lr (default {PREFERENCE['lr']})")
     parser.add_argument("--pref-steps", type=int, help=f"preference: steps (default {PREFERENCE['steps']})")
@@ -333,16 +337,15 @@ def main() -> None:
     SFT["checkpoint_every"] = args.checkpoint_every or SFT["checkpoint_every"]
     if args.step == "sft":
         write(args.out, f"sft{args.tag}.json", sft(args.out, args.seed, args.format, args.steps,
-                                                  clip_tower=args.clip_tower, vision_from=args.vision_from,
-                                                  train_vision=not args.freeze_vision))
+                                                  clip_tower=args.clip_tower, train_vision=not args.freeze_vision))
     elif args.step == "preference":
         PREFERENCE.update({k: v for k, v in (("lr", args.pref_lr), ("steps", args.pref_steps)) if v})
         PREFERENCE["train_vision"] = args.pref_train_vision
         weights = tuple(float(w) for w in args.weights.split(","))
         write(args.out, f"preference{args.tag}.json",
-              preference(args.out, args.seed, args.format, weights, args.rejected))
+              preference(args.out, args.seed, args.format, weights, args.rejected, args.checkpoint))
     elif args.step == "collapse":
-        write(args.out, "collapse.json", collapse(args.out, args.seed, args.format))
+        write(args.out, "collapse.json", collapse(args.out, args.seed, args.format, args.checkpoint))
     else:
         write(args.out, "formats.json", formats(args.experiment))
 
