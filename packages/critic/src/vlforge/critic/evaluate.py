@@ -4,7 +4,8 @@
         --critic_source preset:llava_tiny --instruction short --modes probability critique --output acc.json
 
 The sentences are ``critic_examples`` of each record of ``split`` (a split the critic never trained on): true
-atomic sentences and false ones of each error type, balanced true/false; the label is the scene graph's verdict.
+atomic sentences and false ones of each error type, as many true as false per sentence template; the label is the
+scene graph's verdict.
 Per scoring mode: accuracy overall, per error type ("none" = true sentences), on true and on false sentences
 (balanced accuracy = their mean), per sentence template (``sentence_template``: a critic that reads only the text
 scores by template), and the unscored count (an unscored sentence counts as wrong). The modes run
@@ -38,7 +39,7 @@ EVAL_SEED = 1_000_003  # the false sentences of evaluation differ from make-data
 
 
 def held_out_examples(store: str, split: str, limit: int | None, seed: int = EVAL_SEED) -> list[CriticExample]:
-    """Balanced critic examples of the first ``limit`` records of ``split``."""
+    """Critic examples (balanced per sentence template) of the first ``limit`` records of ``split``."""
     examples: list[CriticExample] = []
     with CaptionStore(store, readonly=True) as source:
         for number, record in enumerate(source.iter_records(split=split)):

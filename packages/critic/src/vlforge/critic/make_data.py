@@ -69,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--split", type=str, required=True)
     parser.add_argument("--output_dir", type=str, required=True)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--balance", type=bool, default=True, help="as many true sentences as false ones")
+    parser.add_argument("--balance", type=bool, default=True, help="as many true as false sentences per template")
     parser.add_argument("--limit", type=int | None, default=None, help="the first N records of the split")
     try:
         try:
