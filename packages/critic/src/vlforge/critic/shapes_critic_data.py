@@ -36,6 +36,7 @@ from vlforge.common.shapes.vocabulary import BACKGROUND_CLASHES, COLOURS, INVERS
 from vlforge.critic.critique import write_critique
 
 ERROR_TYPES = ("colour", "shape", "count", "position", "relation", "absent_object")
+MAX_SHAPES = 4  # ShapesWorldConfig.max_objects is at most 4
 REGIONS = ("top left", "top", "top right", "left", "centre", "right", "bottom left", "bottom", "bottom right")
 
 
@@ -73,8 +74,9 @@ def false_sentence(rng: random.Random, scene: dict[str, Any], error_type: str) -
     if error_type == "shape":
         shapes = [s for s in SHAPES if (obj["colour"], s) not in present]
         return f"There is a {obj['size']} {obj['colour']} {rng.choice(shapes)} {where}." if shapes else None
-    if error_type == "count":  # the same template as the true count ("There are N shapes.") where one exists
-        wrong = [n for n in range(1 if len(objects) == 1 else 2, 6) if n != len(objects)]
+    if error_type == "count":  # the true count's template ("There are N shapes.") where one exists; a number
+        # some scene has, so that the number word alone does not tell a false count
+        wrong = [n for n in range(1 if len(objects) == 1 else 2, MAX_SHAPES + 1) if n != len(objects)]
         return _count_sentence(rng.choice(wrong))
     if error_type == "position":
         regions = [r for r in REGIONS if r != obj["region"]]
