@@ -3,10 +3,14 @@ contrastive package's CaptionSampler), a mixture matching nothing refused, examp
 
 from __future__ import annotations
 
+import io
+
 import pytest
 import torch
+from PIL import Image
 
 from vlforge.common.errors import VLForgeError
+from vlforge.common.records import Caption, ImageRecord
 from vlforge.common.store import CaptionStore
 from vlforge.vlm.mllm.caption_data import CaptionPairsDataModule
 
@@ -37,3 +41,20 @@ def test_a_mixture_matching_no_caption_is_refused(shapes_store):
     module = CaptionPairsDataModule(shapes_store, [{"source": "my_captioner", "kind": "dense"}], val_split=None)
     with pytest.raises(VLForgeError, match="matches no caption of split 'pool'"):
         module.setup("fit")
+
+
+def test_the_sentence_splitter_follows_the_store_by_default(shapes_store, tmp_path):
+    """auto (the default): the exact regex on ShapesWorld, pysbd on real captions (e.g. "Mr. Smith ...")."""
+    shapes = CaptionPairsDataModule(shapes_store, [{"source": "gt", "kind": "dense"}], val_split=None)
+    shapes.setup("fit")
+    assert shapes.sampler.sentence_splitter == "regex"
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buffer, "PNG")
+    real = CaptionStore.create(tmp_path / "real")
+    caption = Caption("Mr. Smith walks in St. Louis. He waves.", "web", "free")
+    real.put_records([ImageRecord("a", "pool", 8, 8, [caption], image_bytes=buffer.getvalue())])
+    real.close()
+    module = CaptionPairsDataModule(str(tmp_path / "real"), [{"source": "web", "max_sentences": 1}], val_split=None)
+    module.setup("fit")
+    assert module.sampler.sentence_splitter == "pysbd"
+    assert module.train_set[0]["response"] in ("Mr. Smith walks in St. Louis.", "He waves.")

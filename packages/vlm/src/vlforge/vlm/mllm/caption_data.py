@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 from vlforge.common.errors import VLForgeError
 from vlforge.common.resumable_loader import ResumableDataLoader
 from vlforge.common.sampling import CaptionSampler
+from vlforge.common.sentences import resolve_splitter
 from vlforge.common.store import CaptionDataset
 
 log = logging.getLogger(__name__)
@@ -92,12 +93,13 @@ class CaptionPairs(Dataset):
 class CaptionPairsDataModule(L.LightningDataModule):
     """Caption pairs of ``train_split`` (and ``val_split`` for the validation loss) drawn by ``captions`` (a list
     of CaptionChoice fields: source, kind, weight, max_sentences, shear_tokens). ``instruction``: the text after
-    the image (LLaVA's caption stages use none)."""
+    the image (LLaVA's caption stages use none). ``sentence_splitter``: how sentence sampling and shearing cut
+    sentences (auto: regex for ShapesWorld, else pysbd; as the contrastive data module)."""
 
     def __init__(self, store: str, captions: list[dict[str, Any]], instruction: str = "",
                  train_split: str = "pool", val_split: str | None = "val", batch_size: int = 16,
                  num_workers: int = 0, train_limit: int | None = None, val_limit: int | None = 64,
-                 sentence_splitter: str = "regex", seed: int = 0) -> None:
+                 sentence_splitter: str = "auto", seed: int = 0) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.sampler = CaptionSampler(captions, mode="weighted", sentence_splitter=sentence_splitter)
@@ -105,6 +107,7 @@ class CaptionPairsDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         h = self.hparams
         self.train_set = CaptionPairs(h.store, h.train_split, self.sampler, h.instruction, h.train_limit)
+        self.sampler.sentence_splitter = resolve_splitter(h.sentence_splitter, self.train_set.records.store.info)
         self.val_set = (CaptionPairs(h.store, h.val_split, self.sampler, h.instruction, h.val_limit)
                         if h.val_split else None)
 
