@@ -70,11 +70,20 @@ class SFTLitModule(L.LightningModule):
         self.log("val/loss", self.response_nll(batch), sync_dist=True, batch_size=batch["input_ids"].shape[0])
 
     def sample_outputs(self, examples: list[dict[str, Any]]) -> list[str]:
-        """Greedy outputs for fixed validation examples (images optional), logged at each validation by the
-        console's `vlforge.common.sample_outputs.SampleOutputsCallback`."""
-        images = [e["image"] for e in examples] if all(e.get("image") is not None for e in examples) else None
-        return generate_texts(self.model, self.processor, [e.get("instruction", "") for e in examples], images,
-                              SAMPLE_DECODING, prompt_style=self.hparams.get("prompt_style", "chat"))
+        """Greedy outputs for fixed validation examples (with and without an image; a multi-turn example comes as
+        its first turn), logged at each validation by the console's `vlforge.common.sample_outputs.
+        SampleOutputsCallback`."""
+        outputs = [""] * len(examples)
+        for with_image in (True, False):
+            chosen = [i for i, e in enumerate(examples) if (e.get("image") is not None) is with_image]
+            if not chosen:
+                continue
+            images = [examples[i]["image"] for i in chosen] if with_image else None
+            texts = generate_texts(self.model, self.processor, [examples[i]["instruction"] for i in chosen], images,
+                                   SAMPLE_DECODING, prompt_style=self.hparams.get("prompt_style", "chat"))
+            for i, text in zip(chosen, texts, strict=True):
+                outputs[i] = text
+        return outputs
 
     def configure_optimizers(self) -> dict:
         return adamw_warmup_cosine(self.model.named_parameters(), self.hparams.lr,
