@@ -3,7 +3,8 @@ examples, printed to the log and appended to `samples.jsonl` and `samples.md` in
 
 Any LightningModule opts in by defining `sample_outputs(examples) -> list[str]`, where `examples` are items of its
 validation dataset (e.g. `{"image", "instruction", "response"}` for a captioner); the callback does nothing for a
-module without it, or without a validation set. `response` (or `reference`) is shown beside the output when present.
+module without it, or without a validation set. `response` (else `reference`, else a preference pair's `chosen`) is
+shown beside the output when present.
 A multi-turn example (`{image?, turns: [[instruction, response], ...]}`, LLaVA's instruction data) is sampled on its
 first turn; an example marked `skip` (its image could not be read) is passed over for the next one.
 """
@@ -84,7 +85,8 @@ def sample_example(item: Any) -> Any:
 def sample_row(step: int, index: int, example: Any, output: str) -> dict[str, Any]:
     fields = example if isinstance(example, dict) else {}
     return {"step": step, "example": str(fields.get("key", index)), "prompt": str(fields.get("instruction", "")),
-            "reference": str(fields.get("response", fields.get("reference", "")) or ""), "output": output}
+            "reference": str(fields.get("response", fields.get("reference", fields.get("chosen", ""))) or ""),
+            "output": output}
 
 
 def append_tables(run_dir: Path, rows: list[dict[str, Any]]) -> None:

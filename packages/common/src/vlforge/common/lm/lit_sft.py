@@ -22,7 +22,7 @@ import lightning as L
 import torch
 
 from vlforge.common.lm.collate import SFTCollator
-from vlforge.common.lm.generate import generate_texts
+from vlforge.common.lm.generate import generate_for_examples
 from vlforge.common.lm.logprobs import sequence_logprobs
 from vlforge.common.lm.model import GenerativeModel
 from vlforge.common.optim import adamw_warmup_cosine
@@ -73,17 +73,8 @@ class SFTLitModule(L.LightningModule):
         """Greedy outputs for fixed validation examples (with and without an image; a multi-turn example comes as
         its first turn), logged at each validation by the console's `vlforge.common.sample_outputs.
         SampleOutputsCallback`."""
-        outputs = [""] * len(examples)
-        for with_image in (True, False):
-            chosen = [i for i, e in enumerate(examples) if (e.get("image") is not None) is with_image]
-            if not chosen:
-                continue
-            images = [examples[i]["image"] for i in chosen] if with_image else None
-            texts = generate_texts(self.model, self.processor, [examples[i]["instruction"] for i in chosen], images,
-                                   SAMPLE_DECODING, prompt_style=self.hparams.get("prompt_style", "chat"))
-            for i, text in zip(chosen, texts, strict=True):
-                outputs[i] = text
-        return outputs
+        return generate_for_examples(self.model, self.processor, examples, SAMPLE_DECODING,
+                                     self.hparams.get("prompt_style", "chat"))
 
     def configure_optimizers(self) -> dict:
         return adamw_warmup_cosine(self.model.named_parameters(), self.hparams.lr,
