@@ -209,7 +209,6 @@ def test_make_data_writes_rows_and_the_pro_export(store, checkpoint, tmp_path, c
     captured = capsys.readouterr()
     assert "D_SFT" in captured.out
     status = [line for line in captured.err.splitlines() if is_status_line(line)]
-    assert any(line.startswith("encode pool images: ") for line in status)  # the image index, then the queries
     queries = [line for line in status if line.startswith("vlforge-rewriter make-data: ")]
     assert [line.split()[2] for line in queries] == [f"{n}/12" for n in range(1, 13)] + ["12/12"]
     assert queries[-1].split(", ")[0] == "vlforge-rewriter make-data: 12/12 queries (100.0 %)" and "ETA" in queries[0]
