@@ -12,6 +12,6 @@ trap 'rm -rf "$work"' EXIT
   --sources gt alt_text
 chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --virtual-time-budget=5000 \
   --window-size=900,640 --screenshot=docs/img/caption_browser.png "file://$work/browse/index.html"
-"$PY" -m vlforge.captioner.tools_cli analyze --store "$work/store" --split pool --out "$work/analysis"
+"$(dirname "$PY")/vlforge-captioner" analyze --store "$work/store" --split pool --out "$work/analysis"
 cp "$work/analysis/lengths.png" docs/img/caption_lengths.png
 cp "$work/analysis/analysis.json" docs/img/caption_lengths.json

@@ -17,6 +17,7 @@ from vlforge.captioner.generation.run import generate_into_store
 from vlforge.captioner.generation.spec import CaptionerSpec, GenerationConfig
 from vlforge.common.console import console
 from vlforge.common.metrics import chair, scene_objects
+from vlforge.common.progress import is_status_line
 from vlforge.common.records import Caption
 from vlforge.common.shapes.build import build_shapes_store
 from vlforge.common.store import CaptionStore
@@ -111,7 +112,9 @@ def test_clip_scores_equal_a_direct_open_clip_computation(store, tmp_path):
     assert (tmp_path / "out" / "clip_scores.png").stat().st_size > 0
 
 
-def test_cli_generate_and_analyze(store, tmp_path, capsys):
+def test_cli_generate_and_analyze(store, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("VLFORGE_PROGRESS_INTERVAL", "0")  # a status line per chunk, as in a log file
+    monkeypatch.delenv("VLFORGE_PROGRESS", raising=False)
     copy = tmp_path / "store"
     shutil.copytree(store, copy)
     assert (
@@ -138,6 +141,9 @@ def test_cli_generate_and_analyze(store, tmp_path, capsys):
     # the console configures logging: generation's INFO progress reaches stderr, one line per captioner at least
     progress = re.findall(r" INFO vlforge\.captioner\.\S+: (.*)", captured.err)
     assert all(any(s["name"] in line for line in progress) for s in summaries), captured.err[-2000:]
+    status = [line for line in captured.err.splitlines() if is_status_line(line)]
+    assert [line.split(":")[0] for line in status] == [f"generate {s['name']}" for s in summaries for _ in "12"]
+    assert all(line.split()[2:4] == ["2/2", "images"] and "ETA" in line for line in status)
     assert (
         main(
             [
@@ -152,6 +158,9 @@ def test_cli_generate_and_analyze(store, tmp_path, capsys):
         )
         == 0
     )
+    status = [line for line in capsys.readouterr().err.splitlines() if is_status_line(line)]
+    assert [line.split(":")[0] for line in status] == ["read captions"] * 13
+    assert status[-1].startswith("read captions: 12/12 records (100.0 %), ")
     saved = json.loads((tmp_path / "a" / "analysis.json").read_text())
     with CaptionStore(copy) as written:  # reference: the generated captions as stored
         texts = [c.text for r in written.iter_records(source="tiny_blip_descriptive")

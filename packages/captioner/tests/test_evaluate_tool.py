@@ -12,6 +12,7 @@ from vlforge.captioner.evaluation import evaluate_captioner
 from vlforge.captioner.hf_export import captioner_from_checkpoint
 from vlforge.common.cli import run_cli
 from vlforge.common.console import console
+from vlforge.common.progress import is_status_line
 from vlforge.common.shapes.build import build_shapes_store
 
 CALLBACK = ('[{"class_path": "lightning.pytorch.callbacks.ModelCheckpoint", "init_args": {"filename": "step{step}", '
@@ -32,22 +33,29 @@ def sft_run(tmp_path_factory):
     return store, next((root / "runs").rglob("last.ckpt")).parent
 
 
-def test_evaluate_scores_every_step_checkpoint_like_evaluate_captioner(sft_run, tmp_path, capsys) -> None:
+def test_evaluate_scores_every_step_checkpoint_like_evaluate_captioner(sft_run, tmp_path, capsys,
+                                                                       monkeypatch) -> None:
+    monkeypatch.setenv("VLFORGE_PROGRESS_INTERVAL", "0")  # a status line per batch, as in a log file
+    monkeypatch.delenv("VLFORGE_PROGRESS", raising=False)
     store, checkpoints = sft_run
     out = tmp_path / "eval"
     assert console("captioner", TOOLS, ["evaluate", "--checkpoint", str(checkpoints), "--store", store,
                                         "--split", "val", "--limit", "3", "--max-new-tokens", "6",
-                                        "--out", str(out)]) == 0
+                                        "--batch-size", "2", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    status = [line for line in captured.err.splitlines() if is_status_line(line)]
+    assert [line.split()[2] for line in status] == ["2/3", "3/3", "3/3"] * 2  # per batch and at the end, per checkpoint
+    assert status[0].startswith("evaluate val: 2/3 images (66.7 %), ") and "ETA" in status[0]
+    assert "[2/2] step2:" in captured.out
     metrics = json.loads((out / "metrics.json").read_text())
     assert list(metrics["results"]) == ["step1", "step2"] and metrics["last"] == metrics["results"]["step2"]
     assert [p.rsplit("/", 1)[-1] for p in metrics["checkpoints"]] == ["step1.ckpt", "step2.ckpt"]
     for name in ("step1", "step2"):
         reference = evaluate_captioner(captioner_from_checkpoint(checkpoints / f"{name}.ckpt"), store, split="val",
                                        caption_format="dense", limit=3, decoding={"max_new_tokens": 6},
-                                       batch_size=25).summary()
+                                       batch_size=2).summary()
         assert metrics["results"][name] == pytest.approx(reference), name
     assert metrics["results"]["step1"]["num_images"] == 3
-    assert "[2/2] step2:" in capsys.readouterr().out
 
 
 def test_evaluate_mistakes_are_one_line(sft_run, tmp_path, capsys) -> None:

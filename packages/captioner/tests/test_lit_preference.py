@@ -1,5 +1,6 @@
 """CaptionerPreferenceLitModule with real Lightning Trainers on the tiny LLaVA preset."""
 
+import json
 import math
 
 import lightning as L
@@ -33,6 +34,11 @@ class _Pairs(L.LightningDataModule):
         return DataLoader(self.pairs, batch_size=2, shuffle=False, collate_fn=list)
 
 
+class _PairsWithValidation(_Pairs):
+    def val_dataloader(self):
+        return DataLoader(self.pairs, batch_size=2, shuffle=False, collate_fn=list)
+
+
 class _RecordMetrics(Callback):
     def __init__(self):
         self.rows = []
@@ -42,8 +48,8 @@ class _RecordMetrics(Callback):
 
 
 def _trainer(steps, callbacks=(), **kwargs):
-    return L.Trainer(max_steps=steps, accelerator="cpu", logger=False, enable_progress_bar=False,
-                     enable_model_summary=False, callbacks=list(callbacks), **kwargs)
+    return L.Trainer(max_steps=steps, accelerator="cpu", enable_progress_bar=False, enable_model_summary=False,
+                     callbacks=list(callbacks), **{"logger": False, **kwargs})
 
 
 @pytest.mark.parametrize("reference", ["copy", "precomputed"])
@@ -104,3 +110,23 @@ def test_precomputed_reference_needs_keys(images):
         module.precompute_reference(DataLoader(pairs, batch_size=2, collate_fn=list))
     with pytest.raises(VLForgeError, match="reference 'frozen'"):
         CaptionerPreferenceLitModule(Captioner.from_parts(*build_preset("llava_tiny")), reference="frozen")
+
+
+def test_validation_logs_the_policys_greedy_captions_of_fixed_pairs(images, tmp_path):
+    from vlforge.captioner.generation.batched import generate_captions
+    from vlforge.common.lm.lit_sft import SAMPLE_DECODING
+    from vlforge.common.sample_outputs import SampleOutputsCallback
+
+    L.seed_everything(0)
+    captioner = Captioner.from_parts(*build_preset("llava_tiny"))
+    module = CaptionerPreferenceLitModule(captioner, lr=2e-3, warmup_ratio=0.0)
+    trainer = _trainer(4, [SampleOutputsCallback(2)], val_check_interval=2, check_val_every_n_epoch=None,
+                       enable_checkpointing=False, num_sanity_val_steps=0, logger=L.pytorch.loggers.CSVLogger(tmp_path))
+    trainer.fit(module, datamodule=_PairsWithValidation(_pairs(images)))
+    rows = [json.loads(line) for line in (tmp_path / "lightning_logs/version_0/samples.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["example"]) for r in rows] == [(2, "img-0"), (2, "img-1"), (4, "img-0"), (4, "img-1")]
+    assert all(r["prompt"] == "Describe the image." for r in rows)
+    assert [r["reference"] for r in rows[2:]] == [chosen for chosen, _ in PAIRS[:2]]
+    expected = generate_captions(captioner.model, captioner.processor, images[:2], "Describe the image.",
+                                 SAMPLE_DECODING)
+    assert [r["output"] for r in rows[2:]] == expected  # what the final policy writes on those images

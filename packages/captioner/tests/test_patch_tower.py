@@ -14,6 +14,7 @@ from vlforge.captioner.cli import TOOLS
 from vlforge.captioner.patch_tower import centre_accuracy, patch_labels
 from vlforge.common.console import console
 from vlforge.common.presets import build_preset
+from vlforge.common.progress import is_status_line
 from vlforge.common.shapes.build import build_shapes_store
 from vlforge.common.shapes.vocabulary import COLOURS, SHAPES
 
@@ -58,11 +59,17 @@ def store(tmp_path_factory) -> str:
     return str(path)
 
 
-def test_pretrain_tower_writes_a_tower_and_a_preset_built_on_it(store, tmp_path, capsys) -> None:
+def test_pretrain_tower_writes_a_tower_and_a_preset_built_on_it(store, tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("VLFORGE_PROGRESS_INTERVAL", "0")  # a status line per step, as in a log file
+    monkeypatch.delenv("VLFORGE_PROGRESS", raising=False)
     out = tmp_path / "tower_run"
     assert console("captioner", TOOLS, ["pretrain-tower", "--store", store, "--out", str(out), "--steps", "3",
                                         "--batch-size", "4", "--eval-every", "2", "--seed", "5"]) == 0
-    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["last"]["step"] == 3
+    captured = capsys.readouterr()
+    assert json.loads(captured.out.strip().splitlines()[-1])["last"]["step"] == 3
+    status = [line for line in captured.err.splitlines() if is_status_line(line)]
+    assert [line.split()[1] for line in status] == ["1/3", "2/3", "3/3", "3/3"] and "ETA" in status[0]
+    assert status[0].startswith("pretrain-tower: 1/3 steps (33.3 %), ")
     probe = json.loads((out / "probe.json").read_text())
     assert [row["step"] for row in probe["curve"]] == [2, 3] and probe["eval_split"] == "val"
     assert probe["train_images"] + probe["eval_images"] == 24

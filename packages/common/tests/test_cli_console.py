@@ -72,7 +72,24 @@ def test_help_lists_every_subcommand_on_one_line_without_importing_torch(package
 def test_each_registered_tool_is_a_function_of_its_command_line(package: str) -> None:
     for name, tool in importlib.import_module(f"vlforge.{package}.cli").TOOLS.items():
         function = tool.load()
-        assert callable(function) and list(inspect.signature(function).parameters) == ["argv"], name
+        expected = ["argv", "prog"] if tool.pass_prog else ["argv"]
+        assert callable(function) and list(inspect.signature(function).parameters) == expected, name
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_the_shared_plot_tool_names_the_console_it_runs_under(package: str, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    tools = importlib.import_module(f"vlforge.{package}.cli").TOOLS
+    with pytest.raises(SystemExit) as done:
+        console(package, tools, ["plot", "--help"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.startswith(f"usage: vlforge-{package} plot [-h] [--out OUT] run")
+    assert console(package, tools, ["plot", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"vlforge-{package} plot: error: ") and "no metrics.csv" in err and len(err.splitlines()) == 1
+    assert console(package, tools, ["plot"]) == 2
+    missing = capsys.readouterr().err.strip()
+    assert missing == f"vlforge-{package} plot: error: the following arguments are required: run"
 
 
 def test_a_tool_runs_with_logging_at_info_by_default(capsys: pytest.CaptureFixture[str]) -> None:

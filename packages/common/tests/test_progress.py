@@ -53,6 +53,16 @@ def test_non_terminal_progress_writes_a_line_per_interval_and_one_at_the_end():
     assert silent.getvalue() == ""
 
 
+def test_advance_to_is_a_done_total_callback():
+    stream = io.StringIO()
+    with Progress("queries", unit="queries", interval=0.0, stream=stream, enabled=True) as progress:
+        for done in (2, 5):  # as generation calls `progress(done, total)` after each batch
+            progress.advance_to(done, 5)
+    lines = stream.getvalue().splitlines()
+    assert [LINE.match(line)["done"] for line in lines] == ["2", "5", "5"]
+    assert lines[0].startswith("queries: 2/5 queries (40.0 %), ") and progress.total == 5
+
+
 def _status_lines(text: str) -> list[re.Match]:
     return [LINE.match(line) for line in text.splitlines() if is_status_line(line)]
 

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from vlforge.common.errors import VLForgeError
+from vlforge.common.progress import is_status_line
 from vlforge.common.shapes.build import build_shapes_store, make_record
 from vlforge.common.shapes.config import ShapesWorldConfig
 from vlforge.common.shapes.grammar import region_phrase
@@ -86,12 +87,19 @@ def test_unreadable_sentence_gets_no_critique():
     assert judge("The mood is calm.", scene) is None and write_critique("It is small.", scene) is None
 
 
-def test_make_data_writes_llava_json_that_reads_back(tmp_path, capsys):
+def test_make_data_writes_llava_json_that_reads_back(tmp_path, capsys, monkeypatch):
     store = tmp_path / "shapes"
     build_shapes_store(store, num_images=200, seed=0, image_size=32, workers=1)
     out = tmp_path / "critic"
+    capsys.readouterr()
+    monkeypatch.setenv("VLFORGE_PROGRESS_INTERVAL", "0")  # a status line per image, as in a log file
+    monkeypatch.delenv("VLFORGE_PROGRESS", raising=False)
     assert main(["--store", str(store), "--split", "pool", "--output_dir", str(out), "--limit", "15"]) == 0
-    assert "15 images" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "15 images" in captured.out
+    status = [line for line in captured.err.splitlines() if is_status_line(line)]
+    assert [line.split()[2] for line in status] == [f"{n}/15" for n in range(1, 16)] + ["15/15"]
+    assert status[-1].startswith("vlforge-critic make-data: 15/15 images (100.0 %), ") and "ETA" in status[0]
     items = json.loads((out / "critic.json").read_text())
     assert items[0]["conversations"][0]["value"].startswith("<image>\nYou are an excellent visual language")
     rows = read_llava_critic(out / "critic.json")

@@ -12,6 +12,7 @@ from vlforge.common.errors import VLForgeError
 from vlforge.common.lm.collate import SFTCollator
 from vlforge.common.lm.model import GenerativeModel
 from vlforge.common.presets import build_preset
+from vlforge.common.progress import is_status_line
 from vlforge.common.store import CaptionStore
 from vlforge.critic.cli import TOOLS
 from vlforge.critic.data import CriticSFTDataset
@@ -63,10 +64,11 @@ def test_no_rows_and_no_examples_are_one_line_errors(tmp_path):
         CriticSFTDataset(files=[str(tmp_path / "bad.json")])
 
 
-def test_fit_console_trains_the_shipped_tiny_recipe(store, tmp_path):
+def test_fit_console_trains_the_shipped_tiny_recipe(store, tmp_path, capsys, monkeypatch):
     """The shipped tiny recipe through the console on verdict examples: the response loss falls to a fraction of
-    the random init's and the checkpoint loads back as a critic that scores. (Verdict accuracy itself needs far
-    longer training: the slow outcome in docs/results.md.)"""
+    the random init's, each validation samples the critic's verdicts on fixed validation examples, and the
+    checkpoint loads back as a critic that scores and that `vlforge-critic evaluate` evaluates with status lines in
+    a log. (Verdict accuracy itself needs far longer training: the slow outcome in docs/results.md.)"""
     code = console("critic", TOOLS, argv=[
         "fit", "--config", "critic:shapes_tiny.yaml", "--data.init_args.store", str(store),
         "--data.init_args.critiques", "false", "--data.init_args.val_split", "val", "--data.init_args.val_limit", "1",
@@ -77,8 +79,25 @@ def test_fit_console_trains_the_shipped_tiny_recipe(store, tmp_path):
     with open(run / "metrics.csv") as f:
         losses = [float(row["train/loss"]) for row in csv.DictReader(f) if row.get("train/loss")]
     assert len(losses) == 30 and losses[-1] < 0.3 * losses[0], losses
+    samples = [json.loads(line) for line in (run / "samples.jsonl").read_text().splitlines()]
+    validation = CriticSFTDataset(store=str(store), split="val", instruction="short", critiques=False, limit=1)
+    first = [validation.items[i] for i in range(min(4, len(validation)))]
+    last = [row for row in samples if row["step"] == samples[-1]["step"]]  # the last validation
+    assert [(r["prompt"], r["reference"]) for r in last] == [(i.instruction, i.response) for i in first]
+    assert all(VERDICT_ONLY in r["prompt"] and r["output"] for r in last), last
     critic = GenerativeModel("preset:llava_tiny", weights=str(run / "checkpoints" / "last.ckpt"))
     data = CriticSFTDataset(store=str(store), split="critic", instruction="short", critiques=False)
     images = [data[i]["image"] for i in range(4)]
     p = verdict_probabilities(critic.model, critic.processor, images, ["There is a red circle."] * 4, "short")
     assert all(0.0 < v < 1.0 for v in p)
+
+    capsys.readouterr()
+    monkeypatch.setenv("VLFORGE_PROGRESS_INTERVAL", "0")  # status lines, as in a log file
+    monkeypatch.delenv("VLFORGE_PROGRESS", raising=False)
+    assert console("critic", TOOLS, argv=["evaluate", "--store", str(store), "--split", "test", "--checkpoint",
+                                          str(run / "checkpoints" / "last.ckpt"), "--instruction", "short",
+                                          "--modes", "probability", "--limit", "1"]) == 0
+    captured = capsys.readouterr()
+    assert "vlforge-critic evaluate: probability: accuracy" in captured.out
+    status = [line for line in captured.err.splitlines() if is_status_line(line)]
+    assert [line.split(", ")[0] for line in status] == ["vlforge-critic evaluate: 1/1 chunks (100.0 %)"] * 2

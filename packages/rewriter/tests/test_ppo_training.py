@@ -156,6 +156,24 @@ def test_bad_rollouts_are_skipped_and_counted_with_the_query_id(shapes_store, re
     assert skipped.get(OVER_LENGTH, 0) >= 1  # 2 new tokens rarely reach EOS with a random policy
 
 
+def test_validation_logs_the_reward_of_greedy_rewrites_and_samples_them(shapes_store, retriever_checkpoint, pair_dir,
+                                                                        sft_run, reward, tmp_path):
+    code = run_cli("rewriter", [*ppo_args(pair_dir / PRO_FILE, shapes_store, retriever_checkpoint, tmp_path, "val", 2,
+                                          sft_run),
+                                "--data.init_args.val_file", str(pair_dir / PRO_FILE), "--data.init_args.val_limit",
+                                "2", "--trainer.limit_val_batches", "1", "--trainer.val_check_interval", "1"])
+    assert code == 0
+    run = tmp_path / "val" / "version_0"
+    samples = [json.loads(line) for line in (run / "samples.jsonl").read_text().splitlines()]
+    queries = read_query_pairs(pair_dir / PRO_FILE)[:2]
+    assert [(s["step"], s["example"]) for s in samples] == [(2, q.query_id) for q in queries]  # 1 batch: 2 updates
+    assert all(q.query in s["prompt"] for s, q in zip(samples, queries, strict=True))
+    logged = [float(r["val/reward"]) for r in rows_of(run / "metrics.csv") if r.get("val/reward")]
+    # val/reward is the mean reward of the same greedy rewrites the samples show
+    expected = reward([s["output"] for s in samples], [q.query for q in queries], [q.image_id for q in queries])
+    assert logged == [pytest.approx(expected.mean().item(), abs=1e-4)]
+
+
 @pytest.mark.ddp
 def test_ppo_ddp_two_processes_update_beta_from_both(shapes_store, retriever_checkpoint, pair_dir, sft_run,
                                                     tmp_path):

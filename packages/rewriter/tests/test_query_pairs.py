@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from vlforge.common.cli import run_cli
+from vlforge.common.progress import is_status_line
 from vlforge.common.records import Caption
 from vlforge.common.shapes.build import build_shapes_store
 from vlforge.common.shapes.grammar import region_phrase
@@ -197,13 +198,20 @@ def test_empty_and_overlong_rewrites_are_skipped_with_the_query_id(model, store,
     assert sorted({q for q, _ in pairs.skipped}) == sorted(first_two)
 
 
-def test_make_data_writes_rows_and_the_pro_export(store, checkpoint, tmp_path, capsys):
+def test_make_data_writes_rows_and_the_pro_export(store, checkpoint, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("VLFORGE_PROGRESS_INTERVAL", "0")  # a status line per query, as in a log file
+    monkeypatch.delenv("VLFORGE_PROGRESS", raising=False)
     out = tmp_path / "pairs"
     code = main(["--store", store, "--split", "pool", "--checkpoint", checkpoint, "--output_dir", str(out),
                  "--pairs.max_queries", "12", "--pairs.high_quality_rank", "20", "--pairs.min_similarity", "0.2",
                  "--export_pro", str(out / "pro.jsonl"), "--reward_scale", "100"])
     assert code == 0
-    assert "D_SFT" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "D_SFT" in captured.out
+    status = [line for line in captured.err.splitlines() if is_status_line(line)]
+    queries = [line for line in status if line.startswith("vlforge-rewriter make-data: ")]
+    assert [line.split()[2] for line in queries] == [f"{n}/12" for n in range(1, 13)] + ["12/12"]
+    assert queries[-1].split(", ")[0] == "vlforge-rewriter make-data: 12/12 queries (100.0 %)" and "ETA" in queries[0]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["counts"]["queries"] == 12 and summary["settings"]["pairs"]["high_quality_rank"] == 20
     pro_rows = read_query_pairs(out / PRO_FILE)

@@ -60,14 +60,21 @@ def alt_text_only_store(shapes_store, tmp_path_factory) -> str:
 
 
 def test_one_checkpoint_on_two_stores_into_one_table(run_dir, shapes_store, alt_text_only_store, tmp_path,
-                                                     capsys):
+                                                     capsys, monkeypatch):
+    monkeypatch.setenv("VLFORGE_PROGRESS_INTERVAL", "0")  # a status line per batch, as in a log file
+    monkeypatch.delenv("VLFORGE_PROGRESS", raising=False)
     out = tmp_path / "eval"
     code = main(["--checkpoint", str(run_dir / "checkpoints" / "last.ckpt"),
                  "--stores", f"[{shapes_store}, {alt_text_only_store}]", "--split", "val",
                  "--metrics", "[retrieval, zero_shot, linear_probe]", "--probe_train_split", "pool",
                  "--eval_captions", "{source: alt_text}", "--output_dir", str(out)])
     assert code == 0
-    table = capsys.readouterr().out.strip().splitlines()
+    captured = capsys.readouterr()
+    table = captured.out.strip().splitlines()
+    status = [line for line in captured.err.splitlines() if is_status_line(line)]
+    finished = [line.split(":")[0] for line in status if " (100.0 %), " in line]  # a final line per encoding pass
+    assert finished.count("encode val images") >= 2 and finished.count("encode texts") >= 2, captured.err[-2000:]
+    assert all("ETA" in line for line in status if " (100.0 %)" not in line)
     assert table[0].startswith("| dataset | t2i_r1 | t2i_r5 | t2i_r10 | i2t_r1 |")
     assert [row.split(" | ")[0] for row in table[2:]] == ["| store", "| alt_only"]
     metrics = read_metrics(out / "metrics.json")["results"]

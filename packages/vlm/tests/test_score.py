@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import shutil
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import torch
 from PIL import Image
 
 from vlforge.common.console import console
+from vlforge.common.progress import is_status_line
 from vlforge.common.records import Caption, ImageRecord
 from vlforge.common.store import CaptionStore
 from vlforge.vlm.cli import TOOLS
@@ -56,17 +56,23 @@ def _direct_open_clip(folder: Path, image: Image.Image, text: str) -> float:
     return torch.cosine_similarity(image_features, text_features).item()
 
 
-def test_score_writes_direct_open_clip_similarities_once(store, clip_folder, capsys, caplog):
-    caplog.set_level(logging.INFO)
+def test_score_writes_direct_open_clip_similarities_once(store, clip_folder, capsys, monkeypatch):
+    monkeypatch.setenv("VLFORGE_PROGRESS_INTERVAL", "0")  # a status line per image, as in a log file
+    monkeypatch.delenv("VLFORGE_PROGRESS", raising=False)
     args = ["--store", str(store), "--checkpoint", str(clip_folder), "--source", "gt", "--split", "test",
             "--batch-size", "16"]
     with CaptionStore(store) as s:
         records = list(s.iter_records(split="test"))
         expected = [(r, c) for r in records for c in r.captions if c.source == "gt" and c.text.strip()]
-    summary = _score(capsys, *args)
+    assert console("vlm", TOOLS, ["score", *args]) == 0
+    out, err = capsys.readouterr()
+    summary = json.loads(out.strip().splitlines()[-1])
     assert summary["images"] == len(records) and summary["scored"] == len(expected) > 16
     assert summary["sources"] == {"gt": len(expected)} and summary["already_scored"] == summary["failed_images"] == 0
-    assert f"clip scores: {len(records)} / {len(records)} images, {len(expected)} captions scored" in caplog.text
+    status = [line for line in err.splitlines() if is_status_line(line)]
+    n = len(records)
+    assert [line.split()[2] for line in status] == [f"{done}/{n}" for done in range(1, n + 1)] + [f"{n}/{n}"]
+    assert status[-1].startswith(f"clip scores: {n}/{n} images (100.0 %), ") and "ETA" in status[0]
     written = _scores(store)
     assert sum("clip_score" in scores for scores in written.values()) == len(expected)  # nothing else touched
     with CaptionStore(store) as s:

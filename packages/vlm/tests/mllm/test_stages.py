@@ -47,7 +47,11 @@ def chain(shapes_store, tmp_path_factory):
                                                       {"from": "gpt", "value": "yes"}]})
     rows.append({"id": "bad-order", "conversations": [{"from": "gpt", "value": "no"}]})
     instruct.write_text(json.dumps(rows))
+    (root / "corrupt.png").write_bytes(b"not a png")  # a validation row whose image cannot be read: skipped
+    corrupt = {"id": "corrupt", "image": "corrupt.png", "conversations": rows[0]["conversations"]}
+    (root / "val.json").write_text(json.dumps([corrupt, *rows[:4]]))
     _fit("instruct", root, "--data.init_args.json", str(instruct), "--data.init_args.batch_size", "4",
+         "--data.init_args.val_json", str(root / "val.json"),
          "--model.init_args.model.init_args.init_from", str(root / "llava_pretrain_tiny"))
     return {stage: read_checkpoint_state_dict(last_checkpoint(root / f"llava_{stage}_tiny"))
             for stage in ("pre_align", "pretrain", "instruct")} | {"root": root}
@@ -82,6 +86,24 @@ def test_each_stage_starts_from_the_previous_and_trains_its_parts(chain):
     tower = [k for k in fresh if _part(k) == "vision_tower" and ".encoder.layers.1." in k]
     assert all(torch.equal(chain["instruct"][k], chain["pretrain"][k]) for k in tower)
     assert any(not torch.equal(chain["instruct"][k], fresh[k]) for k in tower)
+
+
+def test_each_stage_samples_its_first_validation_examples_with_their_prompts(chain):
+    for stage in ("pre_align", "pretrain"):  # caption data: the image alone (no instruction) prompts its caption
+        samples = _samples(chain["root"] / f"llava_{stage}_tiny")
+        assert len(samples) == 4 and all(row["reference"] and row["step"] == 3 for row in samples), samples
+    # instruction data: each conversation sampled on its first turn; the row whose image is unreadable passed over
+    rows = json.loads((chain["root"] / "val.json").read_text())[1:]
+    samples = _samples(chain["root"] / "llava_instruct_tiny")
+    assert [row["example"] for row in samples] == [r["id"] for r in rows]
+    for sample, row in zip(samples, rows, strict=True):
+        human, gpt = row["conversations"][0]["value"], row["conversations"][1]["value"]
+        assert sample["prompt"] == human.replace("<image>", "").strip() and sample["prompt"]
+        assert sample["reference"] == gpt and sample["step"] == 3
+
+
+def _samples(run) -> list[dict]:
+    return [json.loads(line) for line in (run / "version_0" / "samples.jsonl").read_text().splitlines()]
 
 
 def test_a_checkpoint_of_another_architecture_is_refused_naming_both(chain):

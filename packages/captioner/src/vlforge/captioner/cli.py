@@ -16,7 +16,8 @@ TOOLS = {
                      "vlforge.captioner.tools_cli:evaluate_main"),
     "pretrain-tower": Tool("pre-train a LLaVA vision tower per patch on ShapesWorld scene graphs; writes a preset",
                            "vlforge.captioner.tools_cli:pretrain_tower_main"),
-    "plot": Tool("training curves of a run folder as PNG", "vlforge.common.metrics.training_curves:main"),
+    "plot": Tool("training curves of a run folder as PNG", "vlforge.common.metrics.training_curves:main",
+                 pass_prog=True),
 }
 
 

@@ -32,6 +32,7 @@ from vlforge.captioner.formats import load_format
 from vlforge.captioner.generation import generate_captions
 from vlforge.common.errors import VLForgeError
 from vlforge.common.metrics.chair import chair, scene_objects
+from vlforge.common.progress import Progress
 from vlforge.common.shapes.vocabulary import COLOUR_SYNONYMS, SHAPE_SYNONYMS, SIZE_SYNONYMS
 from vlforge.common.store import CaptionDataset
 
@@ -132,6 +133,7 @@ def evaluate_captioner(captioner: Any, store: str | os.PathLike, split: str = "t
     ``caption_format`` via :func:`generate_captions` and score them against their scene graphs.
 
     ``decoding``: ``model.generate`` arguments, greedy (``GREEDY``) merged under them; pass ``max_new_tokens``.
+    Progress: a bar in a terminal, status lines ``evaluate <split>: done/total images ...`` in a log.
     """
     dataset = CaptionDataset(store, split=split)
     count = len(dataset) if limit is None else min(limit, len(dataset))
@@ -147,6 +149,7 @@ def evaluate_captioner(captioner: Any, store: str | os.PathLike, split: str = "t
     if not images:
         raise VLForgeError(f"split {split!r} of store {os.fspath(store)!r} has no images to evaluate")
     prompt = load_format(caption_format).prompt()
-    captions = generate_captions(captioner, None, images, prompt, decoding={**GREEDY, **(decoding or {})},
-                                 batch_size=batch_size)
+    with Progress(f"evaluate {split}", len(images), "images") as progress:
+        captions = generate_captions(captioner, None, images, prompt, decoding={**GREEDY, **(decoding or {})},
+                                     batch_size=batch_size, progress=progress.advance_to)
     return score_captions(captions, graphs, ids)

@@ -10,7 +10,9 @@ go through the policy in one forward pass. The reference π0 is either
 
 δ (the BCO reward shift) is the running mean of all rewards of previous steps over all processes; it is saved in
 and restored from checkpoints. Logged every step: chosen / rejected rewards, margin, preference accuracy, δ, the
-three loss terms and ``collapse`` (1 while both rewards are falling, see ``RewardCollapseMonitor``).
+three loss terms and ``collapse`` (1 while both rewards are falling, see ``RewardCollapseMonitor``). At each
+validation the console's SampleOutputsCallback logs the policy's greedy captions of the first validation pairs'
+images beside their chosen captions (``sample_outputs``).
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from vlforge.captioner.collapse import RewardCollapseMonitor
 from vlforge.captioner.losses import preference_loss
 from vlforge.common.errors import VLForgeError
 from vlforge.common.lm.collate import SFTCollator
-from vlforge.common.lm.lit_sft import model_inputs
+from vlforge.common.lm.generate import generate_for_examples
+from vlforge.common.lm.lit_sft import SAMPLE_DECODING, model_inputs
 from vlforge.common.lm.logprobs import sequence_logprobs
 from vlforge.common.lm.reference import REFERENCE_MODES, ReferenceLogprobs, check_mode, frozen_copy, keep_eval
 from vlforge.common.lm.running import RunningMean
@@ -122,6 +125,10 @@ class CaptionerPreferenceLitModule(L.LightningModule):
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._log_rewards("val", self._step(batch), len(batch["keys"]))
+
+    def sample_outputs(self, examples: list[dict[str, Any]]) -> list[str]:
+        """The policy's greedy captions of fixed validation pairs' images (their instruction as the prompt)."""
+        return generate_for_examples(self.model, self.processor, examples, SAMPLE_DECODING)
 
     def _log_rewards(self, stage: str, out: dict[str, torch.Tensor], batch_size: int) -> None:
         chosen, rejected = out["chosen_rewards"], out["rejected_rewards"]

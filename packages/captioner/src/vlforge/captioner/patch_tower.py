@@ -11,7 +11,9 @@ the language model: if the tower cannot name a shape here, no captioner built on
 ``pretrain_tower`` writes a Hugging Face CLIP vision folder (``tower/``: weights, config, image processor), the
 curve (``probe.json``) and ``preset.yaml``: the base preset with ``model.vision_from`` set to the tower and the
 preset's ``seed`` set to the run's seed (the rest of the captioner's init varies with it), which a captioner config
-names as ``source: preset:<out>/preset.yaml``. Plain torch (no Lightning): the probe is not a captioner.
+names as ``source: preset:<out>/preset.yaml``. Plain torch (no Lightning): the probe is not a captioner. Progress:
+a bar in a terminal, ``pretrain-tower: step/total steps ... ETA`` status lines in a log, the probe's accuracies
+logged at INFO at each evaluation.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from vlforge.common.errors import VLForgeError
 from vlforge.common.presets.llava import build_llava
 from vlforge.common.presets.registry import load_preset_config
 from vlforge.common.presets.tokenizer import shapes_tokenizer
+from vlforge.common.progress import track
 from vlforge.common.shapes.vocabulary import COLOURS, SHAPES
 from vlforge.common.store import CaptionDataset
 
@@ -110,7 +113,7 @@ def pretrain_tower(store: str, out: str | Path, steps: int = 2500, lr: float = 1
         return head(tower(pixels, output_hidden_states=True).hidden_states[-1][:, 1:])
 
     start, curve = time.time(), []
-    for step in range(1, steps + 1):
+    for step in track(range(1, steps + 1), "pretrain-tower", steps, "steps"):
         index = torch.randint(0, len(train[0]), (batch_size,))
         scores = logits(train[0][index])
         loss = (nn.functional.cross_entropy(scores[..., :len(COLOURS) + 1].flatten(0, 1), train[1][index].flatten())
@@ -123,7 +126,7 @@ def pretrain_tower(store: str, out: str | Path, steps: int = 2500, lr: float = 1
             with torch.no_grad():
                 accuracy = centre_accuracy(logits(held[0]), held[3])
             curve.append({"step": step, "loss": round(loss.item(), 3), **accuracy, "s": round(time.time() - start)})
-            log.info("tower step %d/%d: %s", step, steps, json.dumps(curve[-1]))
+            log.info("tower probe at step %d: %s", step, json.dumps(curve[-1]))
     out = Path(out)
     tower.save_pretrained(out / "tower")
     processor.image_processor.save_pretrained(out / "tower")

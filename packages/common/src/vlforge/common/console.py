@@ -9,7 +9,9 @@ package's tools, declared in one table in the package's `cli.py`; registering a 
         sys.exit(console("vlm", TOOLS))
 
 A tool's entry is `"module:function"`, imported only when that tool runs (so `--help` imports neither torch nor
-Lightning), with the signature of `ToolMain`: the command line after the tool's name in, the exit code out. The
+Lightning), with the signature of `ToolMain`: the command line after the tool's name in, the exit code out. A tool
+several consoles share (`plot`) is declared with `pass_prog=True`: its function also takes `prog=`, the console's
+`vlforge-<package> <tool>`, so that its usage and errors name the console it runs under. The
 console, not the tool, turns a user mistake into one line on stderr and exit code 2 (VLForgeError, jsonargparse
 errors, argparse errors through `ToolParser`) and configures logging once: INFO by default, `-v` DEBUG, `-q`
 WARNING (vlforge's loggers and Lightning's).
@@ -46,10 +48,12 @@ _HANDLER_NAME = "vlforge-console"
 @dataclass(frozen=True)
 class Tool:
     """A console subcommand beside fit / validate / test / predict: a one-line `summary` for `--help` and the
-    `entry` "module:function" of its `ToolMain`, imported when the tool runs."""
+    `entry` "module:function" of its `ToolMain`, imported when the tool runs; `pass_prog`: the function takes
+    `prog=` too (a tool several consoles share)."""
 
     summary: str
     entry: str
+    pass_prog: bool = False
 
     def load(self) -> ToolMain:
         module, _, function = self.entry.partition(":")
@@ -113,7 +117,10 @@ def console(package: str, tools: Mapping[str, Tool] | None = None, argv: Sequenc
     command, rest = args[0], args[1:]
     if command in tools:
         configure_logging(verbosity)
-        return run_tool(f"{prog} {command}", lambda: tools[command].load()(rest))
+        tool, tool_prog = tools[command], f"{prog} {command}"
+        if tool.pass_prog:
+            return run_tool(tool_prog, lambda: tool.load()(rest, prog=tool_prog))
+        return run_tool(tool_prog, lambda: tool.load()(rest))
     if command not in LIGHTNING_SUBCOMMANDS and not command.startswith("-"):
         print(f"{prog}: error: unknown command {command!r} (one of {', '.join([*LIGHTNING_SUBCOMMANDS, *tools])})",
               file=sys.stderr)

@@ -94,6 +94,14 @@ class Progress:
             self._last = now
             self._write(now)
 
+    def advance_to(self, done: int, total: int | None = None) -> None:
+        """Set the count to `done` (and the total, when given): a `progress(done, total)` callback."""
+        if total is not None:
+            self.total = total
+            if self._bar is not None:
+                self._bar.total = total
+        self.update(done - self.done)
+
     def close(self, final_line: bool = True) -> None:
         """End the bar, or write the final status line (once; not when the job failed: its error is the news)."""
         if self._closed:

@@ -3,7 +3,10 @@ examples, printed to the log and appended to `samples.jsonl` and `samples.md` in
 
 Any LightningModule opts in by defining `sample_outputs(examples) -> list[str]`, where `examples` are items of its
 validation dataset (e.g. `{"image", "instruction", "response"}` for a captioner); the callback does nothing for a
-module without it, or without a validation set. `response` (or `reference`) is shown beside the output when present.
+module without it, or without a validation set. `response` (else `reference`, else a preference pair's `chosen`) is
+shown beside the output when present.
+A multi-turn example (`{image?, turns: [[instruction, response], ...]}`, LLaVA's instruction data) is sampled on its
+first turn; an example marked `skip` (its image could not be read) is passed over for the next one.
 """
 
 from __future__ import annotations
@@ -48,20 +51,42 @@ class SampleOutputsCallback(pl.Callback):
 
 
 def fixed_examples(trainer: pl.Trainer, count: int) -> list[Any]:
-    """The first `count` items of the first validation dataloader's dataset (the same ones at every validation)."""
+    """The first `count` usable items of the first validation dataloader's dataset (the same ones at every
+    validation), each as `sample_example` makes it."""
     loaders = trainer.val_dataloaders
     if isinstance(loaders, list | tuple):
         loaders = loaders[0] if loaders else None
     dataset = getattr(loaders, "dataset", None)
     if dataset is None or not hasattr(dataset, "__len__"):
         return []
-    return [dataset[i] for i in range(min(count, len(dataset)))]
+    examples = []
+    for index in range(len(dataset)):
+        if len(examples) == count:
+            break
+        example = sample_example(dataset[index])
+        if example is not None:
+            examples.append(example)
+    return examples
+
+
+def sample_example(item: Any) -> Any:
+    """A validation item as `sample_outputs` takes it: None for an item marked `skip`; a multi-turn item as its first
+    turn (`instruction`, `response`); any other item unchanged."""
+    if not isinstance(item, dict):
+        return item
+    if "skip" in item:
+        return None
+    if "turns" in item and "instruction" not in item:
+        instruction, response = item["turns"][0]
+        return {k: v for k, v in item.items() if k != "turns"} | {"instruction": instruction, "response": response}
+    return item
 
 
 def sample_row(step: int, index: int, example: Any, output: str) -> dict[str, Any]:
     fields = example if isinstance(example, dict) else {}
     return {"step": step, "example": str(fields.get("key", index)), "prompt": str(fields.get("instruction", "")),
-            "reference": str(fields.get("response", fields.get("reference", "")) or ""), "output": output}
+            "reference": str(fields.get("response", fields.get("reference", fields.get("chosen", ""))) or ""),
+            "output": output}
 
 
 def append_tables(run_dir: Path, rows: list[dict[str, Any]]) -> None:

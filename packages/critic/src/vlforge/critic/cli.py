@@ -15,7 +15,8 @@ TOOLS: dict[str, Tool] = {
                      "vlforge.critic.evaluate:main"),
     "analyze": Tool("a caption source before and after critic-rewrite: verdicts, CHAIR, object coverage, length",
                     "vlforge.critic.analyze:main"),
-    "plot": Tool("training curves of a run folder as PNG", "vlforge.common.metrics.training_curves:main"),
+    "plot": Tool("training curves of a run folder as PNG", "vlforge.common.metrics.training_curves:main",
+                 pass_prog=True),
 }
 
 

@@ -14,6 +14,7 @@ import random
 import sys
 from collections import Counter
 from collections.abc import Sequence
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +39,8 @@ def make_shapes_critic_data(store: str, split: str, output_dir: str, seed: int =
     (out / IMAGES_FOLDER).mkdir(parents=True, exist_ok=True)
     conversations, counts, skipped = [], Counter(), []
     total = len(source.ids(split=split)) if limit is None else min(limit, len(source.ids(split=split)))
-    records = source.iter_records(split=split)
-    for number, record in enumerate(track(records, PROG, total=total, unit="images")):
-        if number >= total:
-            break
+    records = islice(source.iter_records(split=split), total)  # read to its end: the final status line is written
+    for record in track(records, PROG, total=total, unit="images"):
         if "scene_graph" not in record.meta or "atomic_facts" not in record.meta:
             skipped.append({"image_id": record.image_id, "reason": "no scene graph"})
             continue

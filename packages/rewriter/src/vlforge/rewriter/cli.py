@@ -9,7 +9,8 @@ from vlforge.common.console import Tool, console
 TOOLS: dict[str, Tool] = {
     "make-data": Tool("query pairs (D_SFT, D_PRO) from retriever ranks and a rewriting agent",
                       "vlforge.rewriter.make_data:main"),
-    "plot": Tool("training curves of a run folder as PNG", "vlforge.common.metrics.training_curves:main"),
+    "plot": Tool("training curves of a run folder as PNG", "vlforge.common.metrics.training_curves:main",
+                 pass_prog=True),
 }
 
 

@@ -22,6 +22,10 @@ rollout keeps its row with an empty mask, so every process makes the same number
 step (over all processes): reward, sequence KL, β, rollouts kept and skipped, policy / value losses, clip
 fractions, rewrite length and, with
 ``track_similarity``, the MiniLM similarity of rewrites to their queries (reward hacking shows as a fall).
+
+With validation queries (the datamodule's ``val_file``), each validation rewrites them greedily and logs their mean
+reward ``val/reward`` (Eq. 4; NaN rewards left out), and the console's SampleOutputsCallback logs the greedy
+rewrites of the first few (``sample_outputs``).
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from vlforge.common.lm.generate import generate_sequences
+from vlforge.common.lm.generate import generate_sequences, generate_texts
 from vlforge.common.lm.logprobs import token_logprobs
 from vlforge.common.lm.model import GenerativeModel
 from vlforge.common.lm.prompts import tokenizer_of
@@ -141,6 +145,20 @@ class RewriterPPOLitModule(L.LightningModule):
         if packed.mask.sum() >= 2:
             advantages = whiten(advantages, packed.mask) * packed.mask
         return {"old_values": old_values, "advantages": advantages, "returns": returns, "kl": kl}
+
+    def greedy_rewrites(self, examples: list[dict[str, Any]]) -> list[str]:
+        """The policy's greedy rewrite of each query (at most ``max_new_tokens``)."""
+        decoding = {"max_new_tokens": self.hparams.max_new_tokens, "do_sample": False, "num_beams": 1}
+        return generate_texts(self.model, self.processor, [e["instruction"] for e in examples], decoding=decoding,
+                              batch_size=len(examples), prompt_style=self.hparams.prompt_style)
+
+    def validation_step(self, batch: list[dict[str, Any]], batch_idx: int) -> None:
+        rewards = self.reward(self.greedy_rewrites(batch), [e["query"] for e in batch], [e["image_id"] for e in batch])
+        self.log("val/reward", torch.nanmean(rewards).to(self.device), sync_dist=True, batch_size=len(batch))
+
+    def sample_outputs(self, examples: list[dict[str, Any]]) -> list[str]:
+        """Greedy rewrites of fixed validation queries (the console's SampleOutputsCallback logs them)."""
+        return self.greedy_rewrites(examples)
 
     def training_step(self, batch: list[dict[str, Any]], batch_idx: int) -> None:
         h = self.hparams

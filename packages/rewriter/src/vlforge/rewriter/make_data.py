@@ -90,13 +90,8 @@ def make_data(args: Any) -> QueryPairs:
           file=sys.stderr)
     store = CaptionStore(args.store)
     with Progress(PROG, unit="queries") as progress:
-
-        def report(done: int, total: int) -> None:
-            progress.total = total
-            progress.update(done - progress.done)
-
         pairs = make_query_pairs(Retriever(model, args.batch_size), index, store, args.split, agent, similarity,
-                                 args.pairs, progress=report)
+                                 args.pairs, progress=progress.advance_to)
     settings = {"store": args.store, "split": args.split, "checkpoint": args.checkpoint, "agent": args.agent,
                 "pairs": asdict(args.pairs)}
     if args.agent == "captioner_descriptions":

@@ -16,7 +16,8 @@ TOOLS = {
                           "vlforge.vlm.mllm.evaluate_cli:main"),
     "shapes-llava-json": Tool("a ShapesWorld split's QA pairs as LLaVA JSON instruction data",
                               "vlforge.vlm.mllm.shapes_instruct:main"),
-    "plot": Tool("training curves of a run folder as PNG", "vlforge.common.metrics.training_curves:main"),
+    "plot": Tool("training curves of a run folder as PNG", "vlforge.common.metrics.training_curves:main",
+                 pass_prog=True),
 }
 
 

@@ -3,27 +3,27 @@ s(I, T) of vlforge.vlm.scoring, with ``scores["clip_score_by"]`` naming the CLIP
 
 Resumable and idempotent: captions are scored in batches, each written in one store transaction; a caption that
 already has a ``clip_score`` is skipped (counted) unless ``rescore``. An image that cannot be loaded is skipped and
-counted, its record named in the log; empty captions are counted, not scored. Progress is logged at INFO.
+counted, its record named in the log; empty captions are counted, not scored. Progress: a bar in a terminal, a
+status line per interval in a log (``clip scores: done/total images ...``, vlforge.common.progress).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 from PIL import Image
 
 from vlforge.common.errors import VLForgeError
+from vlforge.common.progress import track
 from vlforge.common.records import Caption, ImageRecord
 from vlforge.common.store import CaptionStore
 from vlforge.vlm.scoring import ClipScorer
 
 SCORE_KEY = "clip_score"
 SCORED_BY_KEY = "clip_score_by"
-LOG_EVERY_S = 10.0
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +58,11 @@ def score_store(store_path: str | os.PathLike, scorer: ClipScorer, scored_by: st
         counts = store.counts()
         if split is not None and split not in counts["splits"]:
             raise VLForgeError(f"store {store_path} has no split {split!r} (splits: {', '.join(counts['splits'])})")
-        total = counts["images"] if split is None else counts["splits"][split]
         missing = sorted(wanted - set(counts["by_source"])) if wanted else []
         if missing:
             raise VLForgeError(f"store {store_path} has no captions of source {missing[0]!r}")
-        last_log = time.monotonic()
-        for record in store.iter_records(split=split):
+        total = counts["images"] if split is None else counts["splits"][split]
+        for record in track(store.iter_records(split=split), "clip scores", total, "images"):
             summary.images += 1
             captions: list[Caption] = []
             for caption in record.captions:
@@ -87,12 +86,8 @@ def score_store(store_path: str | os.PathLike, scorer: ClipScorer, scored_by: st
             if pending_captions >= batch_size:
                 _write_batch(store, scorer, scored_by, pending, summary)
                 pending, pending_captions = [], 0
-            if time.monotonic() - last_log >= LOG_EVERY_S:
-                log.info("clip scores: %d / %d images, %d captions scored", summary.images, total, summary.scored)
-                last_log = time.monotonic()
         if pending:
             _write_batch(store, scorer, scored_by, pending, summary)
-    log.info("clip scores: %d / %d images, %d captions scored", summary.images, total, summary.scored)
     return summary
 
 

@@ -179,3 +179,20 @@ def generate_texts(holder_or_model: Any, processor: Any, prompts: Sequence[str] 
     """The generated texts of :func:`generate_sequences` (no prompt, special tokens or surrounding whitespace)."""
     return [s.text for s in generate_sequences(holder_or_model, processor, prompts, images, decoding, batch_size,
                                                prompt_style, with_logprobs=False, progress=progress)]
+
+
+def generate_for_examples(holder_or_model: Any, processor: Any, examples: Sequence[dict[str, Any]],
+                          decoding: dict[str, Any] | None = None, prompt_style: str = "chat") -> list[str]:
+    """The texts generated for plain examples ``{image?, instruction}`` in their order, those with an image and
+    those without generated apart (a validation set may mix them)."""
+    outputs = [""] * len(examples)
+    for with_image in (True, False):
+        chosen = [i for i, e in enumerate(examples) if (e.get("image") is not None) is with_image]
+        if not chosen:
+            continue
+        images = [examples[i]["image"] for i in chosen] if with_image else None
+        texts = generate_texts(holder_or_model, processor, [examples[i]["instruction"] for i in chosen], images,
+                               decoding, prompt_style=prompt_style)
+        for i, text in zip(chosen, texts, strict=True):
+            outputs[i] = text
+    return outputs

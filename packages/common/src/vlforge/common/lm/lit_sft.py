@@ -22,7 +22,7 @@ import lightning as L
 import torch
 
 from vlforge.common.lm.collate import SFTCollator
-from vlforge.common.lm.generate import generate_texts
+from vlforge.common.lm.generate import generate_for_examples
 from vlforge.common.lm.logprobs import sequence_logprobs
 from vlforge.common.lm.model import GenerativeModel
 from vlforge.common.optim import adamw_warmup_cosine
@@ -70,11 +70,11 @@ class SFTLitModule(L.LightningModule):
         self.log("val/loss", self.response_nll(batch), sync_dist=True, batch_size=batch["input_ids"].shape[0])
 
     def sample_outputs(self, examples: list[dict[str, Any]]) -> list[str]:
-        """Greedy outputs for fixed validation examples (images optional), logged at each validation by the
-        console's `vlforge.common.sample_outputs.SampleOutputsCallback`."""
-        images = [e["image"] for e in examples] if all(e.get("image") is not None for e in examples) else None
-        return generate_texts(self.model, self.processor, [e.get("instruction", "") for e in examples], images,
-                              SAMPLE_DECODING, prompt_style=self.hparams.get("prompt_style", "chat"))
+        """Greedy outputs for fixed validation examples (with and without an image; a multi-turn example comes as
+        its first turn), logged at each validation by the console's `vlforge.common.sample_outputs.
+        SampleOutputsCallback`."""
+        return generate_for_examples(self.model, self.processor, examples, SAMPLE_DECODING,
+                                     self.hparams.get("prompt_style", "chat"))
 
     def configure_optimizers(self) -> dict:
         return adamw_warmup_cosine(self.model.named_parameters(), self.hparams.lr,

@@ -3,12 +3,11 @@ step, the train and val series of one quantity in the same panel (`train/loss` w
 `val_loss`), the learning rate in its own panel.
 
     plot_run("runs/clip_mix/version_0", "runs/clip_mix/version_0/curves.png")
-    python -m vlforge.common.metrics.training_curves RUN [--out PNG]
+    vlforge-vlm plot RUN [--out PNG]   # the `plot` tool of every package's console (vlm, captioner, critic, rewriter)
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import math
 import os
@@ -18,6 +17,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from vlforge.common.console import ToolParser
 from vlforge.common.errors import VLForgeError
 from vlforge.common.metrics.plots import _save
 
@@ -102,15 +102,16 @@ def plot_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None) -
     return _save(figure, out if out is not None else run_dir / "curves.png")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="vlforge-plot", description="Draw a run folder's training curves.")
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """`vlforge-<package> plot RUN [--out PNG]`; ``prog``: the console it runs under (its usage and errors name it)."""
+    parser = ToolParser(prog=prog, description="Draw a run folder's training curves.")
     parser.add_argument("run", help="a run folder holding metrics.csv (runs/<name>/version_<n>)")
     parser.add_argument("--out", help="the PNG to write (default RUN/curves.png)")
-    args = parser.parse_args(argv)
     try:
+        args = parser.parse_args(argv)
         print(plot_run(args.run, args.out))
     except VLForgeError as err:
-        print(f"vlforge-plot: error: {err}", file=sys.stderr)
+        print(f"{parser.prog}: error: {err}", file=sys.stderr)
         return 2
     return 0
 

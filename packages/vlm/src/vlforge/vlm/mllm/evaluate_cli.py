@@ -51,13 +51,8 @@ def answer_all(model: Any, processor: Any, questions: list[dict[str, Any]], batc
                answer_prompt: str | None = SHORT_ANSWER_PROMPT) -> dict[str, Any]:
     """``evaluate_mllm`` with a progress bar / status lines."""
     with Progress("evaluate-mllm", total=len(questions), unit="questions") as bar:
-        seen = [0]
-
-        def update(done: int, total: int) -> None:
-            bar.update(done - seen[0])
-            seen[0] = done
         return evaluate_mllm(model, processor, questions, batch_size=batch_size, answer_prompt=answer_prompt,
-                             progress=update)
+                             progress=bar.advance_to)
 
 
 def evaluate_shapes(model: Any, processor: Any, store: str, split: str, limit: int | None,
