@@ -1,6 +1,6 @@
 """A plan runner: sequences `vlforge-<package>` console calls, nothing else.
 
-    python experiments/run.py run PLAN.yaml [--seeds 0,1,2] [--only STEP | --steps A,B] [--dry-run]
+    python experiments/run.py run PLAN.yaml [--seeds 0,1,2] [--only STEP | --steps A,B] [--var NAME=VALUE] [--dry-run]
     python experiments/run.py table PLAN.yaml [--json docs/results/NAME.json]
 
 A plan (experiments/<area>/plans/*.yaml) names its runs and lists its steps; each step is one console call with
@@ -9,6 +9,7 @@ stacked shipped configs and the YAML deltas committed beside the plan:
     name: vlm_outcome1            # runs/<name>/seed<S>/<step>/ (shared steps: runs/<name>/shared/<step>/)
     seeds: [0, 1, 2]
     threads: 1                    # OMP_NUM_THREADS / MKL_NUM_THREADS of every call
+    variables: {experiment: runs/mllm_augmented/seed0}   # {experiment} in strings; --var experiment=... sets it
     steps:
       - name: world
         shared: true              # once for every seed
@@ -35,7 +36,8 @@ stacked shipped configs and the YAML deltas committed beside the plan:
                                   # ("+SUFFIX:key.path" reads step "<column step>SUFFIX" instead)
 
 Relative config paths are read from the repository root; run folders go under the working directory. In strings,
-``{seed}`` is the seed, ``{dir}`` the step's folder, ``{NAME}`` the folder of step NAME and
+``{seed}`` is the seed, ``{dir}`` the step's folder, ``{VARIABLE}`` the value of one of the plan's ``variables``
+(e.g. another experiment's run folder that the plan reads), ``{NAME}`` the folder of step NAME and
 ``{NAME:checkpoint}`` the last checkpoint of NAME's run (vlforge.common.runs.last_checkpoint), ``{NAME:checkpoints}``
 the folder holding it. ``configs`` become ``--config`` (``<pkg>:`` names the package's shipped configs), ``set``
 becomes ``--key value``; a LightningCLI subcommand runs with ``--run_root <step folder> --run_name fit``, so the
@@ -76,7 +78,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mllm_augmented import BIN, Console, check_cli  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-PLAN_KEYS = {"name", "description", "seeds", "threads", "runs_root", "steps", "tables"}
+PLAN_KEYS = {"name", "description", "seeds", "threads", "runs_root", "variables", "steps", "tables"}
 STEP_KEYS = {"name", "call", "configs", "set", "args", "shared", "seeds", "result", "check"}
 TABLE_KEYS = {"title", "columns", "rows", "difference"}
 LIGHTNING = ("fit", "validate", "test", "predict")
@@ -85,9 +87,10 @@ PLACEHOLDER = re.compile(r"\{([A-Za-z_][\w-]*)(:checkpoints?)?\}")
 
 
 # ---------------------------------------------------------------------------------------------------- the plan
-def load_plan(path: str | Path, runs_root: str | None = None) -> dict[str, Any]:
-    """The plan at ``path`` (``runs_root`` overriding its own), its keys checked (a mistake is one line naming the
-    plan and the key)."""
+def load_plan(path: str | Path, runs_root: str | None = None, variables: dict[str, str] | None = None
+              ) -> dict[str, Any]:
+    """The plan at ``path`` (``runs_root`` and ``variables`` overriding its own), its keys checked (a mistake is one
+    line naming the plan and the key)."""
     path = Path(path)
     if not path.is_file():
         raise VLForgeError(f"plan {path} does not exist")
@@ -101,6 +104,12 @@ def load_plan(path: str | Path, runs_root: str | None = None) -> dict[str, Any]:
     for key in ("name", "steps"):
         if key not in plan:
             raise VLForgeError(f"plan {path}: missing key {key!r}")
+    plan_variables = {str(k): str(v) for k, v in (plan.get("variables") or {}).items()}
+    for name in variables or {}:
+        if name not in plan_variables:
+            raise VLForgeError(f"plan {path}: --var {name}: not one of its variables "
+                               f"({', '.join(plan_variables) or 'it has none'})")
+    plan["variables"] = {**plan_variables, **(variables or {})}
     names: list[str] = []
     for step in plan["steps"]:
         unknown = set(step) - STEP_KEYS
@@ -108,8 +117,10 @@ def load_plan(path: str | Path, runs_root: str | None = None) -> dict[str, Any]:
             problem = f"unknown key {sorted(unknown)[0]!r}" if unknown else "needs 'name' and 'call'"
             raise VLForgeError(f"plan {path}: step {step.get('name', len(names))!r}: {problem}")
         for ref, _ in PLACEHOLDER.findall(json.dumps(step)):
-            if ref not in ("seed", "dir") and ref not in names:
+            if ref not in ("seed", "dir", *plan["variables"]) and ref not in names:
                 raise VLForgeError(f"plan {path}: step {step['name']!r} names {{{ref}}}, not an earlier step")
+        if step["name"] in plan["variables"]:
+            raise VLForgeError(f"plan {path}: step {step['name']!r} has the name of a variable")
         names.append(step["name"])
     for table in plan.get("tables") or []:
         unknown = set(table) - TABLE_KEYS
@@ -175,6 +186,8 @@ class Step:
                 return str(self.seed)
             if ref == "dir":
                 return str(folder)
+            if ref in self.plan["variables"]:
+                return self.plan["variables"][ref]
             self.names_output = True
             if not checkpoint:
                 return str(self.folders[ref])
@@ -208,8 +221,12 @@ class Step:
         named = [*(spec.get("configs") or []),
                  *[a for a, prev in zip(spec["call"][1:], spec["call"]) if prev == "--config"]]
         configs = {c: file_digest(c) for c in map(str, named) if not PLACEHOLDER.search(c)}
-        return {"spec": {k: v for k, v in spec.items() if k != "seeds"}, "seed": self.seed, "configs": configs,
-                "shared": upstream_tokens}
+        inputs = {"spec": {k: v for k, v in spec.items() if k != "seeds"}, "seed": self.seed, "configs": configs,
+                  "shared": upstream_tokens}
+        used = sorted({ref for ref, _ in PLACEHOLDER.findall(json.dumps(spec)) if ref in self.plan["variables"]})
+        if used:  # only where a step reads one, so that the inputs of steps without variables stay as they were
+            inputs["variables"] = {name: self.plan["variables"][name] for name in used}
+        return inputs
 
     def run(self, folder: Path, console: Console) -> None:
         args = self.args(folder)
@@ -404,6 +421,14 @@ def tabulate(plan: dict[str, Any], json_out: str | None = None) -> str:
     return "\n\n".join(text)
 
 
+def variable_of(text: str) -> tuple[str, str]:
+    """``NAME=VALUE`` of ``--var``."""
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise VLForgeError(f"--var {text!r}: expected NAME=VALUE")
+    return name, value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="run.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -415,18 +440,21 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--steps", help="comma-separated: run only these of the per-seed steps (and the shared ones)")
     run.add_argument("--dry-run", action="store_true", help="check every step's call; run nothing")
     run.add_argument("--runs-root", help="overrides the plan's runs_root (default runs)")
+    run.add_argument("--var", action="append", default=[], metavar="NAME=VALUE",
+                     help="set one of the plan's variables (repeatable)")
     table = sub.add_parser("table", help="tabulate a plan's results over its seeds")
     table.add_argument("plan")
     table.add_argument("--json", help="also write the tabulated values here")
     table.add_argument("--runs-root", help="overrides the plan's runs_root (default runs)")
     args = parser.parse_args(argv)
     try:
+        variables = dict(variable_of(text) for text in getattr(args, "var", []))
         if args.mode == "table":
             print(tabulate(load_plan(args.plan, args.runs_root), args.json))
             return 0
         total = 0
         for path in args.plans:
-            plan = load_plan(path, args.runs_root)
+            plan = load_plan(path, args.runs_root, variables)
             seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else list(plan["seeds"])
             selected = args.steps.split(",") if args.steps else None
             total += run_plan(plan, seeds, args.only, args.dry_run, selected)
