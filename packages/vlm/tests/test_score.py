@@ -66,7 +66,7 @@ def test_score_writes_direct_open_clip_similarities_once(store, clip_folder, cap
     summary = _score(capsys, *args)
     assert summary["images"] == len(records) and summary["scored"] == len(expected) > 16
     assert summary["sources"] == {"gt": len(expected)} and summary["already_scored"] == summary["failed_images"] == 0
-    assert f"clip scores: {len(records)} / {len(records)} images, {len(expected)} captions scored" in caplog.text
+    assert f"clip_score: {len(records)} / {len(records)} images, {len(expected)} captions scored" in caplog.text
     written = _scores(store)
     assert sum("clip_score" in scores for scores in written.values()) == len(expected)  # nothing else touched
     with CaptionStore(store) as s:

@@ -2,7 +2,8 @@
 
     vlforge-captioner generate --store data/shapesworld \\
         --config captioner:generation/shapes_tiny.yaml [--split pool] [--limit 100] [--batch-size 16] \\
-        [--shear-tokens 8 | --no-shear]
+        [--shear-tokens 8 | --no-shear] [--name NAME --source SOURCE --checkpoint CKPT]
+    vlforge-captioner score --store data/shapesworld --source sft_own [--split pref]
     vlforge-captioner analyze --store data/shapesworld --out runs/analysis \\
         [--split pool] [--source NAME ...] [--top-k 20] [--clip-model vlforge-tiny-vit-64 --clip-checkpoint
         x.pt]
@@ -16,7 +17,9 @@
 ``export --format hf`` writes a transformers folder (``AutoModelForImageTextToText`` + ``AutoProcessor``, chat
 template kept; vlforge.captioner.hf_export). ``generate`` runs every captioner of a generation config in this
 process (resumable; for DDP over devices use ``vlforge-captioner predict``) and prints one JSON summary per
-captioner; ``analyze`` writes analysis.json and PNG plots. All three are registered in vlforge.captioner.cli; the
+captioner; ``--name`` / ``--source`` / ``--checkpoint`` replace those of a config's one captioner (e.g. a
+checkpoint of this run's SFT step in a plan); ``score`` writes each caption's CHAIR_i against the image's scene graph
+into the store (vlforge.captioner.store_scoring); ``analyze`` writes analysis.json and PNG plots. All three are registered in vlforge.captioner.cli; the
 console prints a user mistake as one line on stderr (exit code 2).
 """
 
@@ -39,6 +42,13 @@ def _generate(args: argparse.Namespace) -> int:
     from vlforge.captioner.generation.spec import load_generation_config
 
     config = load_generation_config(args.config)
+    captioner = {k: v for k, v in (("name", args.name), ("source", args.source), ("checkpoint", args.checkpoint))
+                 if v is not None}
+    if captioner:
+        if len(config.captioners) != 1:
+            raise VLForgeError(f"--{next(iter(captioner))} replaces the captioner of a config with one; "
+                               f"{args.config} has {len(config.captioners)}")
+        config = dataclasses.replace(config, captioners=[dataclasses.replace(config.captioners[0], **captioner)])
     overrides = {
         "split": args.split,
         "limit": args.limit,
@@ -161,8 +171,7 @@ def pretrain_tower_main(argv: Sequence[str]) -> int:
     return _pretrain_tower(build_pretrain_tower_parser().parse_args(argv))
 
 
-def generate_main(argv: Sequence[str]) -> int:
-    """`vlforge-captioner generate ...` (a vlforge.common.console tool)."""
+def build_generate_parser() -> ToolParser:
     parser = ToolParser(prog=f"{PROG} generate", description="run a generation config's captioners over a store split")
     parser.add_argument("--store", required=True)
     parser.add_argument("--config", required=True, help="generation YAML (or captioner:generation/<file>.yaml)")
@@ -171,7 +180,34 @@ def generate_main(argv: Sequence[str]) -> int:
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--shear-tokens", type=int)
     parser.add_argument("--no-shear", action="store_true")
-    return _generate(parser.parse_args(argv))
+    parser.add_argument("--name", help="the caption source (a config with one captioner)")
+    parser.add_argument("--source", help="the model: preset:<name or YAML>, hub name or folder (one captioner)")
+    parser.add_argument("--checkpoint", help="a captioner LitModule .ckpt loaded into it (one captioner)")
+    return parser
+
+
+def build_score_parser() -> ToolParser:
+    parser = ToolParser(prog=f"{PROG} score",
+                        description="write each caption's CHAIR_i against its image's scene graph into the store")
+    parser.add_argument("--store", required=True, help="the caption store (written in place)")
+    parser.add_argument("--source", action="append", required=True, help="a caption source to score (repeatable)")
+    parser.add_argument("--split", help="only this split")
+    parser.add_argument("--rescore", action="store_true", help="recompute captions that have a chair_i")
+    return parser
+
+
+def generate_main(argv: Sequence[str]) -> int:
+    """`vlforge-captioner generate ...` (a vlforge.common.console tool)."""
+    return _generate(build_generate_parser().parse_args(argv))
+
+
+def score_main(argv: Sequence[str]) -> int:
+    """`vlforge-captioner score ...` (a vlforge.common.console tool)."""
+    from vlforge.captioner.store_scoring import score_chair
+
+    args = build_score_parser().parse_args(argv)
+    print(json.dumps(score_chair(args.store, args.source, split=args.split, rescore=args.rescore).to_dict()))
+    return 0
 
 
 def analyze_main(argv: Sequence[str]) -> int:
