@@ -1,4 +1,4 @@
-"""``generate``, ``analyze`` and ``export``: the captioner's tools beside the LightningCLI subcommands.
+"""The captioner's tools beside the LightningCLI subcommands (registered in vlforge.captioner.cli).
 
     vlforge-captioner generate --store data/shapesworld \\
         --config captioner:generation/shapes_tiny.yaml [--split pool] [--limit 100] [--batch-size 16] \\
@@ -19,8 +19,8 @@ template kept; vlforge.captioner.hf_export). ``generate`` runs every captioner o
 process (resumable; for DDP over devices use ``vlforge-captioner predict``) and prints one JSON summary per
 captioner; ``--name`` / ``--source`` / ``--checkpoint`` replace those of a config's one captioner (e.g. a
 checkpoint of this run's SFT step in a plan); ``score`` writes each caption's CHAIR_i against the image's scene graph
-into the store (vlforge.captioner.store_scoring); ``analyze`` writes analysis.json and PNG plots. All three are registered in vlforge.captioner.cli; the
-console prints a user mistake as one line on stderr (exit code 2).
+into the store (vlforge.captioner.store_scoring); ``analyze`` writes analysis.json and PNG plots. The console prints
+a user mistake as one line on stderr (exit code 2).
 """
 
 from __future__ import annotations
