@@ -11,12 +11,14 @@
     vlforge-captioner export --checkpoint runs/x/checkpoints/last.ckpt --format hf --out captioner_hf
 
     vlforge-captioner evaluate --checkpoint runs/x/checkpoints --store data/shapesworld --split val \
-        --format dense --limit 200 --out runs/x/eval_val
+        --format dense --limit 200 --out runs/x/eval_val [--top-k 10]
     vlforge-captioner pretrain-tower --store data/shapesworld --steps 2500 --eval-split val --out runs/tower
 
 ``export --format hf`` writes a transformers folder (``AutoModelForImageTextToText`` + ``AutoProcessor``, chat
-template kept; vlforge.captioner.hf_export). ``generate`` runs every captioner of a generation config in this
-process (resumable; for DDP over devices use ``vlforge-captioner predict``) and prints one JSON summary per
+template kept; vlforge.captioner.hf_export). ``evaluate`` writes metrics.json: per checkpoint the grounding
+scores (``results``) and the statistics of the captions scored (``statistics``: lengths, words and content words,
+as ``analyze`` computes them, and two example captions). ``generate`` runs every captioner of a generation config
+in this process (resumable; for DDP over devices use ``vlforge-captioner predict``) and prints one JSON summary per
 captioner; ``--name`` / ``--source`` / ``--checkpoint`` replace those of a config's one captioner (e.g. a
 checkpoint of this run's SFT step in a plan); ``score`` writes each caption's CHAIR_i against the image's scene graph
 into the store (vlforge.captioner.store_scoring); ``analyze`` writes analysis.json and PNG plots. The console prints
@@ -100,23 +102,27 @@ def checkpoints_of(path: str) -> list[Path]:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from vlforge.captioner.analysis import caption_statistics
     from vlforge.captioner.evaluation import evaluate_captioner
     from vlforge.captioner.hf_export import captioner_from_checkpoint
     from vlforge.common.metrics import write_metrics
 
     checkpoints = checkpoints_of(args.checkpoint)
     tokens = args.max_new_tokens or (160 if args.format == "dense" else 60)
-    results = {}
+    results, statistics = {}, {}
     for position, checkpoint in enumerate(checkpoints, 1):
         captioner = captioner_from_checkpoint(checkpoint, args.run_config)
-        summary = evaluate_captioner(captioner, args.store, split=args.split, caption_format=args.format,
-                                     limit=args.limit, decoding={"max_new_tokens": tokens},
-                                     batch_size=args.batch_size).summary()
-        results[checkpoint.stem] = summary
+        evaluation = evaluate_captioner(captioner, args.store, split=args.split, caption_format=args.format,
+                                        limit=args.limit, decoding={"max_new_tokens": tokens},
+                                        batch_size=args.batch_size)
+        summary = results[checkpoint.stem] = evaluation.summary()
+        by_part = caption_statistics({"captions": evaluation.captions}, args.top_k)
+        statistics[checkpoint.stem] = {**{part: values.get("captions") for part, values in by_part.items()},
+                                       "examples": evaluation.captions[:2]}
         print(f"[{position}/{len(checkpoints)}] {checkpoint.stem}: " + json.dumps(summary), flush=True)
     write_metrics(args.out, {"split": args.split, "format": args.format, "limit": args.limit,
                              "max_new_tokens": tokens, "checkpoints": [str(c) for c in checkpoints],
-                             "results": results, "last": results[checkpoints[-1].stem]})
+                             "results": results, "last": results[checkpoints[-1].stem], "statistics": statistics})
     return 0
 
 
@@ -140,6 +146,7 @@ def build_evaluate_parser() -> ToolParser:
     parser.add_argument("--limit", type=int, help="the first N images of the split (default: all)")
     parser.add_argument("--max-new-tokens", type=int, help="default 160 for dense, 60 otherwise")
     parser.add_argument("--batch-size", type=int, default=25)
+    parser.add_argument("--top-k", type=int, default=10, help="most frequent words listed per checkpoint")
     parser.add_argument("--out", required=True, help="the folder of metrics.json")
     return parser
 
