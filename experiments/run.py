@@ -41,7 +41,9 @@ Relative config paths are read from the repository root; run folders go under th
 ``{NAME:checkpoint}`` the last checkpoint of NAME's run (vlforge.common.runs.last_checkpoint), ``{NAME:checkpoints}``
 the folder holding it. ``configs`` become ``--config`` (``<pkg>:`` names the package's shipped configs), ``set``
 becomes ``--key value``; a LightningCLI subcommand runs with ``--run_root <step folder> --run_name fit``, so the
-merged config is saved with the run.
+merged config is saved with the run. ``after: [STEP, ...]`` names steps that a step reads without naming them in its
+strings (e.g. captions another step wrote into a shared store): like the steps it names, they run before it, re-run
+it when they re-run, and ``--steps`` must select them too.
 
 Steps are stages of vlforge.common.stages: a finished step (its inputs — the command line and the content of every
 config file it names — unchanged) is skipped, an interrupted one runs again, ``--only`` re-runs one, ``--steps``
@@ -79,7 +81,7 @@ from mllm_augmented import BIN, Console, check_cli  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 PLAN_KEYS = {"name", "description", "seeds", "threads", "runs_root", "variables", "steps", "tables"}
-STEP_KEYS = {"name", "call", "configs", "set", "args", "shared", "seeds", "result", "check"}
+STEP_KEYS = {"name", "call", "configs", "set", "args", "shared", "seeds", "result", "check", "after"}
 TABLE_KEYS = {"title", "columns", "rows", "difference"}
 LIGHTNING = ("fit", "validate", "test", "predict")
 FIT_RUN = "fit"
@@ -119,6 +121,9 @@ def load_plan(path: str | Path, runs_root: str | None = None, variables: dict[st
         for ref, _ in PLACEHOLDER.findall(json.dumps(step)):
             if ref not in ("seed", "dir", *plan["variables"]) and ref not in names:
                 raise VLForgeError(f"plan {path}: step {step['name']!r} names {{{ref}}}, not an earlier step")
+        for ref in step.get("after") or []:
+            if ref not in names:
+                raise VLForgeError(f"plan {path}: step {step['name']!r}: after {ref!r} is not an earlier step")
         if step["name"] in plan["variables"]:
             raise VLForgeError(f"plan {path}: step {step['name']!r} has the name of a variable")
         names.append(step["name"])
@@ -274,15 +279,20 @@ def tool_parser(console: str, command: str) -> Any | None:
 
 
 # ------------------------------------------------------------------------------------------------ running
+def reads(spec: dict[str, Any]) -> list[str]:
+    """The steps a step reads: those its strings name (placeholders) and those in its ``after``."""
+    named = [ref for ref, _ in PLACEHOLDER.findall(json.dumps(spec))]
+    return list(dict.fromkeys(named + list(spec.get("after") or [])))
+
+
 def stage_runner(plan: dict[str, Any], seed: int | None, steps: list[Step], console: Console,
                  log: Callable[[str], None], upstream: dict[str, Any]) -> StageRunner:
     root = shared_folder(plan) if seed is None else seed_folder(plan, seed)
     names = {s.name for s in steps}
     stages = []
     for step in steps:
-        after = tuple(ref for ref, _ in PLACEHOLDER.findall(json.dumps(step.spec)) if ref in names)
-        stages.append(Stage(step.name, lambda folder, s=step: s.run(folder, console), step.inputs(upstream),
-                            tuple(dict.fromkeys(after))))
+        after = tuple(ref for ref in reads(step.spec) if ref in names)
+        stages.append(Stage(step.name, lambda folder, s=step: s.run(folder, console), step.inputs(upstream), after))
     return StageRunner(root, stages, log=log)
 
 
@@ -302,7 +312,7 @@ def run_plan(plan: dict[str, Any], seeds: list[int], only: str | None = None, dr
         seeded_names = {s["name"] for s in seeded_specs}
         seeded_specs = [s for s in seeded_specs if s["name"] in selected]
         for spec in seeded_specs:
-            needed = [r for r, _ in PLACEHOLDER.findall(json.dumps(spec)) if r in seeded_names and r not in selected]
+            needed = [r for r in reads(spec) if r in seeded_names and r not in selected]
             if needed:
                 raise VLForgeError(f"plan {plan['path']}: step {spec['name']!r} reads step {needed[0]!r}; "
                                    "select it too")
