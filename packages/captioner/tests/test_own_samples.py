@@ -6,7 +6,6 @@ of each image (``rejected: source:<name>``, ``score_above: 0``)."""
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 import torch
@@ -25,17 +24,11 @@ SAMPLING = ("captioners:\n  - {name: own, source: preset:llava_tiny, format: den
             "     decoding: {max_new_tokens: 10, do_sample: true, temperature: 1.0}}\nsplit: pref\nshear: false\n")
 
 
-@pytest.fixture(scope="module")
-def base_store(tmp_path_factory):
-    path = tmp_path_factory.mktemp("own") / "store"
-    build_shapes_store(path, 12, seed=4, workers=1, split_fractions={"seed": 0.5, "pref": 0.5})
-    return path
-
-
 @pytest.fixture
-def store(base_store, tmp_path):
+def store(tmp_path):
+    """A 12-image ShapesWorld store of its own for each test (they write into it)."""
     path = tmp_path / "store"
-    shutil.copytree(base_store, path)
+    build_shapes_store(path, 12, seed=4, workers=1, split_fractions={"seed": 0.5, "pref": 0.5})
     return str(path)
 
 
