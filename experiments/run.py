@@ -49,9 +49,9 @@ Steps are stages of vlforge.common.stages: a finished step (its inputs — the c
 config file it names — unchanged) is skipped, an interrupted one runs again, ``--only`` re-runs one, ``--steps``
 runs a subset (e.g. one recipe of a plan that also holds the variants it was chosen against). ``--dry-run``
 checks every step of every seed without running anything: LightningCLI calls are parsed and instantiated with
-run=False (parse-only when they name another step's output, which does not exist yet), tool calls are parsed by
-the tool's own parser where it has one (``build_<tool>_parser`` or ``build_parser`` beside the tool's function),
-and every ``--config`` file must exist and be YAML.
+run=False (parse-only when they name another step's output or a variable, which may not exist yet), tool calls are
+parsed by the tool's own parser where it has one (``build_<tool>_parser`` or ``build_parser`` beside the tool's
+function), and every ``--config`` file must exist and be YAML.
 ``table`` tabulates the results of every seed folder present: mean ± sample std over seeds per column, and the
 per-seed difference with its smallest value.
 """
@@ -191,9 +191,9 @@ class Step:
                 return str(self.seed)
             if ref == "dir":
                 return str(folder)
+            self.names_output = True  # another step's output, or a variable's folder: may not exist yet
             if ref in self.plan["variables"]:
                 return self.plan["variables"][ref]
-            self.names_output = True
             if not checkpoint:
                 return str(self.folders[ref])
             run = self.folders[ref] / FIT_RUN
