@@ -1,6 +1,6 @@
 """A plan runner: sequences `vlforge-<package>` console calls, nothing else.
 
-    python experiments/run.py run PLAN.yaml [--seeds 0,1,2] [--only STEP | --steps A,B] [--dry-run]
+    python experiments/run.py run PLAN.yaml [--seeds 0,1,2] [--only STEP | --steps A,B] [--var NAME=VALUE] [--dry-run]
     python experiments/run.py table PLAN.yaml [--json docs/results/NAME.json]
 
 A plan (experiments/<area>/plans/*.yaml) names its runs and lists its steps; each step is one console call with
@@ -9,6 +9,7 @@ stacked shipped configs and the YAML deltas committed beside the plan:
     name: vlm_outcome1            # runs/<name>/seed<S>/<step>/ (shared steps: runs/<name>/shared/<step>/)
     seeds: [0, 1, 2]
     threads: 1                    # OMP_NUM_THREADS / MKL_NUM_THREADS of every call
+    variables: {experiment: runs/mllm_augmented/seed0}   # {experiment} in strings; --var experiment=... sets it
     steps:
       - name: world
         shared: true              # once for every seed
@@ -35,19 +36,22 @@ stacked shipped configs and the YAML deltas committed beside the plan:
                                   # ("+SUFFIX:key.path" reads step "<column step>SUFFIX" instead)
 
 Relative config paths are read from the repository root; run folders go under the working directory. In strings,
-``{seed}`` is the seed, ``{dir}`` the step's folder, ``{NAME}`` the folder of step NAME and
+``{seed}`` is the seed, ``{dir}`` the step's folder, ``{VARIABLE}`` the value of one of the plan's ``variables``
+(e.g. another experiment's run folder that the plan reads), ``{NAME}`` the folder of step NAME and
 ``{NAME:checkpoint}`` the last checkpoint of NAME's run (vlforge.common.runs.last_checkpoint), ``{NAME:checkpoints}``
 the folder holding it. ``configs`` become ``--config`` (``<pkg>:`` names the package's shipped configs), ``set``
 becomes ``--key value``; a LightningCLI subcommand runs with ``--run_root <step folder> --run_name fit``, so the
-merged config is saved with the run.
+merged config is saved with the run. ``after: [STEP, ...]`` names steps that a step reads without naming them in its
+strings (e.g. captions another step wrote into a shared store): like the steps it names, they run before it, re-run
+it when they re-run, and ``--steps`` must select them too.
 
 Steps are stages of vlforge.common.stages: a finished step (its inputs — the command line and the content of every
 config file it names — unchanged) is skipped, an interrupted one runs again, ``--only`` re-runs one, ``--steps``
 runs a subset (e.g. one recipe of a plan that also holds the variants it was chosen against). ``--dry-run``
 checks every step of every seed without running anything: LightningCLI calls are parsed and instantiated with
-run=False (parse-only when they name another step's output, which does not exist yet), tool calls are parsed by
-the tool's own parser where it has one (``build_<tool>_parser`` or ``build_parser`` beside the tool's function),
-and every ``--config`` file must exist and be YAML.
+run=False (parse-only when they name another step's output or a variable, which may not exist yet), tool calls are
+parsed by the tool's own parser where it has one (``build_<tool>_parser`` or ``build_parser`` beside the tool's
+function), and every ``--config`` file must exist and be YAML.
 ``table`` tabulates the results of every seed folder present: mean ± sample std over seeds per column, and the
 per-seed difference with its smallest value.
 """
@@ -76,8 +80,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mllm_augmented import BIN, Console, check_cli  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-PLAN_KEYS = {"name", "description", "seeds", "threads", "runs_root", "steps", "tables"}
-STEP_KEYS = {"name", "call", "configs", "set", "args", "shared", "seeds", "result", "check"}
+PLAN_KEYS = {"name", "description", "seeds", "threads", "runs_root", "variables", "steps", "tables"}
+STEP_KEYS = {"name", "call", "configs", "set", "args", "shared", "seeds", "result", "check", "after"}
 TABLE_KEYS = {"title", "columns", "rows", "difference"}
 LIGHTNING = ("fit", "validate", "test", "predict")
 FIT_RUN = "fit"
@@ -85,9 +89,10 @@ PLACEHOLDER = re.compile(r"\{([A-Za-z_][\w-]*)(:checkpoints?)?\}")
 
 
 # ---------------------------------------------------------------------------------------------------- the plan
-def load_plan(path: str | Path, runs_root: str | None = None) -> dict[str, Any]:
-    """The plan at ``path`` (``runs_root`` overriding its own), its keys checked (a mistake is one line naming the
-    plan and the key)."""
+def load_plan(path: str | Path, runs_root: str | None = None, variables: dict[str, str] | None = None
+              ) -> dict[str, Any]:
+    """The plan at ``path`` (``runs_root`` and ``variables`` overriding its own), its keys checked (a mistake is one
+    line naming the plan and the key)."""
     path = Path(path)
     if not path.is_file():
         raise VLForgeError(f"plan {path} does not exist")
@@ -101,6 +106,12 @@ def load_plan(path: str | Path, runs_root: str | None = None) -> dict[str, Any]:
     for key in ("name", "steps"):
         if key not in plan:
             raise VLForgeError(f"plan {path}: missing key {key!r}")
+    plan_variables = {str(k): str(v) for k, v in (plan.get("variables") or {}).items()}
+    for name in variables or {}:
+        if name not in plan_variables:
+            raise VLForgeError(f"plan {path}: --var {name}: not one of its variables "
+                               f"({', '.join(plan_variables) or 'it has none'})")
+    plan["variables"] = {**plan_variables, **(variables or {})}
     names: list[str] = []
     for step in plan["steps"]:
         unknown = set(step) - STEP_KEYS
@@ -108,8 +119,13 @@ def load_plan(path: str | Path, runs_root: str | None = None) -> dict[str, Any]:
             problem = f"unknown key {sorted(unknown)[0]!r}" if unknown else "needs 'name' and 'call'"
             raise VLForgeError(f"plan {path}: step {step.get('name', len(names))!r}: {problem}")
         for ref, _ in PLACEHOLDER.findall(json.dumps(step)):
-            if ref not in ("seed", "dir") and ref not in names:
+            if ref not in ("seed", "dir", *plan["variables"]) and ref not in names:
                 raise VLForgeError(f"plan {path}: step {step['name']!r} names {{{ref}}}, not an earlier step")
+        for ref in step.get("after") or []:
+            if ref not in names:
+                raise VLForgeError(f"plan {path}: step {step['name']!r}: after {ref!r} is not an earlier step")
+        if step["name"] in plan["variables"]:
+            raise VLForgeError(f"plan {path}: step {step['name']!r} has the name of a variable")
         names.append(step["name"])
     for table in plan.get("tables") or []:
         unknown = set(table) - TABLE_KEYS
@@ -175,7 +191,9 @@ class Step:
                 return str(self.seed)
             if ref == "dir":
                 return str(folder)
-            self.names_output = True
+            self.names_output = True  # another step's output, or a variable's folder: may not exist yet
+            if ref in self.plan["variables"]:
+                return self.plan["variables"][ref]
             if not checkpoint:
                 return str(self.folders[ref])
             run = self.folders[ref] / FIT_RUN
@@ -208,8 +226,12 @@ class Step:
         named = [*(spec.get("configs") or []),
                  *[a for a, prev in zip(spec["call"][1:], spec["call"]) if prev == "--config"]]
         configs = {c: file_digest(c) for c in map(str, named) if not PLACEHOLDER.search(c)}
-        return {"spec": {k: v for k, v in spec.items() if k != "seeds"}, "seed": self.seed, "configs": configs,
-                "shared": upstream_tokens}
+        inputs = {"spec": {k: v for k, v in spec.items() if k != "seeds"}, "seed": self.seed, "configs": configs,
+                  "shared": upstream_tokens}
+        used = sorted({ref for ref, _ in PLACEHOLDER.findall(json.dumps(spec)) if ref in self.plan["variables"]})
+        if used:  # only where a step reads one, so that the inputs of steps without variables stay as they were
+            inputs["variables"] = {name: self.plan["variables"][name] for name in used}
+        return inputs
 
     def run(self, folder: Path, console: Console) -> None:
         args = self.args(folder)
@@ -257,15 +279,20 @@ def tool_parser(console: str, command: str) -> Any | None:
 
 
 # ------------------------------------------------------------------------------------------------ running
+def reads(spec: dict[str, Any]) -> list[str]:
+    """The steps a step reads: those its strings name (placeholders) and those in its ``after``."""
+    named = [ref for ref, _ in PLACEHOLDER.findall(json.dumps(spec))]
+    return list(dict.fromkeys(named + list(spec.get("after") or [])))
+
+
 def stage_runner(plan: dict[str, Any], seed: int | None, steps: list[Step], console: Console,
                  log: Callable[[str], None], upstream: dict[str, Any]) -> StageRunner:
     root = shared_folder(plan) if seed is None else seed_folder(plan, seed)
     names = {s.name for s in steps}
     stages = []
     for step in steps:
-        after = tuple(ref for ref, _ in PLACEHOLDER.findall(json.dumps(step.spec)) if ref in names)
-        stages.append(Stage(step.name, lambda folder, s=step: s.run(folder, console), step.inputs(upstream),
-                            tuple(dict.fromkeys(after))))
+        after = tuple(ref for ref in reads(step.spec) if ref in names)
+        stages.append(Stage(step.name, lambda folder, s=step: s.run(folder, console), step.inputs(upstream), after))
     return StageRunner(root, stages, log=log)
 
 
@@ -285,7 +312,7 @@ def run_plan(plan: dict[str, Any], seeds: list[int], only: str | None = None, dr
         seeded_names = {s["name"] for s in seeded_specs}
         seeded_specs = [s for s in seeded_specs if s["name"] in selected]
         for spec in seeded_specs:
-            needed = [r for r, _ in PLACEHOLDER.findall(json.dumps(spec)) if r in seeded_names and r not in selected]
+            needed = [r for r in reads(spec) if r in seeded_names and r not in selected]
             if needed:
                 raise VLForgeError(f"plan {plan['path']}: step {spec['name']!r} reads step {needed[0]!r}; "
                                    "select it too")
@@ -404,6 +431,14 @@ def tabulate(plan: dict[str, Any], json_out: str | None = None) -> str:
     return "\n\n".join(text)
 
 
+def variable_of(text: str) -> tuple[str, str]:
+    """``NAME=VALUE`` of ``--var``."""
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise VLForgeError(f"--var {text!r}: expected NAME=VALUE")
+    return name, value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="run.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -415,18 +450,21 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--steps", help="comma-separated: run only these of the per-seed steps (and the shared ones)")
     run.add_argument("--dry-run", action="store_true", help="check every step's call; run nothing")
     run.add_argument("--runs-root", help="overrides the plan's runs_root (default runs)")
+    run.add_argument("--var", action="append", default=[], metavar="NAME=VALUE",
+                     help="set one of the plan's variables (repeatable)")
     table = sub.add_parser("table", help="tabulate a plan's results over its seeds")
     table.add_argument("plan")
     table.add_argument("--json", help="also write the tabulated values here")
     table.add_argument("--runs-root", help="overrides the plan's runs_root (default runs)")
     args = parser.parse_args(argv)
     try:
+        variables = dict(variable_of(text) for text in getattr(args, "var", []))
         if args.mode == "table":
             print(tabulate(load_plan(args.plan, args.runs_root), args.json))
             return 0
         total = 0
         for path in args.plans:
-            plan = load_plan(path, args.runs_root)
+            plan = load_plan(path, args.runs_root, variables)
             seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else list(plan["seeds"])
             selected = args.steps.split(",") if args.steps else None
             total += run_plan(plan, seeds, args.only, args.dry_run, selected)

@@ -31,7 +31,18 @@ def test_plans_are_committed() -> None:
             "experiments/vlm/plans/hard_negatives.yaml",
             "experiments/vlm/plans/hard_negatives_dev.yaml", "experiments/vlm/plans/dense_sentences.yaml",
             "experiments/vlm/plans/minilm.yaml", "experiments/captioner/plans/grounding.yaml",
-            "experiments/captioner/plans/collapse.yaml", "experiments/captioner/plans/earlier_store.yaml"} <= names
+            "experiments/captioner/plans/collapse.yaml", "experiments/captioner/plans/earlier_store.yaml",
+            "experiments/captioner/plans/formats.yaml"} <= names
+
+
+def test_the_own_sample_generation_config_draws_two_samples() -> None:
+    """experiments/captioner/earlier_store/own_samples.yaml (a generate config, which --dry-run only finds as YAML)."""
+    from vlforge.captioner.generation.spec import load_generation_config
+
+    config = load_generation_config(REPO / "experiments/captioner/earlier_store/own_samples.yaml")
+    (captioner,) = config.captioners
+    assert config.split == "pref" and not config.shear
+    assert captioner.samples == 2 and captioner.decoding["do_sample"] and captioner.decoding["temperature"] == 1.0
 
 
 @pytest.mark.parametrize("plan", PLANS, ids=lambda p: p.relative_to(REPO).as_posix())
@@ -63,6 +74,10 @@ def test_dry_run_fails_on_a_broken_delta(tmp_path: Path, runner, capsys) -> None
     ({"name": "x", "steps": [{"name": "a", "call": ["vlm", "evaluate"]}],
       "tables": [{"title": "t", "columns": {"c": "nope"}, "rows": {"r": "k"}}]}, "column step 'nope' is not a step"),
     ({"name": "x", "steps": [{"name": "a", "call": ["vlm", "no-such-tool"]}]}, "vlforge-vlm has no command"),
+    ({"name": "x", "steps": [{"name": "a", "call": ["vlm", "evaluate"], "after": ["b"]}]},
+     "step 'a': after 'b' is not an earlier step"),
+    ({"name": "x", "variables": {"a": 1}, "steps": [{"name": "a", "call": ["vlm", "evaluate"]}]},
+     "step 'a' has the name of a variable"),
 ])
 def test_plan_mistakes_are_one_line(plan: dict, message: str, tmp_path: Path, runner, capsys) -> None:
     path = write_plan(tmp_path / "plan.yaml", plan)
@@ -160,3 +175,82 @@ def test_steps_must_include_the_steps_they_read(tmp_path: Path, runner, capsys) 
     assert runner.main(["run", plan, "--steps", "eval", "--dry-run", "--runs-root", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert "step 'eval' reads step 'fit'; select it too" in err and len(err.splitlines()) == 1
+
+
+def test_variables_fill_the_calls_and_the_inputs(tmp_path: Path, runner, capsys) -> None:
+    plan = write_plan(tmp_path / "plan.yaml", {"name": "var", "variables": {"experiment": "runs/x/seed0"}, "steps": [
+        {"name": "eval", "call": ["captioner", "evaluate", "--checkpoint", "{experiment}/a.ckpt", "--store",
+                                  "{experiment}/store", "--split", "test", "--out", "{dir}"]},
+        {"name": "other", "call": ["captioner", "evaluate", "--checkpoint", "b.ckpt", "--store", "s", "--split",
+                                   "test", "--out", "{dir}"]}]})
+    loaded = runner.load_plan(plan, str(tmp_path), {"experiment": "runs/y/seed1"})
+    step = runner.Step(loaded["steps"][0], loaded, 0, {}, dry_run=True)
+    args = step.args(tmp_path / "eval")
+    assert args[args.index("--checkpoint") + 1] == "runs/y/seed1/a.ckpt" and "runs/y/seed1/store" in args
+    assert step.inputs({})["variables"] == {"experiment": "runs/y/seed1"}  # another run folder: the step re-runs
+    assert "variables" not in runner.Step(loaded["steps"][1], loaded, 0, {}, dry_run=True).inputs({})
+    assert runner.main(["run", plan, "--dry-run", "--runs-root", str(tmp_path), "--var", "nope=1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--var nope: not one of its variables (experiment)" in err and len(err.splitlines()) == 1
+
+
+def test_after_orders_and_selects_steps_that_read_a_store(tmp_path: Path, runner, capsys) -> None:
+    plan = write_plan(tmp_path / "plan.yaml", {"name": "after", "steps": [
+        {"name": "samples", "call": ["captioner", "score", "--store", "s", "--source", "x"]},
+        {"name": "train", "after": ["samples"], "call": ["captioner", "score", "--store", "s", "--source", "y"]}]})
+    assert runner.main(["run", plan, "--steps", "train", "--dry-run", "--runs-root", str(tmp_path)]) == 2
+    assert "step 'train' reads step 'samples'; select it too" in capsys.readouterr().err
+    loaded = runner.load_plan(plan, str(tmp_path))
+    steps = [runner.Step(spec, loaded, 0, {}, dry_run=True) for spec in loaded["steps"]]
+    stages = runner.stage_runner(loaded, 0, steps, None, print, {}).stages
+    assert [stage.after for stage in stages] == [(), ("samples",)]
+
+
+@pytest.mark.slow
+def test_the_own_worst_preference_chain_runs_at_a_tiny_scale(tmp_path: Path, runner, capsys) -> None:
+    """The own-sample steps of experiments/captioner/plans/earlier_store.yaml with its committed deltas, on the tiny
+    LLaVA and a 60-image store: SFT, 2 samples per pref image into the store, CHAIR_i scores, preference training
+    on the most hallucinating sample of each image, evaluation."""
+    deltas = "experiments/captioner/earlier_store"
+    tiny = {"seed_everything": "{seed}", "data.init_args.store": "{world}/store",
+            "model.init_args.captioner.init_args.source": "preset:llava_tiny", "trainer.enable_progress_bar": "false"}
+    plan = write_plan(tmp_path / "plan.yaml", {"name": "own", "threads": 1, "steps": [
+        {"name": "world", "shared": True,
+         "call": ["store", "shapes", "{dir}/store", "--num-images", 60, "--seed", 0, "--image-size", 64, "--workers", 1,
+                  "--set", 'split_fractions={"seed": 0.5, "pref": 0.3, "test": 0.2}']},
+        {"name": "sft", "call": ["captioner", "fit"],
+         "configs": ["captioner:model/sft_tiny.yaml", "captioner:data/shapes_sft.yaml", f"{deltas}/sft.yaml"],
+         "set": {**tiny, "trainer.max_steps": 8, "data.init_args.batch_size": 8, "model.init_args.lr": 0.003}},
+        {"name": "own_samples", "call": ["captioner", "generate", "--store", "{world}/store", "--config",
+                                         f"{deltas}/own_samples.yaml", "--name", "sft_own_s{seed}", "--source",
+                                         "preset:llava_tiny", "--checkpoint", "{sft:checkpoint}"]},
+        {"name": "own_samples_score", "after": ["own_samples"],
+         "call": ["captioner", "score", "--store", "{world}/store", "--source", "sft_own_s{seed}", "--split", "pref"]},
+        {"name": "pref_own", "after": ["own_samples_score"], "call": ["captioner", "fit"],
+         "configs": ["captioner:model/preference_tiny.yaml", "captioner:data/shapes_preference.yaml",
+                     f"{deltas}/preference.yaml", f"{deltas}/own_worst.yaml"],
+         "set": {**tiny, "trainer.max_steps": 3, "data.init_args.batch_size": 4,
+                 "data.init_args.rejected": "source:sft_own_s{seed}",
+                 "model.init_args.captioner.init_args.weights": "{sft:checkpoint}"}},
+        {"name": "pref_own_eval", "call": ["captioner", "evaluate", "--checkpoint", "{pref_own:checkpoint}", "--store",
+                                           "{world}/store", "--split", "test", "--limit", 4, "--max-new-tokens", 20,
+                                           "--out", "{dir}"], "result": "metrics.json"}]})
+    assert runner.main(["run", plan, "--runs-root", str(tmp_path / "runs")]) == 0
+    assert "6 step(s) ran" in capsys.readouterr().out
+    from vlforge.captioner.data import PreferencePairDataset
+    from vlforge.common.store import CaptionStore
+
+    store = tmp_path / "runs" / "own" / "shared" / "world" / "store"
+    with CaptionStore(store) as opened:
+        samples = [c for r in opened.iter_records(split="pref") for c in r.captions_by(source="sft_own_s0")]
+    assert samples and all("chair_i" in c.scores and c.provenance["sample"] in (0, 1) for c in samples)
+    worst = {caption.text: caption.scores["chair_i"] for caption in samples}
+    pairs = PreferencePairDataset(str(store), "pref", chosen_kind="dense", rejected="source:sft_own_s0",
+                                  score_above=0.0)
+    assert 0 < len(pairs) and all(worst[pairs[i]["rejected"]] > 0 for i in range(len(pairs)))
+    saved = yaml.safe_load(next((tmp_path / "runs" / "own" / "seed0" / "pref_own" / "fit").rglob("config.yaml"))
+                           .read_text())
+    data = saved["data"]["init_args"]
+    assert data["rejected"] == "source:sft_own_s0" and data["score_above"] == 0
+    metrics = json.loads((tmp_path / "runs" / "own" / "seed0" / "pref_own_eval" / "metrics.json").read_text())
+    assert metrics["last"]["num_images"] == 4

@@ -51,10 +51,15 @@ def test_evaluate_scores_every_step_checkpoint_like_evaluate_captioner(sft_run, 
     assert list(metrics["results"]) == ["step1", "step2"] and metrics["last"] == metrics["results"]["step2"]
     assert [p.rsplit("/", 1)[-1] for p in metrics["checkpoints"]] == ["step1.ckpt", "step2.ckpt"]
     for name in ("step1", "step2"):
-        reference = evaluate_captioner(captioner_from_checkpoint(checkpoints / f"{name}.ckpt"), store, split="val",
-                                       caption_format="dense", limit=3, decoding={"max_new_tokens": 6},
-                                       batch_size=2).summary()
-        assert metrics["results"][name] == pytest.approx(reference), name
+        evaluation = evaluate_captioner(captioner_from_checkpoint(checkpoints / f"{name}.ckpt"), store, split="val",
+                                        caption_format="dense", limit=3, decoding={"max_new_tokens": 6},
+                                        batch_size=2)
+        assert metrics["results"][name] == pytest.approx(evaluation.summary()), name
+        statistics, texts = metrics["statistics"][name], [t for t in evaluation.captions if t.strip()]
+        assert statistics["examples"] == evaluation.captions[:2]
+        assert texts  # the statistics of the captions scored, as analyze computes them
+        assert statistics["lengths"]["mean"] == pytest.approx(sum(len(t.split()) for t in texts) / len(texts))
+        assert statistics["lengths"]["count"] == len(texts) and statistics["words"]["top"][0][1] >= 1
     assert metrics["results"]["step1"]["num_images"] == 3
 
 

@@ -10,6 +10,7 @@ from transformers import CLIPVisionModelWithProjection
 
 from vlforge.common.console import console
 from vlforge.common.errors import VLForgeError
+from vlforge.common.presets import build_preset, load_preset_config
 from vlforge.common.presets.llava import build_llava
 from vlforge.common.presets.tokenizer import shapes_tokenizer
 from vlforge.common.store import CaptionDataset
@@ -86,6 +87,27 @@ def test_export_cli_into_a_llava_vision_tower(clip_checkpoint, shapes_store, tmp
     with torch.no_grad():
         got = llava.eval().model.vision_tower(pixels, output_hidden_states=True).hidden_states[-1]
         torch.testing.assert_close(got, _open_clip_tokens(visual, pixels), atol=1e-5, rtol=1e-4)
+
+
+def test_export_writes_a_llava_preset_on_the_tower(clip_checkpoint, tmp_path, capsys):
+    out = tmp_path / "clip_vision"
+    assert console("vlm", TOOLS, ["export", "--checkpoint", str(clip_checkpoint), "--format", "hf-vision",
+                                  "--out", str(out), "--llava-preset", "llava_tiny"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == str(out / "preset.yaml")
+    preset = load_preset_config(out / "preset.yaml")
+    assert preset["model"]["vision_from"] == str(out.resolve()) and "vision" not in preset["model"]
+    llava, _ = build_preset(out / "preset.yaml")
+    model, _ = model_from_checkpoint(clip_checkpoint)
+    pixels = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        got = llava.eval().model.vision_tower(pixels, output_hidden_states=True).hidden_states[-1]
+        torch.testing.assert_close(got, _open_clip_tokens(model.eval().image_tower.visual, pixels), atol=1e-5,
+                                   rtol=1e-4)
+    assert console("vlm", TOOLS, ["export", "--checkpoint", str(clip_checkpoint), "--format", "open_clip",
+                                  "--out", str(tmp_path / "oc"), "--llava-preset", "llava_tiny"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]  # (after the preset build's loading progress)
+    assert err == ("vlforge-vlm export: error: --llava-preset starts a llava preset from an hf-vision export, not "
+                   "from open_clip")
 
 
 def test_export_and_vision_from_mistakes(clip_checkpoint, tmp_path, tiny_open_clip, capsys):

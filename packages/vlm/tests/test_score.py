@@ -71,8 +71,8 @@ def test_score_writes_direct_open_clip_similarities_once(store, clip_folder, cap
     assert summary["sources"] == {"gt": len(expected)} and summary["already_scored"] == summary["failed_images"] == 0
     status = [line for line in err.splitlines() if is_status_line(line)]
     n = len(records)
-    assert [line.split()[2] for line in status] == [f"{done}/{n}" for done in range(1, n + 1)] + [f"{n}/{n}"]
-    assert status[-1].startswith(f"clip scores: {n}/{n} images (100.0 %), ") and "ETA" in status[0]
+    assert [line.split()[1] for line in status] == [f"{done}/{n}" for done in range(1, n + 1)] + [f"{n}/{n}"]
+    assert status[-1].startswith(f"clip_score: {n}/{n} images (100.0 %), ") and "ETA" in status[0]
     written = _scores(store)
     assert sum("clip_score" in scores for scores in written.values()) == len(expected)  # nothing else touched
     with CaptionStore(store) as s:

@@ -57,6 +57,15 @@ def content_words(text: str) -> str:
     return " ".join(w for w in _WORD.findall(text.lower()) if w not in STOP_WORDS)
 
 
+def caption_statistics(texts_by_source: dict[str, list[str]], top_k: int = 20) -> dict[str, Any]:
+    """``lengths`` (words), ``words`` and ``content_words`` (frequencies, vocabulary size, type/token ratio) per
+    source over its non-empty captions (a source with none has no ``lengths`` entry)."""
+    texts = {s: [t for t in v if t.strip()] for s, v in texts_by_source.items()}
+    return {"lengths": length_stats(caption_lengths({s: t for s, t in texts.items() if t})),
+            "words": word_frequencies(texts, top_k),
+            "content_words": word_frequencies({s: [content_words(t) for t in v] for s, v in texts.items()}, top_k)}
+
+
 def collect_captions(
     store: CaptionStore, split: str | None = None, sources: Sequence[str] | None = None
 ) -> dict[str, list[tuple[str, str]]]:
@@ -153,23 +162,19 @@ def analyze(
         captions = collect_captions(store, split, sources)
         texts = {s: [t for _, t in pairs if t.strip()] for s, pairs in captions.items()}
         nonempty = {s: [(i, t) for i, t in pairs if t.strip()] for s, pairs in captions.items()}
-        lengths = caption_lengths({s: t for s, t in texts.items() if t})
-        words = word_frequencies(texts, top_k)
-        content = word_frequencies({s: [content_words(t) for t in v] for s, v in texts.items()}, top_k)
+        statistics = caption_statistics(texts, top_k)
         report: dict[str, Any] = {
             "store": os.path.abspath(os.fspath(store_path)),
             "split": split,
             "sources": {
                 s: {"captions": len(p), "empty": len(p) - len(texts[s])} for s, p in captions.items()
             },
-            "lengths": length_stats(lengths),
-            "words": words,
-            "content_words": content,
+            **statistics,
             "chair": chair_by_source(store, nonempty),
         }
-        plot_length_histograms(lengths, out / "lengths.png")
-        plot_word_frequencies(words, out / "words.png")
-        plot_word_frequencies(content, out / "content_words.png")
+        plot_length_histograms(caption_lengths({s: t for s, t in texts.items() if t}), out / "lengths.png")
+        plot_word_frequencies(statistics["words"], out / "words.png")
+        plot_word_frequencies(statistics["content_words"], out / "content_words.png")
         if clip_checkpoint is not None:
             scorer = ClipScorer(load_clip(clip_checkpoint, open_clip_model=clip_model).eval())
             scores = {s: clip_scores(store, p, scorer) for s, p in nonempty.items() if p}

@@ -12,6 +12,8 @@ TOOLS = {
                     "vlforge.captioner.tools_cli:analyze_main"),
     "export": Tool("a trained captioner checkpoint as a transformers folder (--format hf)",
                    "vlforge.captioner.tools_cli:export_main"),
+    "score": Tool("write each caption's CHAIR_i against its image's scene graph into the store",
+                  "vlforge.captioner.tools_cli:score_main"),
     "evaluate": Tool("grounding of captioner checkpoints on a store split (CHAIR, colour accuracy): JSON",
                      "vlforge.captioner.tools_cli:evaluate_main"),
     "pretrain-tower": Tool("pre-train a LLaVA vision tower per patch on ShapesWorld scene graphs; writes a preset",

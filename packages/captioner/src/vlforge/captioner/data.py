@@ -11,7 +11,10 @@
   swaps; each negative is paired with the positive it was made from);
   ``"hallucinated"``: the chosen caption with colour/shape words swapped (:func:`perturb.hallucinate`);
   ``"source:<name>"``: a captioner's own caption of the image, the one with the highest ``scores[score_key]``
-  (e.g. CHAIR_i against the scene graph: the paper's keep-the-worst selection).
+  (e.g. CHAIR_i against the scene graph, written by ``vlforge-captioner score``: the paper's keep-the-worst
+  selection); with ``score_above``, only captions whose score is above it are candidates (``score_above: 0`` with
+  CHAIR_i: hallucinating samples only; an image without one gives no pair), and a caption of the source without
+  the score is an error naming its record.
 
 Both index the split once at construction (small integer tuples, cheap to send to workers); the store is opened
 lazily in each process. Empty captions are never used.
@@ -86,9 +89,11 @@ class PreferencePairDataset(Dataset):
 
     def __init__(self, store_path: str | os.PathLike, split: str = "pref", chosen_kind: str = "descriptive",
                  rejected: str = "negative", score_key: str = "chair_i", seed: int = 0,
-                 limit: int | None = None) -> None:
+                 limit: int | None = None, score_above: float | None = None) -> None:
         if rejected not in REJECTED_MODES and not rejected.startswith(SOURCE_PREFIX):
             raise VLForgeError(f"rejected {rejected!r} is not one of {', '.join(REJECTED_MODES)} or 'source:<name>'")
+        if score_above is not None and not rejected.startswith(SOURCE_PREFIX):
+            raise VLForgeError(f"score_above selects among a source's scored captions; rejected is {rejected!r}")
         self.images = CaptionDataset(store_path, split=split, meta=False)  # images and captions only
         self.format = load_format(chosen_kind) if chosen_kind in ("short", "descriptive", "dense") else None
         self.instruction = self.format.prompt() if self.format else "Describe the image."
@@ -100,7 +105,7 @@ class PreferencePairDataset(Dataset):
             for chosen in record.captions_by(source="gt", kind=chosen_kind):
                 if not chosen.text.strip():
                     continue
-                for text in self._rejected_for(record, chosen.text, rejected, score_key, rng):
+                for text in self._rejected_for(record, chosen.text, rejected, score_key, rng, score_above):
                     if text.strip() and text != chosen.text:
                         self.pairs.append((ordinal, chosen.text, text))
         if not self.pairs:
@@ -109,7 +114,7 @@ class PreferencePairDataset(Dataset):
 
     @staticmethod
     def _rejected_for(record: ImageRecord, chosen: str, mode: str, score_key: str,
-                      rng: random.Random) -> list[str]:
+                      rng: random.Random, score_above: float | None = None) -> list[str]:
         if mode == "negative":
             return [c.text for c in record.captions_by(source="gt", kind="negative")
                     if c.provenance.get("positive_text") == chosen]
@@ -117,6 +122,12 @@ class PreferencePairDataset(Dataset):
             text = hallucinate(chosen, rng)
             return [text] if text is not None else []
         own = [c for c in record.captions_by(source=mode[len(SOURCE_PREFIX):]) if c.text.strip()]
+        if score_above is not None:
+            unscored = next((c for c in own if score_key not in c.scores), None)
+            if unscored is not None:
+                raise VLForgeError(f"record {record.image_id!r}: a caption of source {unscored.source!r} has no score "
+                                   f"{score_key!r} (vlforge-captioner score writes chair_i)")
+            own = [c for c in own if float(c.scores[score_key]) > score_above]
         if not own:
             return []
         return [max(own, key=lambda c: float(c.scores.get(score_key, float("-inf")))).text]

@@ -51,14 +51,15 @@ class CaptionerPreferenceDataModule(L.LightningDataModule):
 
     def __init__(self, store: str, train_split: str = "pref", chosen_kind: str = "descriptive",
                  rejected: str = "negative", score_key: str = "chair_i", batch_size: int = 8,
-                 num_workers: int = 0, train_limit: int | None = None, seed: int = 0) -> None:
+                 num_workers: int = 0, train_limit: int | None = None, seed: int = 0,
+                 score_above: float | None = None) -> None:
         super().__init__()
         self.save_hyperparameters()
 
     def setup(self, stage: str | None = None) -> None:
         h = self.hparams
         self.train_set = PreferencePairDataset(h.store, h.train_split, h.chosen_kind, h.rejected, h.score_key,
-                                               seed=h.seed, limit=h.train_limit)
+                                               seed=h.seed, limit=h.train_limit, score_above=h.score_above)
 
     def train_dataloader(self) -> DataLoader:
         return _loader(self.train_set, self.hparams.batch_size, True, self.hparams.num_workers)

@@ -26,12 +26,11 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from torch import nn
 
 from vlforge.common.errors import VLForgeError
 from vlforge.common.presets.llava import build_llava
-from vlforge.common.presets.registry import load_preset_config
+from vlforge.common.presets.registry import load_preset_config, write_vision_from_preset
 from vlforge.common.presets.tokenizer import shapes_tokenizer
 from vlforge.common.progress import track
 from vlforge.common.shapes.vocabulary import COLOURS, SHAPES
@@ -135,9 +134,7 @@ def pretrain_tower(store: str, out: str | Path, steps: int = 2500, lr: float = 1
               "eval_split": eval_split, "eval_images": len(held[0]), "train_s": round(time.time() - start),
               "curve": curve}
     (out / "probe.json").write_text(json.dumps(record, indent=1) + "\n")
-    preset = dict(base, seed=seed, description=f"{base_preset} with the vision tower pre-trained per patch on "
-                                                f"{train_split} ({steps} steps, seed {seed})")
-    preset["model"] = {k: v for k, v in model_args.items() if k not in ("vision", "image_size", "patch_size")}
-    preset["model"]["vision_from"] = str((out / "tower").resolve())
-    (out / "preset.yaml").write_text(yaml.safe_dump(preset, sort_keys=False))
+    write_vision_from_preset(base_preset, out / "tower", out / "preset.yaml", seed=seed,
+                             description=f"{base_preset} with the vision tower pre-trained per patch on {train_split} "
+                                         f"({steps} steps, seed {seed})")
     return record

@@ -95,7 +95,7 @@ def run_captioner(
             store.append_captions(captions)
             update_failures(store, spec.name, failed, captions)
             summary.captioned += len(captions)
-            summary.empty += sum(1 for c in captions.values() if not c[0].text)
+            summary.empty += sum(1 for texts in captions.values() for c in texts if not c.text)
             summary.failed += len(failed)
             progress.update(len(ready) + len(failed))
             log.info("%s: %d / %d images", spec.name, begin + len(ready) + len(failed), len(ids))

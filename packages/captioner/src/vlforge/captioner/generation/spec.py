@@ -16,6 +16,7 @@ A generation YAML (``configs/generation/*.yaml``)::
         decoding: {max_new_tokens: 30, num_beams: 1, do_sample: true, temperature: 0.2}   # model.generate
         kwargs
         seed: 0                            # sampling seed (per batch: seed + crc32 of its first image id)
+        samples: 1                         # captions drawn per image (> 1 needs do_sample; provenance "sample": k)
         preset_seed: null                  # a preset's random-init seed instead of the preset's own
 
 Unknown keys are one-line errors naming the key and the file.
@@ -68,6 +69,7 @@ class CaptionerSpec:
     preset_seed: int | None = None
     dtype: str = "float32"
     trust_remote_code: bool = False
+    samples: int = 1
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -81,6 +83,11 @@ class CaptionerSpec:
             )
         if not isinstance(self.decoding, dict):
             raise VLForgeError(f"captioner {self.name!r}: decoding must be a mapping of generate() arguments")
+        if self.samples < 1:
+            raise VLForgeError(f"captioner {self.name!r}: samples must be >= 1, got {self.samples}")
+        if self.samples > 1 and not self.decoding.get("do_sample"):
+            raise VLForgeError(f"captioner {self.name!r}: {self.samples} samples per image need sampling "
+                               "(decoding.do_sample: true)")
 
     def caption_format(self) -> CaptionFormat:
         fmt = load_format(self.format)

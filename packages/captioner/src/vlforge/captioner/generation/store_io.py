@@ -3,10 +3,12 @@ The generic store side (pending ids, provenance, failures, batch seeds) is :mod:
 
 - which images of a split still need a captioner (``pending_ids``, from common);
 - loading a batch's images, where one that fails to decode is set aside as a failure, not an error;
-- captioning a batch: generate, shear to T words (``vlforge.common.text.shear``), and wrap each text as a
+- captioning a batch: generate (``samples`` times per image, drawn one after another from the batch's seed),
+  shear to T words (``vlforge.common.text.shear``), and wrap each text as a
   ``Caption(source=<captioner name>, kind=<format kind>)`` with full provenance (model, checkpoint, prompt,
-  format, decoding, seed, shear T, raw length in words before shearing, time). An empty generation is stored
-  as "" (the training datasets skip empty captions);
+  format, decoding, seed, shear T, raw length in words before shearing, time; with several samples also the
+  sample's number). An empty generation is stored as "" (the training datasets skip empty captions); two equal
+  samples of one image are one caption;
 - the failures list in the store's info: ``info["generation_failures"][<captioner>][<image id>] = reason``; an
   image listed there has no caption of that captioner, so the next run retries it and removes it from the list
   when it succeeds.
@@ -84,37 +86,35 @@ def caption_batch(
     batch_size: int,
     splitter: str = "regex",
 ) -> dict[str, list[Caption]]:
-    """Generate, shear and wrap the captions of ``items`` (image id -> [Caption])."""
+    """Generate, shear and wrap the captions of ``items`` (image id -> [Caption], ``spec.samples`` each)."""
     if not items:
         return {}
     device = next(captioner.model.parameters()).device
     with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
         torch.manual_seed(batch_seed(spec.seed, items[0].record.image_id))
-        raw = generate_captions(
-            captioner,
-            None,
-            [i.image for i in items],
-            [i.instruction for i in items],
-            spec.decoding,
-            batch_size,
-        )
+        raw = [generate_captions(captioner, None, [i.image for i in items], [i.instruction for i in items],
+                                 spec.decoding, batch_size) for _ in range(spec.samples)]
     time = now()
     return {
-        item.record.image_id: [make_caption(text, spec, fmt, item.instruction, shear_tokens, time, splitter)]
-        for item, text in zip(items, raw, strict=True)
+        item.record.image_id: [make_caption(texts[n], spec, fmt, item.instruction, shear_tokens, time, splitter,
+                                            sample=k if spec.samples > 1 else None)
+                               for k, texts in enumerate(raw)]
+        for n, item in enumerate(items)
     }
 
 
 def make_caption(
     raw: str, spec: CaptionerSpec, fmt: CaptionFormat, instruction: str, shear_tokens: int | None, time: str,
-    splitter: str = "regex",
+    splitter: str = "regex", sample: int | None = None,
 ) -> Caption:
-    """One generated caption with its provenance; sheared to ``shear_tokens`` words unless that is None."""
+    """One generated caption with its provenance (``sample``: its number among several per image); sheared to
+    ``shear_tokens`` words unless that is None."""
     text = shear(raw, shear_tokens, splitter=splitter) if shear_tokens is not None else " ".join(raw.split())
     provenance = {
         **spec.provenance(),
         "prompt": instruction,
         "shear_tokens": shear_tokens,
         "raw_tokens": count_tokens(raw),
+        **({"sample": sample} if sample is not None else {}),
     }
     return generated_caption(text, spec.name, fmt.kind, provenance, f"vlforge-captioner {_captioner.__version__}", time)

@@ -105,3 +105,22 @@ def build_preset(name_or_yaml: str | os.PathLike, cache_dir: str | os.PathLike |
             return builder(**kwargs)
         except VLForgeError as exc:
             raise VLForgeError(f"{preset_path(name_or_yaml)}: {exc}") from None
+
+
+def write_vision_from_preset(base: str | os.PathLike, vision_folder: str | os.PathLike, path: str | os.PathLike,
+                             description: str, seed: int | None = None) -> Path:
+    """Write a llava preset YAML at ``path``: the preset ``base`` with its vision tower started from the CLIP vision
+    folder ``vision_folder`` (``model.vision_from``; the tower's own shape replaces ``vision``, ``image_size`` and
+    ``patch_size``) and ``seed`` replacing the base's init seed when given. A captioner names it as
+    ``source: preset:<path>``."""
+    config = load_preset_config(base)
+    if config["family"] != "llava":
+        raise VLForgeError(f"preset {base}: a vision tower folder starts llava presets only "
+                           f"(family {config['family']})")
+    config = {**config, "description": description, **({"seed": seed} if seed is not None else {})}
+    config["model"] = {k: v for k, v in (config.get("model") or {}).items()
+                       if k not in ("vision", "image_size", "patch_size")}
+    config["model"]["vision_from"] = str(Path(vision_folder).resolve())
+    path = Path(path)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
