@@ -176,7 +176,8 @@ def test_a_stage_command_s_progress_reaches_its_log_and_the_console(tmp_path: Pa
 def test_small_outcome_and_threads_deltas_stack_over_the_experiment(tmp_path: Path, capsys, mllm_runner) -> None:
     """The default run's small main job (experiments/shapes/small_outcome.yaml) drops two captioners and a curve
     point by setting them to null; threads1.yaml is the delta behind the 3-seed table of docs/results.md;
-    eval_val.yaml moves the evaluation to the val split (for choosing a setting)."""
+    eval_val.yaml moves the evaluation to the val split (for choosing a setting); small_sft300.yaml is the
+    300-step captioner that choice ruled out."""
     shapes = REPO / "experiments" / "shapes"
     configs = [str(SHAPES), str(shapes / "small_outcome.yaml"), str(shapes / "threads1.yaml")]
     exp = mllm_runner.load_experiment(configs)
@@ -187,6 +188,9 @@ def test_small_outcome_and_threads_deltas_stack_over_the_experiment(tmp_path: Pa
     assert mllm_runner.load_experiment([str(SHAPES)])["threads"] == 2
     on_val = mllm_runner.load_experiment([*configs, str(shapes / "eval_val.yaml")])
     assert on_val["clip"]["evaluation"] == {"split": "val"} and "evaluation" not in exp["clip"]
+    sft300 = mllm_runner.load_experiment([*configs[:2], str(shapes / "small_sft300.yaml"), *configs[2:]])
+    assert sft300["captioners"]["llava_short"]["train"]["config"]["trainer"]["max_steps"] == 300
+    assert exp["captioners"]["llava_short"]["train"]["config"]["trainer"]["max_steps"] == 600
 
     assert mllm_runner.main([*configs, delta(tmp_path, {"runs_root": str(tmp_path / "runs")}), "--dry-run"]) == 0
     checked = [line.split("] ")[1].split(":")[0] for line in capsys.readouterr().out.splitlines()

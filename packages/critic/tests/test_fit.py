@@ -7,6 +7,7 @@ import random
 
 import pytest
 
+from vlforge.common.checkpoint import read_checkpoint_state_dict
 from vlforge.common.console import console
 from vlforge.common.errors import VLForgeError
 from vlforge.common.lm.collate import SFTCollator
@@ -85,17 +86,23 @@ def test_fit_console_trains_the_shipped_tiny_recipe(store, tmp_path, capsys, mon
     last = [row for row in samples if row["step"] == samples[-1]["step"]]  # the last validation
     assert [(r["prompt"], r["reference"]) for r in last] == [(i.instruction, i.response) for i in first]
     assert all(VERDICT_ONLY in r["prompt"] and r["output"] for r in last), last
-    critic = GenerativeModel("preset:llava_tiny", weights=str(run / "checkpoints" / "last.ckpt"))
+    checkpoint = run / "checkpoints" / "last.ckpt"
+    critic = GenerativeModel("preset:llava_tiny", weights=str(checkpoint))
     data = CriticSFTDataset(store=str(store), split="critic", instruction="short", critiques=False)
-    images = [data[i]["image"] for i in range(4)]
-    p = verdict_probabilities(critic.model, critic.processor, images, ["There is a red circle."] * 4, "short")
-    assert all(0.0 < v < 1.0 for v in p)
+    images, sentences = [data[i]["image"] for i in range(4)], ["There is a red circle."] * 4
+    p = verdict_probabilities(critic.model, critic.processor, images, sentences, "short")
+    by_hand = GenerativeModel("preset:llava_tiny")  # the random init, then the checkpoint's weights put in by hand
+    untrained = verdict_probabilities(by_hand.model, by_hand.processor, images, sentences, "short")
+    trained = read_checkpoint_state_dict(checkpoint)
+    by_hand.model.load_state_dict({k.removeprefix("model."): v for k, v in trained.items()})
+    assert p == pytest.approx(verdict_probabilities(by_hand.model, by_hand.processor, images, sentences, "short"))
+    assert max(abs(a - b) for a, b in zip(p, untrained)) > 1e-3  # the trained weights, not the preset's init
 
     capsys.readouterr()
     monkeypatch.setenv("VLFORGE_PROGRESS_INTERVAL", "0")  # status lines, as in a log file
     monkeypatch.delenv("VLFORGE_PROGRESS", raising=False)
     assert console("critic", TOOLS, argv=["evaluate", "--store", str(store), "--split", "test", "--checkpoint",
-                                          str(run / "checkpoints" / "last.ckpt"), "--instruction", "short",
+                                          str(checkpoint), "--instruction", "short",
                                           "--modes", "probability", "--limit", "1"]) == 0
     captured = capsys.readouterr()
     assert "vlforge-critic evaluate: probability: accuracy" in captured.out

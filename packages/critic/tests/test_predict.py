@@ -12,12 +12,14 @@ import pytest
 
 from vlforge.common.console import console
 from vlforge.common.lm.generated_store import failures
+from vlforge.common.lm.model import GenerativeModel
 from vlforge.common.lm.shards import default_shard_root
 from vlforge.common.records import Caption, ImageRecord
 from vlforge.common.store import CaptionStore
 from vlforge.critic.cli import TOOLS
 from vlforge.critic.decompose import RuleBasedDecomposer
 from vlforge.critic.rewrite import drop_inconsistent
+from vlforge.critic.scoring import verdict_probabilities
 
 SOURCE = "weak"
 
@@ -51,6 +53,7 @@ def test_predict_writes_critic_source_with_provenance_resumes_and_changes_nothin
     summary = next(r.getMessage() for r in caplog.records if "critic-rewrite weak+critic" in r.getMessage())
     assert "5 captions added" in summary and "captions_cut 1" in summary and "sentences_cut 18" in summary
     assert "empty_captions 1" in summary and "without_caption 1" in summary and "failures 0" in summary
+    critic = GenerativeModel("preset:llava_tiny")  # the config's critic: the preset's seeded init, no checkpoint
     with CaptionStore(store) as s:
         ids = s.ids("test")
         for image_id in ids:
@@ -71,7 +74,10 @@ def test_predict_writes_critic_source_with_provenance_resumes_and_changes_nothin
             sentences = RuleBasedDecomposer()(original)[:12]
             assert [row["sentence"] for row in rows] == sentences
             verdicts = [{"consistent": True, "inconsistent": False}.get(row["verdict"]) for row in rows]
-            assert all(0.0 <= row["p_consistent"] <= 1.0 for row in rows)
+            expected = verdict_probabilities(critic.model, critic.processor, [s.load_image(record)] * len(sentences),
+                                             sentences, "short") if sentences else []
+            assert [row["p_consistent"] for row in rows] == pytest.approx(expected, abs=1e-5)
+            assert verdicts == [p >= 0.5 for p in expected]
             assert caption.text == drop_inconsistent(sentences, verdicts)
             if image_id == ids[3]:
                 assert caption.text == "" and rows == []

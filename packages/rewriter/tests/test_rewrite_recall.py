@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import torch
 
+from vlforge.common.lm.generate import generate_texts
 from vlforge.common.lm.model import GenerativeModel
 from vlforge.common.store import CaptionStore
 from vlforge.rewriter.embedding_cache import cached_image_index
+from vlforge.rewriter.examples import instruction_of
 from vlforge.rewriter.retriever import Retriever
-from vlforge.rewriter.rewrite_recall import hard_queries, recall_at_1, rewrite
+from vlforge.rewriter.rewrite_recall import GREEDY, hard_queries, recall_at_1, rewrite
 from vlforge.vlm.loading import load_clip
 
 
@@ -31,5 +33,7 @@ def test_hard_query_recall_of_raw_queries_and_rewrites(shapes_store, retriever_c
     assert abs(recall_at_1(retriever, index, texts, images) - 100.0 * hits / len(texts)) < 1e-6
     policy = GenerativeModel("preset:llama_tiny", weights=str(sft_run / "checkpoints" / "last.ckpt"))
     rewrites, empty = rewrite(policy, texts[:6])
-    assert len(rewrites) == 6 and all(r.strip() for r in rewrites) and 0 <= empty <= 6
+    generated = generate_texts(policy, None, [instruction_of(q) for q in texts[:6]], None, GREEDY, 32, "chat")
+    assert empty == sum(not g.strip() for g in generated)
+    assert rewrites == [g if g.strip() else q for g, q in zip(generated, texts[:6])]  # an empty one: its query
     assert rewrites != texts[:6]  # the policy writes its own text
