@@ -81,7 +81,7 @@ def measure_decomposition(records: Sequence[ImageRecord]) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``--store S --split test [--limit N] --output results.json``: measure and write JSON; 2 on a mistake."""
-    parser = ArgumentParser(prog="vlforge-critic decompose-eval", exit_on_error=False)
+    parser = ArgumentParser(prog="vlforge-critic decompose-eval", exit_on_error=False, allow_abbrev=False)
     parser.add_argument("--store", type=str, required=True)
     parser.add_argument("--split", type=str, default="test")
     parser.add_argument("--limit", type=int | None, default=None)

@@ -14,13 +14,13 @@ table (compare.md) into `out`:
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from vlforge.common.console import ToolParser
 from vlforge.common.errors import VLForgeError
 from vlforge.common.metrics import plot_recall_bars, plot_score_bars, read_metrics
 
@@ -95,13 +95,13 @@ def _first(scores: Mapping[str, Mapping[str, Any]], key: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="vlforge-vlm compare",
-                                     description="Figures and a table of several evaluate runs side by side.")
+    parser = ToolParser(prog="vlforge-vlm compare",
+                        description="Figures and a table of several evaluate runs side by side.")
     parser.add_argument("metrics", nargs="+", help="metrics.json files written by vlforge-vlm evaluate")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--names", nargs="+", help="one name per metrics file (default: their run folders)")
-    args = parser.parse_args(argv)
     try:
+        args = parser.parse_args(argv)
         for path in compare_metrics(args.metrics, args.out, args.names):
             print(path)
     except VLForgeError as err:

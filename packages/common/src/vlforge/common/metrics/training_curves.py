@@ -8,7 +8,6 @@ step, the train and val series of one quantity in the same panel (`train/loss` w
 
 from __future__ import annotations
 
-import argparse
 import csv
 import math
 import os
@@ -18,6 +17,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from vlforge.common.console import ToolParser
 from vlforge.common.errors import VLForgeError
 from vlforge.common.metrics.plots import _save
 
@@ -103,11 +103,11 @@ def plot_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="vlforge-plot", description="Draw a run folder's training curves.")
+    parser = ToolParser(prog="vlforge-plot", description="Draw a run folder's training curves.")
     parser.add_argument("run", help="a run folder holding metrics.csv (runs/<name>/version_<n>)")
     parser.add_argument("--out", help="the PNG to write (default RUN/curves.png)")
-    args = parser.parse_args(argv)
     try:
+        args = parser.parse_args(argv)
         print(plot_run(args.run, args.out))
     except VLForgeError as err:
         print(f"vlforge-plot: error: {err}", file=sys.stderr)
