@@ -27,7 +27,9 @@ import torch
 import yaml
 from torch import nn
 
+from vlforge.common.atomic_file import write_atomically
 from vlforge.common.errors import VLForgeError
+from vlforge.common.lm.loading import save_pretrained
 from vlforge.common.presets.llava import build_llava
 from vlforge.common.presets.registry import load_preset_config
 from vlforge.common.presets.tokenizer import shapes_tokenizer
@@ -125,16 +127,15 @@ def pretrain_tower(store: str, out: str | Path, steps: int = 2500, lr: float = 1
             curve.append({"step": step, "loss": round(loss.item(), 3), **accuracy, "s": round(time.time() - start)})
             log.info("tower step %d/%d: %s", step, steps, json.dumps(curve[-1]))
     out = Path(out)
-    tower.save_pretrained(out / "tower")
-    processor.image_processor.save_pretrained(out / "tower")
+    save_pretrained(tower, processor.image_processor, out / "tower", inputs=[store])
     record = {"store": store, "base_preset": base_preset, "patch_size": patch, "lr": lr, "steps": steps,
               "batch_size": batch_size, "seed": seed, "train_split": train_split, "train_images": len(train[0]),
               "eval_split": eval_split, "eval_images": len(held[0]), "train_s": round(time.time() - start),
               "curve": curve}
-    (out / "probe.json").write_text(json.dumps(record, indent=1) + "\n")
+    write_atomically(out / "probe.json", json.dumps(record, indent=1) + "\n", inputs=[store])
     preset = dict(base, seed=seed, description=f"{base_preset} with the vision tower pre-trained per patch on "
                                                 f"{train_split} ({steps} steps, seed {seed})")
     preset["model"] = {k: v for k, v in model_args.items() if k not in ("vision", "image_size", "patch_size")}
     preset["model"]["vision_from"] = str((out / "tower").resolve())
-    (out / "preset.yaml").write_text(yaml.safe_dump(preset, sort_keys=False))
+    write_atomically(out / "preset.yaml", yaml.safe_dump(preset, sort_keys=False), inputs=[store])
     return record

@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from vlforge.common.atomic_file import write_atomically
 from vlforge.common.console import ToolParser
 from vlforge.common.errors import VLForgeError
 from vlforge.common.metrics import plot_recall_bars, plot_score_bars, read_metrics
@@ -79,8 +80,7 @@ def compare_metrics(paths: Sequence[str | os.PathLike], out: str | os.PathLike,
         results[name] = next(iter(metrics["results"].values()))
         splits.add(str(metrics.get("split", "test")))
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "compare.md").write_text(markdown_table({n: table_row(r) for n, r in results.items()}) + "\n")
+    write_atomically(out / "compare.md", markdown_table({n: table_row(r) for n, r in results.items()}) + "\n", paths)
     return [out / "compare.md", *plot_evaluations(results, out, split="/".join(sorted(splits)))]
 
 
