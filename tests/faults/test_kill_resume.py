@@ -162,7 +162,7 @@ def test_killed_critic_predict_resumes_to_one_critique_per_caption(faults, tmp_p
         if not store.exists():
             shutil.copytree(tmp_path / "base", store)
         return ["predict", "--config", "critic:predict_tiny.yaml", "--data.init_args.store", store,
-                "--data.init_args.batch_size", "2", "--trainer.enable_progress_bar", "false", "--run_root",
+                "--data.init_args.batch_size", "1", "--trainer.enable_progress_bar", "false", "--run_root",
                 runs_root]
 
     clean = faults.run_console(module, argv(tmp_path / "reference"))
@@ -171,7 +171,7 @@ def test_killed_critic_predict_resumes_to_one_critique_per_caption(faults, tmp_p
     assert len(critiques) == 8 and all(len(c) == 1 and c[0][2] for c in critiques.values())
     assert all(c[0][1]["original_source"] == "gt" and c[0][1]["critic"] == "preset:llava_tiny"
                for c in critiques.values())
-    kills, runs = _kill_and_resume(faults, tmp_path, argv, reference, "critic-predict", module=module, count=2,
+    kills, runs = _kill_and_resume(faults, tmp_path, argv, reference, "critic-predict", module=module, count=3,
                                    total=faults.writes_of(clean))
     assert faults.snapshot(tmp_path / "target") == reference
     assert _critiques(tmp_path / "target") == critiques
