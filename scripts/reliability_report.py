@@ -1,4 +1,5 @@
-"""Run the fault-injection and bad-input suites and write what they tried to docs/results/reliability.json.
+"""Run the fault-injection and bad-input suites and write what they tried (and their wall time) to
+docs/results/reliability.json.
 
     OMP_NUM_THREADS=1 python scripts/reliability_report.py [--seed 16] [--out docs/results/reliability.json]
 
@@ -16,6 +17,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -35,8 +37,10 @@ def main(argv: list[str] | None = None) -> int:
         log, junit = Path(tmp) / "faults.jsonl", Path(tmp) / "junit.xml"
         env = dict(os.environ, VLFORGE_FAULTS_LOG=str(log), VLFORGE_FAULTS_SEED=str(args.seed),
                    VLFORGE_PROPERTY_EXAMPLES=str(PROPERTY_EXAMPLES))
+        start = time.perf_counter()
         proc = subprocess.run([sys.executable, "-m", "pytest", *SUITES, "-q", "-p", "no:cacheprovider",
                                f"--junitxml={junit}"], cwd=REPO, env=env)
+        wall_seconds = round(time.perf_counter() - start)
         rows = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
         outcomes = _outcomes(junit)
     by_kind: dict[tuple[str, str], collections.Counter] = collections.defaultdict(collections.Counter)
@@ -48,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python scripts/reliability_report.py --seed " + str(args.seed),
         "seed": args.seed,
         "pytest_exit_status": proc.returncode,
+        "wall_seconds": wall_seconds,
         "tests": outcomes,
         "faults": faults,
         "totals": {"faults_injected": sum(f.get("faults", 0) for f in faults),

@@ -1,9 +1,10 @@
-"""SIGKILL at seeded points of ingest, merge, caption generation and fit; then resume, verify and compare with an
-uninterrupted run: nothing committed is lost, nothing is duplicated, the resumed result equals the uninterrupted one.
+"""SIGKILL at seeded points of ingest, merge, caption generation, critic predict and fit; then resume, verify and
+compare with an uninterrupted run: nothing committed is lost, nothing is duplicated, the resumed result equals the
+uninterrupted one.
 
 Store commands are killed at chosen store writes (before one, inside its open transaction after all its puts, right
 after its commit); fit is killed at seeded moments after a checkpoint was written. Several kills hit one run in turn
-(each resume may be killed again) before a last resume completes it. Critic predict does not exist yet."""
+(each resume may be killed again) before a last resume completes it. Critic predict is killed like generation."""
 
 from __future__ import annotations
 
@@ -43,9 +44,11 @@ def _dataset(root, n: int, offset: int = 0, name: str = "ann.jsonl"):
 
 
 def _kill_and_resume(faults, tmp_path, argv_for, reference, salt: str, module: str = STORE_CLI,
-                     count: int = KILLS_PER_RUN) -> tuple[int, int]:
-    """Kill the command ``count`` times in a row at seeded writes, then let it finish; returns (kills, runs)."""
-    total = faults.writes_of(faults.run_console(module, argv_for(tmp_path / "clean-count")))
+                     count: int = KILLS_PER_RUN, total: int | None = None) -> tuple[int, int]:
+    """Kill the command ``count`` times in a row at seeded writes (out of ``total``, by default counted in a clean
+    run), then let it finish; returns (kills, runs)."""
+    if total is None:
+        total = faults.writes_of(faults.run_console(module, argv_for(tmp_path / "clean-count")))
     target = tmp_path / "target"
     kills = 0
     for at, phase in faults.kill_points(total, count, salt):
@@ -130,6 +133,50 @@ def test_killed_caption_generation_resumes_to_one_caption_per_image(faults, tmp_
     pool = [v for v in reference.values() if v[0] == "pool"]
     assert all(sum(c[1] == "tiny_llava" for c in captions) == 1 for _, captions, _, _ in pool)
     faults.record("sigkill", "generate", faults=kills, runs=runs, records=len(pool), records_lost=0,
+                  records_duplicated=0)
+
+
+def _critiques(path) -> dict[str, list[tuple]]:
+    """id -> the critic-rewrite captions of the image: (text, provenance but its time, (sentence, verdict) rows)."""
+    from vlforge.common.store import CaptionStore
+
+    with CaptionStore(path) as store:
+        return {record.image_id: [(c.text, {k: v for k, v in c.provenance.items() if k != "time"},
+                                   [(row["sentence"], row["verdict"]) for row in c.scores["critic_sentences"]])
+                                  for c in record.captions_by(source="gt+critic")]
+                for record in store.iter_records()}
+
+
+def test_killed_critic_predict_resumes_to_one_critique_per_caption(faults, tmp_path):
+    """`vlforge-critic predict` (critic:predict_tiny.yaml) killed at seeded writes of its shard store and of the
+    merge into the store, then resumed: every image's gt caption is checked exactly once (one `gt+critic` caption
+    with its provenance and per-sentence verdicts), as in an uninterrupted run, and no shard is left behind."""
+    from vlforge.common.lm.shards import default_shard_root
+    from vlforge.common.shapes.build import build_shapes_store
+
+    build_shapes_store(tmp_path / "base", 8, seed=3, workers=1, split_fractions={"test": 1.0})
+    module = "vlforge.critic.cli"  # `vlforge-critic predict`
+    runs_root = tmp_path / "runs"
+
+    def argv(store):
+        if not store.exists():
+            shutil.copytree(tmp_path / "base", store)
+        return ["predict", "--config", "critic:predict_tiny.yaml", "--data.init_args.store", store,
+                "--data.init_args.batch_size", "1", "--trainer.enable_progress_bar", "false", "--run_root",
+                runs_root]
+
+    clean = faults.run_console(module, argv(tmp_path / "reference"))
+    reference = faults.snapshot(tmp_path / "reference")
+    critiques = _critiques(tmp_path / "reference")
+    assert len(critiques) == 8 and all(len(c) == 1 and c[0][2] for c in critiques.values())
+    assert all(c[0][1]["original_source"] == "gt" and c[0][1]["critic"] == "preset:llava_tiny"
+               for c in critiques.values())
+    kills, runs = _kill_and_resume(faults, tmp_path, argv, reference, "critic-predict", module=module, count=3,
+                                   total=faults.writes_of(clean))
+    assert faults.snapshot(tmp_path / "target") == reference
+    assert _critiques(tmp_path / "target") == critiques
+    assert not default_shard_root(tmp_path / "target").exists()
+    faults.record("sigkill", "critic predict", faults=kills, runs=runs, records=len(critiques), records_lost=0,
                   records_duplicated=0)
 
 

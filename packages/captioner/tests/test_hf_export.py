@@ -64,6 +64,15 @@ def test_export_mistakes_are_one_line(tmp_path, capsys):
     assert "none.ckpt" in err and len(err.strip().splitlines()) == 1
 
 
+def test_export_never_writes_into_the_checkpoint_folder(sft_run, capsys):
+    before = sorted(p.name for p in sft_run.parent.iterdir())
+    assert console("captioner", TOOLS, ["export", "--checkpoint", str(sft_run), "--format", "hf",
+                                        "--out", str(sft_run.parent)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "holds the input" in err[-1] and "Traceback" not in err
+    assert sorted(p.name for p in sft_run.parent.iterdir()) == before
+
+
 def test_a_lora_captioner_exports_with_its_adapters_merged(tmp_path, images):
     from vlforge.captioner.captioner import Captioner
     from vlforge.captioner.hf_export import export_hf_captioner

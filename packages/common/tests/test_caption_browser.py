@@ -118,3 +118,17 @@ def test_a_record_whose_image_is_missing_still_shows_its_captions(tmp_path):
     assert store_main(["browse", str(path), "--out", str(tmp_path / "out")]) == 0
     source = (tmp_path / "out" / "index.html").read_text()
     assert "image not available" in source and "a red circle" in source
+
+
+def test_the_page_folder_is_replaced_whole_or_not_at_all_and_never_in_the_store(store, tmp_path, capsys):
+    store, _ = store
+    out = tmp_path / "page"
+    assert store_main(["browse", str(store), "--out", str(out), "--split", "pool"]) == 0
+    page = (out / "index.html").read_text()
+    assert store_main(["browse", str(store), "--out", str(out), "--split", "nope"]) == 2  # fails midway
+    assert (out / "index.html").read_text() == page and [p.name for p in tmp_path.iterdir()] == ["page"]
+    assert store_main(["browse", str(store), "--out", str(out), "--split", "pool", "--limit", "2"]) == 0
+    assert len(list((out / "images").iterdir())) == 2  # replaced whole: no thumbnail of the earlier page is left
+    capsys.readouterr()
+    assert store_main(["browse", str(store), "--out", str(store / "page")]) == 2
+    assert "would overwrite the input" in capsys.readouterr().err and not (store / "page").exists()

@@ -2,13 +2,20 @@
 
 import json
 import pickle
+import re
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import save_file
 
-from vlforge.common.checkpoint import export_checkpoint, instantiate, load_exported, read_checkpoint_state_dict
+from vlforge.common.checkpoint import (
+    check_ckpt_path,
+    export_checkpoint,
+    instantiate,
+    load_exported,
+    read_checkpoint_state_dict,
+)
 from vlforge.common.cli import run_cli
 from vlforge.common.errors import VLForgeError
 
@@ -173,6 +180,56 @@ def test_zero_folder_whose_latest_points_outside_is_refused_before_anything_is_u
         outside / "bf16_zero_pp_rank_0_mp_rank_00_optim_states.pt")
     with pytest.raises(VLForgeError, match="outside the folder"):
         read_checkpoint_state_dict(folder)
+    assert not marker.exists()
+
+
+def _zero_folder(root: Path, latest: str = "checkpoint") -> Path:
+    """A ZeRO checkpoint folder in Lightning's layout holding one safe model shard."""
+    folder = root / "last.ckpt"
+    (folder / "checkpoint").mkdir(parents=True)
+    torch.save({"module": {"w": torch.ones(1)}}, folder / "checkpoint" / "mp_rank_00_model_states.pt")
+    (folder / "latest").write_text(latest)
+    return folder
+
+
+def _bad_ckpt_path(tmp_path: Path, kind: str) -> tuple[Path, str]:
+    tmp_path.mkdir()
+    if kind == "not an archive":
+        (tmp_path / "notes.ckpt").write_text("not a checkpoint")
+        return tmp_path / "notes.ckpt", "is not a checkpoint (not a torch.save archive)"
+    if kind == "latest outside":
+        return _zero_folder(tmp_path, latest="../../etc"), "not a sub-folder of the checkpoint"
+    if kind == "no latest":
+        folder = _zero_folder(tmp_path)
+        (folder / "latest").unlink()
+        return folder, "needs a 'latest' file naming its tag"
+    return tmp_path / "missing.ckpt", "no such file or folder"
+
+
+@pytest.mark.parametrize("kind", ["not an archive", "latest outside", "no latest", "missing"])
+def test_a_bad_ckpt_path_is_a_one_line_error_before_anything_starts(tmp_path: Path, kind: str,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    path, message = _bad_ckpt_path(tmp_path / "ckpt", kind)
+    with pytest.raises(VLForgeError, match=re.escape(message)):
+        check_ckpt_path(str(path))
+    code = run_cli("common", ["fit", "--config", str(TOY_BASE), "--run_root", str(tmp_path / "runs"),
+                              "--trainer.max_steps", "1", "--ckpt_path", str(path)])
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]
+    assert code == 2 and "Traceback" not in err
+    assert last.startswith("vlforge-common: error: ") and str(path) in last and message in last
+    assert not (tmp_path / "runs" / "common").exists()  # nothing started
+
+
+def test_ckpt_path_zero_folder_shards_are_proven_safe_before_deepspeed_unpickles_them(tmp_path: Path) -> None:
+    """A ZeRO folder passes ``check_ckpt_path`` only when every shard loads with weights_only=True: an optimizer
+    shard whose pickle would run code is refused, and the code never runs."""
+    folder = _zero_folder(tmp_path)
+    check_ckpt_path(str(folder))  # a folder of safe shards passes
+    marker = tmp_path / "ran"
+    torch.save({"payload": _Payload(marker)}, folder / "checkpoint" / "zero_pp_rank_0_mp_rank_00_optim_states.pt")
+    with pytest.raises(VLForgeError, match="optim_states.pt: cannot be loaded with weights_only=True"):
+        check_ckpt_path(str(folder))
     assert not marker.exists()
 
 

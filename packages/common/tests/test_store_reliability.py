@@ -354,3 +354,58 @@ def test_lightning_console_refuses_an_abbreviated_option(tmp_path):
     code = run_lightning_cli("common", ["fit", "--config", str(toy), "--run_root", str(tmp_path), "--run_na", "x",
                                         "--trainer.max_steps", "1"])
     assert code == 2 and not (tmp_path / "x").exists()
+
+
+# Every tool of every vlforge console: (the options it needs, given in full; one option given as a prefix, mostly
+# `--ou` of --out / --output / --output_dir). Expanded, the prefix would run the tool or fail later for a missing
+# file; refused, it is a one-line usage error naming it.
+TOOL_ABBREVIATIONS = {
+    ("captioner", "generate"): (["--store", "S", "--config", "c.yaml"], ["--spl", "pool"]),
+    ("captioner", "analyze"): (["--store", "S", "--out", "O"], ["--ou", "X"]),
+    ("captioner", "export"): (["--checkpoint", "c.ckpt", "--format", "hf", "--out", "O"], ["--ou", "X"]),
+    ("captioner", "evaluate"): (["--checkpoint", "c.ckpt", "--store", "S", "--split", "t", "--out", "O"],
+                               ["--ou", "X"]),
+    ("captioner", "pretrain-tower"): (["--store", "S", "--out", "O"], ["--ou", "X"]),
+    ("captioner", "plot"): (["R"], ["--ou", "X"]),
+    ("critic", "make-data"): (["--store", "S", "--split", "t", "--output_dir", "O"], ["--ou", "X"]),
+    ("critic", "decompose-eval"): (["--store", "S"], ["--ou", "X"]),
+    ("critic", "evaluate"): (["--store", "S"], ["--ou", "X"]),
+    ("critic", "analyze"): (["--store", "S", "--source", "gt"], ["--ou", "X"]),
+    ("critic", "plot"): (["R"], ["--ou", "X"]),
+    ("rewriter", "make-data"): (["--store", "S", "--split", "t", "--checkpoint", "c.ckpt", "--output_dir", "O"],
+                                ["--ou", "X"]),
+    ("rewriter", "plot"): (["R"], ["--ou", "X"]),
+    ("vlm", "evaluate"): (["--checkpoint", "c.ckpt", "--output_dir", "O"], ["--ou", "X"]),
+    ("vlm", "export"): (["--checkpoint", "c.ckpt", "--format", "open_clip", "--out", "O"], ["--ou", "X"]),
+    ("vlm", "compare"): (["m.json", "--out", "O"], ["--ou", "X"]),
+    ("vlm", "score"): (["--store", "S", "--checkpoint", "c.ckpt"], ["--resc"]),
+    ("vlm", "evaluate-mllm"): (["--out", "O"], ["--ou", "X"]),
+    ("vlm", "shapes-llava-json"): (["--split", "t", "--out", "O"], ["--ou", "X"]),
+    ("vlm", "plot"): (["R"], ["--ou", "X"]),
+}
+
+
+def _console_tools() -> dict[tuple[str, str], object]:
+    import importlib
+
+    return {(package, name): tools for package in ("captioner", "critic", "rewriter", "vlm")
+            for tools in [importlib.import_module(f"vlforge.{package}.cli").TOOLS] for name in tools}
+
+
+def test_the_abbreviation_table_names_every_console_tool():
+    assert set(TOOL_ABBREVIATIONS) == set(_console_tools())
+
+
+@pytest.mark.parametrize("package, tool", sorted(TOOL_ABBREVIATIONS))
+def test_no_console_tool_expands_an_abbreviated_option(tmp_path, monkeypatch, capsys, package, tool):
+    from vlforge.common.console import console
+
+    monkeypatch.chdir(tmp_path)
+    full, abbreviated = TOOL_ABBREVIATIONS[package, tool]
+    code = console(package, _console_tools()[package, tool], argv=[tool, *full, *abbreviated])
+    err = capsys.readouterr().err.strip().splitlines()
+    abbreviation = abbreviated[0]
+    refused = ("unrecognized arguments" in err[0].lower() and abbreviation in err[0]
+               or f"{abbreviation[2:]}: unknown key" in err[0])  # argparse's words, or jsonargparse's
+    assert code == 2 and len(err) == 1 and refused, err
+    assert not (tmp_path / "X").exists() and not (tmp_path / "O").exists()

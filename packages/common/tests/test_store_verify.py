@@ -115,3 +115,18 @@ def test_skip_images_does_not_decode(store_path):
     damage(store_path, fn)
     assert verify_store(CaptionStore(store_path), check_images=False).ok
     assert not verify_store(CaptionStore(store_path)).ok
+
+
+def test_an_empty_generation_is_not_damage(store_path):
+    """Generated captions may be empty ("" for an empty generation or a critic-rewrite that dropped every
+    sentence); verify accepts them when their provenance names the generator, and still reports any other."""
+    from vlforge.common.lm.generated_store import generated_caption
+
+    with CaptionStore(store_path, readonly=False) as store:
+        store.append_captions({"i1": [generated_caption("", "gt+critic", "short", {"original_source": "gt"},
+                                                        "vlforge-critic 0")]})
+    assert verify_store(CaptionStore(store_path)).ok
+    with CaptionStore(store_path, readonly=False) as store:
+        store.append_captions({"i2": [Caption("", "typed", "short", provenance={"note": "no generator"})]})
+    report = verify_store(CaptionStore(store_path))
+    assert report.problems == ["record 'i2': caption 1 has empty text"]

@@ -100,3 +100,19 @@ def test_measurement_mistakes_are_one_line(tmp_path, capsys):
     with pytest.raises(Exception, match="no gt dense caption"):
         from vlforge.common.records import ImageRecord
         measure_decomposition([ImageRecord("x", "test", 1, 1, [], image_bytes=b"", meta={})])
+
+
+def test_the_output_never_overwrites_the_store(tmp_path, capsys):
+    """--output is written atomically and never onto an input: pointed at the store's own data.mdb, it is refused
+    in one line and the store still opens and verifies."""
+    from vlforge.common.store import CaptionStore
+    from vlforge.common.store.verify import verify_store
+
+    store = tmp_path / "shapes"
+    build_shapes_store(store, num_images=20, seed=1, image_size=32, workers=1)
+    capsys.readouterr()
+    assert main(["--store", str(store), "--split", "pool", "--output", str(store / "data.mdb")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "would overwrite the input" in err[0]
+    with CaptionStore(store) as reader:
+        assert verify_store(reader).ok

@@ -11,6 +11,7 @@ import pytest
 from vlforge.common.checkpoint import export_checkpoint
 from vlforge.common.cli import run_cli
 from vlforge.common.console import console
+from vlforge.common.errors import VLForgeError
 from vlforge.common.metrics import read_metrics
 from vlforge.common.progress import is_status_line
 from vlforge.common.records import ImageRecord
@@ -172,3 +173,9 @@ def test_the_shipped_config_runs_every_metric(run_dir, shapes_store, tmp_path):
     for png in written[1:]:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert read_metrics(fewer / "metrics.json")["results"]["store"]["retrieval"]["num_images"] == 8
+    mine = tmp_path / "again" / "compare.md"  # never onto an input: a metrics file where compare.md goes
+    mine.parent.mkdir()
+    mine.write_bytes((out / "metrics.json").read_bytes())
+    with pytest.raises(VLForgeError, match="would overwrite the input"):
+        compare_metrics([mine], mine.parent)
+    assert read_metrics(mine)["results"]

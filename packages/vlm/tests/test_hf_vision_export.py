@@ -120,3 +120,23 @@ def test_export_and_vision_from_mistakes(clip_checkpoint, tmp_path, tiny_open_cl
         build_llava(tokenizer, vision_from=str(folder), vision={"hidden_size": 64})
     with pytest.raises(VLForgeError, match="model.vision_from '.*missing'.*not a CLIP vision model"):
         build_llava(tokenizer, vision_from=str(tmp_path / "missing"))
+
+
+def test_export_replaces_an_earlier_export_and_never_writes_into_its_run(clip_checkpoint, tmp_path, capsys):
+    """`vlforge-vlm export` writes its folder atomically (a temporary folder renamed into place): a second export
+    replaces the first, and an --out that holds the checkpoint (its run folder) is refused in one line."""
+    out = tmp_path / "open_clip"
+    for _ in range(2):
+        assert console("vlm", TOOLS, ["export", "--checkpoint", str(clip_checkpoint), "--format", "open_clip",
+                                      "--out", str(out)]) == 0
+    assert [p.name for p in tmp_path.iterdir()] == ["open_clip"]  # no temporary folder left beside it
+    assert sorted(p.name for p in out.iterdir()) == ["open_clip_config.json", "open_clip_model.safetensors"]
+    run = clip_checkpoint.parent.parent
+    before = sorted(p.relative_to(run) for p in run.rglob("*"))
+    capsys.readouterr()
+    for target in (run, clip_checkpoint.parent):
+        assert console("vlm", TOOLS, ["export", "--checkpoint", str(clip_checkpoint), "--format", "hf-vision",
+                                      "--out", str(target)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert "Traceback" not in err and "holds the input" in err[-1]
+    assert sorted(p.relative_to(run) for p in run.rglob("*")) == before

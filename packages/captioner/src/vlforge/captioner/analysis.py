@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from vlforge.common.atomic_file import atomic_output
 from vlforge.common.errors import VLForgeError
 from vlforge.common.metrics import (
     caption_lengths,
@@ -140,7 +141,8 @@ def _plot_clip_scores(scores: dict[str, list[float]], path: Path) -> Path:
     axes.set_ylabel("captions")
     axes.legend(fontsize="small")
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    with atomic_output(path, binary=True) as f:
+        figure.savefig(f, format="png", dpi=120)
     return path
 
 

@@ -11,6 +11,7 @@ merged into the LLM, and written with ``save_pretrained`` (safetensors) beside t
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
@@ -43,12 +44,13 @@ def captioner_from_checkpoint(checkpoint: str | os.PathLike, run_config: str | o
     return captioner
 
 
-def export_hf_captioner(captioner: Captioner, out_dir: str | os.PathLike) -> Path:
+def export_hf_captioner(captioner: Captioner, out_dir: str | os.PathLike,
+                        inputs: Sequence[str | os.PathLike] = ()) -> Path:
     """Write ``captioner``'s model (LoRA adapters merged into a copy) and processor (chat template included) to
-    ``out_dir`` (:func:`vlforge.common.lm.loading.save_pretrained`)."""
-    return save_pretrained(captioner.model, captioner.processor, out_dir)
+    ``out_dir`` (:func:`vlforge.common.lm.loading.save_pretrained`: atomically, never onto one of ``inputs``)."""
+    return save_pretrained(captioner.model, captioner.processor, out_dir, inputs)
 
 
 def export_hf_captioner_checkpoint(checkpoint: str | os.PathLike, out_dir: str | os.PathLike,
                                    run_config: str | os.PathLike | None = None) -> Path:
-    return export_hf_captioner(captioner_from_checkpoint(checkpoint, run_config), out_dir)
+    return export_hf_captioner(captioner_from_checkpoint(checkpoint, run_config), out_dir, [checkpoint, run_config])

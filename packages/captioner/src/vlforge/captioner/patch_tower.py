@@ -28,7 +28,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from vlforge.common.atomic_file import write_atomically
 from vlforge.common.errors import VLForgeError
+from vlforge.common.lm.loading import save_pretrained
 from vlforge.common.presets.llava import build_llava
 from vlforge.common.presets.registry import load_preset_config, write_vision_from_preset
 from vlforge.common.presets.tokenizer import shapes_tokenizer
@@ -127,13 +129,12 @@ def pretrain_tower(store: str, out: str | Path, steps: int = 2500, lr: float = 1
             curve.append({"step": step, "loss": round(loss.item(), 3), **accuracy, "s": round(time.time() - start)})
             log.info("tower probe at step %d: %s", step, json.dumps(curve[-1]))
     out = Path(out)
-    tower.save_pretrained(out / "tower")
-    processor.image_processor.save_pretrained(out / "tower")
+    save_pretrained(tower, processor.image_processor, out / "tower", inputs=[store])
     record = {"store": store, "base_preset": base_preset, "patch_size": patch, "lr": lr, "steps": steps,
               "batch_size": batch_size, "seed": seed, "train_split": train_split, "train_images": len(train[0]),
               "eval_split": eval_split, "eval_images": len(held[0]), "train_s": round(time.time() - start),
               "curve": curve}
-    (out / "probe.json").write_text(json.dumps(record, indent=1) + "\n")
+    write_atomically(out / "probe.json", json.dumps(record, indent=1) + "\n", inputs=[store])
     write_vision_from_preset(base_preset, out / "tower", out / "preset.yaml", seed=seed,
                              description=f"{base_preset} with the vision tower pre-trained per patch on {train_split} "
                                          f"({steps} steps, seed {seed})")

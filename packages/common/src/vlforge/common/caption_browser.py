@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from vlforge.common.atomic_file import atomic_folder
 from vlforge.common.errors import VLForgeError
 from vlforge.common.metrics.chair import chair, scene_objects
 from vlforge.common.progress import track
@@ -37,14 +38,14 @@ _CANONICAL = {w.lower(): name for name, words in SHAPE_SYNONYMS.items() for w in
 def write_browser(store_path: str | os.PathLike, out: str | os.PathLike, split: str | None = None,
                   limit: int | None = None, sources: Sequence[str] | None = None, page_size: int = 24) -> Path:
     """Write `out/index.html` and `out/images/` for the first `limit` images of `split` (all when None), showing
-    the captions of `sources` (all when None); returns the page's path."""
+    the captions of `sources` (all when None); returns the page's path. The folder is written atomically and never
+    into the store (``common.atomic_file.atomic_folder``)."""
     if limit is not None and limit < 1:
         raise VLForgeError(f"--limit must be >= 1, got {limit}")
     if page_size < 1:
         raise VLForgeError(f"page size must be >= 1, got {page_size}")
-    out = Path(out)
-    (out / "images").mkdir(parents=True, exist_ok=True)
-    with CaptionStore(store_path, readonly=True) as store:
+    with atomic_folder(out, [store_path]) as tmp, CaptionStore(store_path, readonly=True) as store:
+        (tmp / "images").mkdir()
         ids = store.ids(split=split) if split is not None else store.ids()
         if split is not None and not ids:
             raise VLForgeError(f"store {os.fspath(store_path)!r} has no images in split {split!r}")
@@ -55,13 +56,11 @@ def write_browser(store_path: str | os.PathLike, out: str | os.PathLike, split: 
             captions = [c for c in record.captions if sources is None or c.source in sources]
             for caption in captions:
                 shown_sources[caption.source] = shown_sources.get(caption.source, 0) + 1
-            image_file = _write_thumbnail(store, record, out / "images", n)
+            image_file = _write_thumbnail(store, record, tmp / "images", n)
             sections.append(_record_html(record, captions, image_file, n // page_size))
-    title = f"{Path(store_path).name}" + (f" — {split}" if split else "")
-    page = _page(title, sections, shown_sources, page_size)
-    path = out / "index.html"
-    path.write_text(page, encoding="utf-8")
-    return path
+        title = f"{Path(store_path).name}" + (f" — {split}" if split else "")
+        (tmp / "index.html").write_text(_page(title, sections, shown_sources, page_size), encoding="utf-8")
+    return Path(out) / "index.html"
 
 
 def _write_thumbnail(store: CaptionStore, record: ImageRecord, folder: Path, n: int) -> str | None:

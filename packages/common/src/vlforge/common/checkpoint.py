@@ -82,11 +82,11 @@ def zero_checkpoint_tag(folder: Path) -> str:
     return tag
 
 
-def _merge_zero_shards(folder: Path) -> dict[str, torch.Tensor]:
-    """DeepSpeed's zero_to_fp32 loads its files with weights_only=False; every file it can read (the *.pt files of
-    the tag folder named by ``latest``, itself checked to be inside the folder) is first proven loadable with
-    weights_only=True (tensors, plain containers and three DeepSpeed data classes) and proven to lie inside the
-    folder (no symlink out), so nothing in it can run code and no file outside it is read."""
+def check_zero_checkpoint(folder: Path) -> str:
+    """The tag of a DeepSpeed ZeRO checkpoint folder, once it is proven safe for DeepSpeed's loaders (which unpickle
+    with weights_only=False): ``latest`` names a sub-folder (``zero_checkpoint_tag``), and every file they can read
+    there (its *.pt shards) lies inside the folder (no symlink out) and loads with weights_only=True (tensors,
+    plain containers and three DeepSpeed data classes), so nothing in it can run code."""
     tag = zero_checkpoint_tag(folder)
     real_folder = folder.resolve()
     shards = sorted((folder / tag).glob("*.pt"))
@@ -98,6 +98,12 @@ def _merge_zero_shards(folder: Path) -> dict[str, torch.Tensor]:
         if shard.resolve().parent != real_folder / tag:
             raise VLForgeError(f"checkpoint {folder}: shard {shard.name} is a link to a file outside the folder")
         _safe_load(shard, allowed)
+    return tag
+
+
+def _merge_zero_shards(folder: Path) -> dict[str, torch.Tensor]:
+    """All weights of a ZeRO folder merged to fp32 by DeepSpeed's zero_to_fp32, after ``check_zero_checkpoint``."""
+    tag = check_zero_checkpoint(folder)
     from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
 
     merged = get_fp32_state_dict_from_zero_checkpoint(str(folder), tag=tag)
@@ -109,8 +115,8 @@ LIGHTNING_CKPT_KEYWORDS = ("last", "best", "hpc", "registry")
 
 def check_ckpt_path(value: Any) -> None:
     """Validate a ``--ckpt_path`` before any training starts: Lightning's keywords pass; a path must be a regular
-    file holding a torch checkpoint archive or a DeepSpeed ZeRO folder (``zero_checkpoint_tag``); anything else is
-    a one-line VLForgeError naming it."""
+    file holding a torch checkpoint archive or a DeepSpeed ZeRO folder proven safe by ``check_zero_checkpoint``
+    (before DeepSpeed's own loader unpickles it); anything else is a one-line VLForgeError naming it."""
     if value is None or value in LIGHTNING_CKPT_KEYWORDS or (isinstance(value, str) and value.startswith("registry:")):
         return
     if not isinstance(value, str | os.PathLike) or not os.fspath(value):
@@ -120,7 +126,7 @@ def check_ckpt_path(value: Any) -> None:
     if not path.exists():
         raise VLForgeError(f"--ckpt_path {os.fspath(value)!r}: no such file or folder")
     if path.is_dir():
-        zero_checkpoint_tag(path)
+        check_zero_checkpoint(path)
         return
     try:
         with open_regular_file(path) as f:

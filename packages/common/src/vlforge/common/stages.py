@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vlforge.common.atomic_file import write_atomically
 from vlforge.common.errors import VLForgeError
 
 DONE_MARKER = ".done"
@@ -152,8 +153,6 @@ class StageRunner:
             "cpu_seconds": result.cpu_seconds,
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
-        tmp = folder / (DONE_MARKER + ".tmp")
-        tmp.write_text(json.dumps(record, indent=1) + "\n")
-        tmp.replace(folder / DONE_MARKER)
+        write_atomically(folder / DONE_MARKER, json.dumps(record, indent=1) + "\n")
         self.log(f"{head}: done in {result.seconds:.0f} s (CPU {result.cpu_seconds:.0f} s)")
         return result

@@ -15,9 +15,9 @@ import json
 import sys
 from collections import Counter
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
+from vlforge.common.atomic_file import write_atomically
 from vlforge.common.console import ToolParser
 from vlforge.common.errors import VLForgeError
 from vlforge.common.metrics.chair import chair, object_mentions, scene_objects
@@ -77,8 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     report = analyze_rewrite(args.store, args.split, args.source, args.limit)
     if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(json.dumps(report, indent=2))
+        write_atomically(args.output, json.dumps(report, indent=2), inputs=[args.store])
     for side in ("before", "after"):
         row = report[side]
         print(f"{PROG}: {side}: " + ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}"

@@ -3,6 +3,7 @@ tools of TOOLS (register one with a line there, see packages/common/README.md); 
 vlforge.common.console."""
 
 import sys
+from collections.abc import Sequence
 
 from vlforge.common.console import Tool, console
 
@@ -20,8 +21,8 @@ TOOLS: dict[str, Tool] = {
 }
 
 
-def main() -> None:
-    sys.exit(console("critic", TOOLS))
+def main(argv: Sequence[str] | None = None) -> None:
+    sys.exit(console("critic", TOOLS, argv))
 
 
 if __name__ == "__main__":

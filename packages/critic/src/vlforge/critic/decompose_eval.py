@@ -15,11 +15,11 @@ import json
 import re
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from jsonargparse import ArgumentError, ArgumentParser
 
+from vlforge.common.atomic_file import write_atomically
 from vlforge.common.errors import VLForgeError
 from vlforge.common.records import ImageRecord
 from vlforge.common.shapes.vocabulary import COLOURS, SHAPES
@@ -81,7 +81,7 @@ def measure_decomposition(records: Sequence[ImageRecord]) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``--store S --split test [--limit N] --output results.json``: measure and write JSON; 2 on a mistake."""
-    parser = ArgumentParser(prog="vlforge-critic decompose-eval", exit_on_error=False)
+    parser = ArgumentParser(prog="vlforge-critic decompose-eval", exit_on_error=False, allow_abbrev=False)
     parser.add_argument("--store", type=str, required=True)
     parser.add_argument("--split", type=str, default="test")
     parser.add_argument("--limit", type=int | None, default=None)
@@ -94,13 +94,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         records = [r for r in CaptionStore(args.store).iter_records(split=args.split)][:args.limit]
         if not records:
             raise VLForgeError(f"store {args.store}: split {args.split!r} has no records")
-        result = {"store": args.store, "split": args.split, **measure_decomposition(records)}
+        text = json.dumps({"store": args.store, "split": args.split, **measure_decomposition(records)}, indent=2)
+        if args.output:
+            write_atomically(args.output, text + "\n", inputs=[args.store])
     except VLForgeError as err:
         print(f"vlforge-critic decompose-eval: error: {err}", file=sys.stderr)
         return 2
-    text = json.dumps(result, indent=2)
-    if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(text + "\n")
     print(text)
     return 0

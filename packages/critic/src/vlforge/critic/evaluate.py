@@ -21,11 +21,11 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
 
+from vlforge.common.atomic_file import write_atomically
 from vlforge.common.console import ToolParser
 from vlforge.common.errors import VLForgeError
 from vlforge.common.lm.model import GenerativeModel
@@ -116,8 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                               batch_size=args.batch_size, decoding=decoding)
     results["settings"] = {k: v for k, v in vars(args).items() if k != "output"} | {"images": len(images)}
     if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(json.dumps(results, indent=2))
+        write_atomically(args.output, json.dumps(results, indent=2), inputs=[args.store])
     for mode in args.modes:
         r = results[mode]
         print(f"{PROG}: {mode}: accuracy {r['accuracy']:.1f} % (balanced {r['balanced_accuracy']:.1f} %) on "

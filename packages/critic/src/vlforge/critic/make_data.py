@@ -62,7 +62,7 @@ def make_shapes_critic_data(store: str, split: str, output_dir: str, seed: int =
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = ArgumentParser(prog=PROG, exit_on_error=False,
+    parser = ArgumentParser(prog=PROG, exit_on_error=False, allow_abbrev=False,
                             description="ShapesWorld critic examples as LLaVA conversation JSON.")
     parser.add_argument("--store", type=str, required=True)
     parser.add_argument("--split", type=str, required=True)

@@ -37,7 +37,7 @@ PROG = "vlforge-rewriter make-data"
 
 
 def build_parser() -> ArgumentParser:
-    parser = ArgumentParser(prog=PROG, exit_on_error=False,
+    parser = ArgumentParser(prog=PROG, exit_on_error=False, allow_abbrev=False,
                             description="Build D_SFT / D_PRO query pairs with retriever feedback.")
     parser.add_argument("--config", action=ActionConfigFile, help="a YAML file of these options")
     parser.add_argument("--store", type=str, required=True)

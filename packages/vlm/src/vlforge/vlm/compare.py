@@ -14,13 +14,14 @@ table (compare.md) into `out`:
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from vlforge.common.atomic_file import write_atomically
+from vlforge.common.console import ToolParser
 from vlforge.common.errors import VLForgeError
 from vlforge.common.metrics import plot_recall_bars, plot_score_bars, read_metrics
 
@@ -79,8 +80,7 @@ def compare_metrics(paths: Sequence[str | os.PathLike], out: str | os.PathLike,
         results[name] = next(iter(metrics["results"].values()))
         splits.add(str(metrics.get("split", "test")))
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "compare.md").write_text(markdown_table({n: table_row(r) for n, r in results.items()}) + "\n")
+    write_atomically(out / "compare.md", markdown_table({n: table_row(r) for n, r in results.items()}) + "\n", paths)
     return [out / "compare.md", *plot_evaluations(results, out, split="/".join(sorted(splits)))]
 
 
@@ -95,13 +95,13 @@ def _first(scores: Mapping[str, Mapping[str, Any]], key: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="vlforge-vlm compare",
-                                     description="Figures and a table of several evaluate runs side by side.")
+    parser = ToolParser(prog="vlforge-vlm compare",
+                        description="Figures and a table of several evaluate runs side by side.")
     parser.add_argument("metrics", nargs="+", help="metrics.json files written by vlforge-vlm evaluate")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--names", nargs="+", help="one name per metrics file (default: their run folders)")
-    args = parser.parse_args(argv)
     try:
+        args = parser.parse_args(argv)
         for path in compare_metrics(args.metrics, args.out, args.names):
             print(path)
     except VLForgeError as err:

@@ -26,6 +26,7 @@ import torch
 from jsonargparse import ActionConfigFile, ArgumentParser
 from torch import nn
 
+from vlforge.common.atomic_file import write_atomically
 from vlforge.common.cli import resolve_config_args
 from vlforge.common.errors import VLForgeError
 from vlforge.common.metrics import write_metrics
@@ -164,8 +165,9 @@ def evaluate(args: Any) -> tuple[dict[str, Any], str]:
                                                                           batch_size=args.batch_size)}
     table = markdown_table({name: table_row(result) for name, result in results.items()})
     out = Path(args.output_dir)
-    write_metrics(out, {"checkpoint": str(args.checkpoint), "split": args.split, "results": results})
-    (out / "metrics.md").write_text(table + "\n")
+    inputs = [args.checkpoint, *args.stores]
+    write_metrics(out, {"checkpoint": str(args.checkpoint), "split": args.split, "results": results}, inputs=inputs)
+    write_atomically(out / "metrics.md", table + "\n", inputs)
     plot_evaluations(results, out, split=args.split)
     return results, table
 

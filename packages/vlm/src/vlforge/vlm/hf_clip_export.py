@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ import torch
 from open_clip.tokenizer import SimpleTokenizer
 from transformers import CLIPConfig, CLIPModel, CLIPProcessor, CLIPTextConfig, CLIPTokenizer
 
+from vlforge.common.atomic_file import atomic_folder
 from vlforge.common.errors import VLForgeError
 from vlforge.common.presets.llava import CLIP_MEAN, CLIP_STD, clip_image_processor
 from vlforge.vlm.hf_vision_export import _BLOCK_KEYS, hf_vision_config, hf_vision_state_dict
@@ -127,15 +129,17 @@ def clip_tokenizer(context_length: int) -> CLIPTokenizer:
 
 
 def export_hf_clip(model: ContrastiveModel, out_dir: str | os.PathLike, config: dict[str, Any],
-                   mean: tuple[float, ...] = CLIP_MEAN, std: tuple[float, ...] = CLIP_STD) -> Path:
-    """Write ``model`` as a Hugging Face CLIP folder with tokenizer and processor (module docstring)."""
+                   mean: tuple[float, ...] = CLIP_MEAN, std: tuple[float, ...] = CLIP_STD,
+                   inputs: Sequence[str | os.PathLike] = ()) -> Path:
+    """Write ``model`` as a Hugging Face CLIP folder with tokenizer and processor (module docstring; atomically,
+    never onto one of ``inputs``)."""
     clip = to_hf_clip(model, config)
-    out = Path(out_dir)
-    clip.save_pretrained(out)
     processor = CLIPProcessor(image_processor=clip_image_processor(clip.config.vision_config.image_size, mean, std),
                               tokenizer=clip_tokenizer(clip.config.text_config.max_position_embeddings))
-    processor.save_pretrained(out)
-    return out
+    with atomic_folder(out_dir, inputs) as out:
+        clip.save_pretrained(out)
+        processor.save_pretrained(out)
+    return Path(out_dir)
 
 
 def export_hf_clip_checkpoint(checkpoint: str | os.PathLike, out_dir: str | os.PathLike,
@@ -146,4 +150,5 @@ def export_hf_clip_checkpoint(checkpoint: str | os.PathLike, out_dir: str | os.P
     image_model, text_model = tower_model(network, "image_tower"), tower_model(network, "text_tower")
     if image_model is None or text_model is None:
         raise VLForgeError(f"checkpoint {checkpoint}: the run config names no open_clip model for both towers")
-    return export_hf_clip(model, out_dir, open_clip_model_config(image_model, text_model))
+    return export_hf_clip(model, out_dir, open_clip_model_config(image_model, text_model),
+                          inputs=[checkpoint, run_config])

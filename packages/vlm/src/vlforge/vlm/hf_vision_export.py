@@ -20,6 +20,7 @@ timm backbones, ...) are refused with the part named.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from open_clip.transformer import VisionTransformer
 from torch import nn
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
+from vlforge.common.atomic_file import atomic_folder
 from vlforge.common.errors import VLForgeError
 from vlforge.common.presets.llava import CLIP_MEAN, CLIP_STD, clip_image_processor
 from vlforge.vlm.loading import model_from_checkpoint
@@ -114,13 +116,15 @@ def to_hf_vision(model: ContrastiveModel, open_clip_model_config: dict[str, Any]
 
 
 def export_hf_vision(model: ContrastiveModel, out_dir: str | os.PathLike, open_clip_model_config: dict[str, Any],
-                     mean: tuple[float, ...] = CLIP_MEAN, std: tuple[float, ...] = CLIP_STD) -> Path:
-    """Write ``model``'s image tower as a Hugging Face CLIP vision folder (module docstring); returns it."""
+                     mean: tuple[float, ...] = CLIP_MEAN, std: tuple[float, ...] = CLIP_STD,
+                     inputs: Sequence[str | os.PathLike] = ()) -> Path:
+    """Write ``model``'s image tower as a Hugging Face CLIP vision folder (module docstring; atomically, never onto
+    one of ``inputs``); returns it."""
     vision = to_hf_vision(model, open_clip_model_config)
-    out = Path(out_dir)
-    vision.save_pretrained(out)
-    clip_image_processor(vision.config.image_size, mean, std).save_pretrained(out)
-    return out
+    with atomic_folder(out_dir, inputs) as out:
+        vision.save_pretrained(out)
+        clip_image_processor(vision.config.image_size, mean, std).save_pretrained(out)
+    return Path(out_dir)
 
 
 def export_hf_vision_checkpoint(checkpoint: str | os.PathLike, out_dir: str | os.PathLike,
@@ -131,4 +135,4 @@ def export_hf_vision_checkpoint(checkpoint: str | os.PathLike, out_dir: str | os
     image_model = tower_model(network, "image_tower")
     if image_model is None:
         raise VLForgeError(f"checkpoint {checkpoint}: the run config names no open_clip model for the image tower")
-    return export_hf_vision(model, out_dir, open_clip_config(image_model))
+    return export_hf_vision(model, out_dir, open_clip_config(image_model), inputs=[checkpoint, run_config])

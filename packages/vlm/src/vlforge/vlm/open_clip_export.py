@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from open_clip.model import CLIP, CustomTextCLIP
 from safetensors.torch import save_file
 
+from vlforge.common.atomic_file import atomic_folder
 from vlforge.common.errors import VLForgeError
 from vlforge.vlm.models import ContrastiveModel, OpenClipImageTower, OpenClipTextTower
 from vlforge.vlm.models.open_clip_towers import open_clip_config
@@ -91,18 +93,18 @@ def to_open_clip(model: ContrastiveModel, config: dict[str, Any]) -> CLIP | Cust
 
 def export_open_clip(model: ContrastiveModel, out_dir: str | os.PathLike, config: dict[str, Any],
                      mean: tuple[float, ...] = OPENAI_DATASET_MEAN,
-                     std: tuple[float, ...] = OPENAI_DATASET_STD) -> Path:
-    """Write ``model`` in open_clip's format into ``out_dir`` (see the module docstring); returns ``out_dir``.
-    ``config``: the open_clip model config (:func:`open_clip_model_config`); ``mean`` / ``std``: the image
-    normalisation the model was trained with (vlforge's data uses open_clip's OpenAI defaults)."""
+                     std: tuple[float, ...] = OPENAI_DATASET_STD, inputs: Sequence[str | os.PathLike] = ()) -> Path:
+    """Write ``model`` in open_clip's format into ``out_dir`` (see the module docstring; atomically, never onto
+    one of ``inputs``: ``common.atomic_file.atomic_folder``); returns ``out_dir``. ``config``: the open_clip model
+    config (:func:`open_clip_model_config`); ``mean`` / ``std``: the image normalisation the model was trained with
+    (vlforge's data uses open_clip's OpenAI defaults)."""
     open_clip_model = to_open_clip(model, config)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in open_clip_model.state_dict().items()}
-    save_file(state, str(out / WEIGHTS_FILE))
-    record = {"model_cfg": config, "preprocess_cfg": {"mean": list(mean), "std": list(std)}}
-    (out / CONFIG_FILE).write_text(json.dumps(record, indent=2) + "\n")
-    return out
+    with atomic_folder(out_dir, inputs) as out:
+        state = {k: v.detach().cpu().contiguous() for k, v in open_clip_model.state_dict().items()}
+        save_file(state, str(out / WEIGHTS_FILE))
+        record = {"model_cfg": config, "preprocess_cfg": {"mean": list(mean), "std": list(std)}}
+        (out / CONFIG_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    return Path(out_dir)
 
 
 def tower_model(network: dict[str, Any], tower: str) -> str | dict[str, Any] | None:
@@ -121,7 +123,8 @@ def export_open_clip_checkpoint(checkpoint: str | os.PathLike, out_dir: str | os
         raise VLForgeError(f"checkpoint {checkpoint}: the run config names no open_clip model for both "
                            "towers")
     bias = None if model.logit_bias is None else float(model.logit_bias.detach())
-    return export_open_clip(model, out_dir, open_clip_model_config(image_model, text_model, bias))
+    return export_open_clip(model, out_dir, open_clip_model_config(image_model, text_model, bias),
+                            inputs=[checkpoint, run_config])
 
 
 class OpenClipContrastiveModel(ContrastiveModel):

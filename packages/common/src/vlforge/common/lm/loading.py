@@ -14,12 +14,14 @@ their processor) and causal LMs (with their tokenizer) alike.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from vlforge.common.atomic_file import atomic_folder
 from vlforge.common.checkpoint import read_checkpoint_state_dict
 from vlforge.common.errors import VLForgeError
 from vlforge.common.extras import require_extra
@@ -115,14 +117,16 @@ def is_lora_checkpoint(checkpoint: str | os.PathLike, prefix: str = MODEL_PREFIX
     return any(k.startswith(prefix) and ".lora_" in k for k in read_checkpoint_state_dict(checkpoint))
 
 
-def save_pretrained(model: nn.Module, processor: Any, folder: str | os.PathLike) -> Path:
+def save_pretrained(model: nn.Module, processor: Any, folder: str | os.PathLike,
+                    inputs: Sequence[str | os.PathLike] = ()) -> Path:
     """Write ``model`` (LoRA adapters merged into a copy of the base weights) and ``processor`` as a transformers
-    folder; ``load_generative(folder)`` loads it back."""
+    folder, atomically and never onto one of ``inputs`` (``common.atomic_file.atomic_folder``);
+    ``load_generative(folder)`` loads it back."""
     import copy
 
-    folder = Path(folder)
     if hasattr(model, "merge_and_unload"):  # a peft model
         model = copy.deepcopy(model).merge_and_unload()
-    model.save_pretrained(folder)
-    processor.save_pretrained(folder)
-    return folder
+    with atomic_folder(folder, inputs) as out:
+        model.save_pretrained(out)
+        processor.save_pretrained(out)
+    return Path(folder)

@@ -9,16 +9,17 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from vlforge.common.atomic_file import atomic_output
 from vlforge.common.errors import VLForgeError
 
 
 def _save(figure: Figure, path: str | os.PathLike) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``figure`` as a PNG at ``path``, atomically."""
     FigureCanvasAgg(figure)
     figure.tight_layout()
-    figure.savefig(path, format="png", dpi=100)
-    return path
+    with atomic_output(path, binary=True) as f:
+        figure.savefig(f, format="png", dpi=100)
+    return Path(path)
 
 
 def _label_bars(axes, bars, fmt: str = "{:.1f}") -> None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from numbers import Number
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from vlforge.common.atomic_file import write_atomically
 from vlforge.common.errors import VLForgeError
 
 
@@ -31,18 +32,17 @@ def _plain(value: Any, key: str) -> Any:
     raise VLForgeError(f"metric {key!r} has a value of type {type(value).__name__} that JSON cannot hold")
 
 
-def write_metrics(run_dir: str | os.PathLike, metrics: Mapping[str, Any], name: str = "metrics.json") -> Path:
+def write_metrics(run_dir: str | os.PathLike, metrics: Mapping[str, Any], name: str = "metrics.json",
+                  inputs: Sequence[str | os.PathLike | None] = ()) -> Path:
     """Write ``metrics`` (nested dicts / lists of numbers, strings, tensors) to ``run_dir/name`` and return the path.
 
-    Tensors and numpy scalars become numbers or lists; NaN and infinities become ``null``. The file is written to a
-    temporary name and renamed, so a reader never sees half a file.
+    Tensors and numpy scalars become numbers or lists; NaN and infinities become ``null``. The file is written
+    atomically and never onto one of ``inputs`` (``common.atomic_file.write_atomically``), so a reader never sees
+    half a file.
     """
     path = Path(run_dir) / name
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(_plain(dict(metrics), "metrics"), indent=2, sort_keys=True, allow_nan=False)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text + "\n")
-    tmp.replace(path)
+    write_atomically(path, text + "\n", inputs)
     return path
 
 

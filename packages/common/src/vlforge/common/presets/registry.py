@@ -17,6 +17,7 @@ from typing import Any
 import torch
 import yaml
 
+from vlforge.common.atomic_file import write_atomically
 from vlforge.common.errors import VLForgeError
 from vlforge.common.presets.blip import build_blip
 from vlforge.common.presets.llava import build_llava
@@ -122,5 +123,5 @@ def write_vision_from_preset(base: str | os.PathLike, vision_folder: str | os.Pa
                        if k not in ("vision", "image_size", "patch_size")}
     config["model"]["vision_from"] = str(Path(vision_folder).resolve())
     path = Path(path)
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    write_atomically(path, yaml.safe_dump(config, sort_keys=False))
     return path

@@ -16,6 +16,7 @@ import os
 import tarfile
 from collections.abc import Iterator
 
+from vlforge.common.atomic_file import write_atomically
 from vlforge.common.errors import VLForgeError
 from vlforge.common.records import ImageRecord
 from vlforge.common.store.export_images import image_bytes, image_extension
@@ -70,8 +71,7 @@ def export_webdataset(store: CaptionStore, records: Iterator[ImageRecord], out: 
     finally:
         if shard is not None:
             shard.close()
-    with open(os.path.join(out, "sizes.json"), "w", encoding="utf-8") as f:
-        json.dump(sizes, f, sort_keys=True)
+    write_atomically(os.path.join(out, "sizes.json"), json.dumps(sizes, sort_keys=True))
     summary.files = sorted(sizes)
     summary.note = (f"{len(sizes)} shards of up to {samples_per_shard} samples: "
                     f"{shard_pattern(out, prefix, len(sizes))}" if sizes else "no samples: no shard written")

@@ -1,9 +1,9 @@
 """verify_store: check a store end to end and report every problem (never raises for damage it can describe).
 
 Checks: every record decodes and sits under its own id; required fields and types; caption kinds valid, texts
-non-empty, no duplicate captions; image paths stay under the root; images decode and match the recorded size
-(unless ``check_images=False``); the split ordinal index is dense and agrees with the records; the stored counts
-equal counts recomputed from the records.
+non-empty (but a generation result's, which may be ""), no duplicate captions; image paths stay under the root;
+images decode and match the recorded size (unless ``check_images=False``); the split ordinal index is dense and
+agrees with the records; the stored counts equal counts recomputed from the records.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from vlforge.common.errors import VLForgeError
 from vlforge.common.progress import track
-from vlforge.common.records import ImageRecord
+from vlforge.common.records import Caption, ImageRecord
 from vlforge.common.store import codec
 from vlforge.common.store.counts import add_record, empty_counts
 from vlforge.common.store.images import check_relative_path
@@ -83,7 +83,7 @@ def _record_problems(record: ImageRecord) -> list[str]:
             problems.append(str(err))
     seen = set()
     for index, caption in enumerate(record.captions):
-        if not isinstance(caption.text, str) or not caption.text.strip():
+        if not isinstance(caption.text, str) or not caption.text.strip() and not _generated(caption):
             problems.append(f"record {rid!r}: caption {index} has empty text")
         if not isinstance(caption.source, str) or not caption.source:
             problems.append(f"record {rid!r}: caption {index} has no source")
@@ -91,6 +91,12 @@ def _record_problems(record: ImageRecord) -> list[str]:
             problems.append(f"record {rid!r}: caption {index} is a duplicate")
         seen.add(caption.key())
     return problems
+
+
+def _generated(caption: Caption) -> bool:
+    """A generation result (``common.lm.generated_store.generated_caption``: its provenance names the generator),
+    which may be empty: an empty generation, or a critic-rewrite that dropped every sentence, is stored as ""."""
+    return isinstance(caption.provenance, dict) and bool(caption.provenance.get("generator"))
 
 
 def _split_index_problems(store: CaptionStore, split_of: dict[str, str]) -> list[str]:

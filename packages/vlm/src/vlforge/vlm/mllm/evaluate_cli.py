@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from vlforge.common.atomic_file import write_atomically
 from vlforge.common.console import ToolParser
 from vlforge.common.errors import VLForgeError
 from vlforge.common.progress import Progress
@@ -135,8 +136,7 @@ def main(argv: Sequence[str]) -> int:
         result["llava_json"] = {"file": args.llava_json, "vqa": scored["vqa"], "skipped": dict(skipped.skipped),
                                 "answers": scored["answers"]}
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1, sort_keys=True), encoding="utf-8")
+    write_atomically(out, json.dumps(result, indent=1, sort_keys=True), [args.checkpoint, args.store, args.llava_json])
     for line in summary_lines(result):
         print(line)
     print(f"wrote {out}")

@@ -13,6 +13,7 @@ checkpoints of its ``llava`` presets are such checkpoints.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -81,9 +82,11 @@ def lit_module_from_checkpoint(checkpoint: str | os.PathLike, run_config: str | 
     return module
 
 
-def export_hf_llava(module: Any, out_dir: str | os.PathLike, name: str = "the module") -> Path:
+def export_hf_llava(module: Any, out_dir: str | os.PathLike, name: str = "the module",
+                    inputs: Sequence[str | os.PathLike] = ()) -> Path:
     """Write ``module.model`` (a ``LlavaForConditionalGeneration``, LoRA adapters merged into a copy) and
-    ``module.processor`` to ``out_dir`` (:func:`vlforge.common.lm.loading.save_pretrained`); returns the folder."""
+    ``module.processor`` to ``out_dir`` (:func:`vlforge.common.lm.loading.save_pretrained`: atomically, never onto
+    one of ``inputs``); returns the folder."""
     network, processor = getattr(module, "model", None), getattr(module, "processor", None)
     if network is None or processor is None:
         raise VLForgeError(f"{name}: a {type(module).__name__} without .model and .processor is not an MLLM "
@@ -92,11 +95,12 @@ def export_hf_llava(module: Any, out_dir: str | os.PathLike, name: str = "the mo
     if not isinstance(base, LlavaForConditionalGeneration):
         raise VLForgeError(f"{name}: holds a {type(base).__name__}; --format hf-llava exports a "
                            "LlavaForConditionalGeneration")
-    return save_pretrained(network, processor, out_dir)
+    return save_pretrained(network, processor, out_dir, inputs)
 
 
 def export_hf_llava_checkpoint(checkpoint: str | os.PathLike, out_dir: str | os.PathLike,
                                run_config: str | os.PathLike | None = None) -> Path:
     """Export the LLaVA of an MLLM Lightning checkpoint (module docstring)."""
     module = lit_module_from_checkpoint(checkpoint, run_config)
-    return export_hf_llava(module.eval(), out_dir, name=f"checkpoint {os.fspath(checkpoint)}")
+    return export_hf_llava(module.eval(), out_dir, name=f"checkpoint {os.fspath(checkpoint)}",
+                           inputs=[checkpoint, run_config])

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from vlforge.common.atomic_file import write_atomically
 from vlforge.common.console import ToolParser
 from vlforge.common.progress import track
 from vlforge.common.records import CAPTION_KINDS
@@ -79,7 +80,6 @@ def main(argv: Sequence[str]) -> int:
     with CaptionStore(args.store) as store:
         rows = shapes_llava_rows(store, args.split, args.out, args.types, args.caption_kind, args.limit,
                                  args.max_turns)
-    Path(args.out).absolute().parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(rows, ensure_ascii=False, indent=1), encoding="utf-8")
+    write_atomically(args.out, json.dumps(rows, ensure_ascii=False, indent=1), inputs=[args.store])
     print(f"wrote {len(rows)} conversations to {args.out}")
     return 0
