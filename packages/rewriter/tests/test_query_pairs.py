@@ -243,7 +243,7 @@ def test_make_data_mistakes_are_one_line(store, checkpoint, tmp_path, capsys):
     assert main(["--store", store, "--split", "pool", "--checkpoint", checkpoint, "--output_dir",
                  str(tmp_path), "--agent", "gpt"]) == 2
     assert capsys.readouterr().err.strip() == ("vlforge-rewriter make-data: error: --agent: 'gpt' is not one of "
-                                               "scene_graph_oracle, captioner_descriptions")
+                                               "scene_graph_oracle, captioner_descriptions, lm")
     assert main(["--store", store, "--split", "pool", "--checkpoint", checkpoint, "--output_dir",
                  str(tmp_path), "--agent", "captioner_descriptions"]) == 2
     assert "needs --descriptions_source" in capsys.readouterr().err

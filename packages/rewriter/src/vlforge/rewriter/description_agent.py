@@ -31,6 +31,12 @@ def _words(text: str) -> set[str]:
     return set(WORD.findall(text.lower()))
 
 
+def stored_description(record: ImageRecord, source: str, kind: str | None = None) -> str | None:
+    """The first non-empty caption of ``source`` (and ``kind``) of a record: a captioner's description of it."""
+    captions = [c.text for c in record.captions_by(source=source, kind=kind) if c.text.strip()]
+    return captions[0] if captions else None
+
+
 class CaptionerDescriptionAgent:
     """Rewrites from a captioner's descriptions of the right and the wrongly recalled images (module docstring)."""
 
@@ -41,8 +47,7 @@ class CaptionerDescriptionAgent:
         self.source, self.kind, self.similarity = source, kind, similarity
 
     def description(self, record: ImageRecord) -> str | None:
-        captions = [c.text for c in record.captions_by(source=self.source, kind=self.kind) if c.text.strip()]
-        return captions[0] if captions else None
+        return stored_description(record, self.source, self.kind)
 
     def propose(self, case: QueryCase, wrong: list[ImageRecord], turn: int) -> list[str]:
         description = self.description(case.record)

@@ -3,8 +3,10 @@
     vlforge-rewriter make-data --store data/shapes --split pref --checkpoint runs/vlm/version_0/checkpoints/last.ckpt \\
         --output_dir data/rewriter_pairs [--export_pro data/rewriter_pairs/pro_train.jsonl --reward_scale 100]
 
-The agent is ``scene_graph_oracle`` (ShapesWorld's upper bound) or ``captioner_descriptions`` (sees a trained
-captioner's descriptions stored as captions of ``--descriptions_source``; description_agent.py). The retriever is a
+The agent is ``scene_graph_oracle`` (ShapesWorld's upper bound), ``captioner_descriptions`` (sees a trained
+captioner's descriptions stored as captions of ``--descriptions_source``; description_agent.py) or ``lm`` (any
+model ``vlforge.common.lm`` loads, ``--lm.source``, with the paper's prompts, ``--lm.prompts``; an MLLM sees the
+images, a text-only LM the ``--descriptions_source`` descriptions; lm_agent.py). The retriever is a
 vlforge-vlm checkpoint (Lightning .ckpt, vlforge export folder or open_clip folder), frozen; the
 split's image features are cached beside the store. Writes d_sft.jsonl, d_pro.jsonl and summary.json into
 ``--output_dir``, optionally the PRO-shaped export, and prints a one-line summary.
@@ -27,12 +29,13 @@ from vlforge.common.store import CaptionStore
 from vlforge.rewriter.agents import RewriteAgent, SceneGraphOracleAgent
 from vlforge.rewriter.description_agent import CaptionerDescriptionAgent
 from vlforge.rewriter.embedding_cache import cached_image_index
+from vlforge.rewriter.lm_agent import LMAgentSettings, LMRewriteAgent
 from vlforge.rewriter.pair_files import export_pro_jsonl, write_query_pairs
 from vlforge.rewriter.query_pairs import QueryPairConfig, QueryPairs, make_query_pairs
 from vlforge.rewriter.retriever import Retriever
 from vlforge.rewriter.similarity import SentenceSimilarity
 
-AGENTS = ("scene_graph_oracle", "captioner_descriptions")
+AGENTS = ("scene_graph_oracle", "captioner_descriptions", "lm")
 PROG = "vlforge-rewriter make-data"
 
 
@@ -47,9 +50,11 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--output_dir", type=str, required=True)
     parser.add_argument("--agent", type=str, default="scene_graph_oracle", help=f"one of {', '.join(AGENTS)}")
     parser.add_argument("--descriptions_source", type=str | None, default=None,
-                        help="captioner_descriptions: the captioner's name (caption source) in the store")
+                        help="captioner_descriptions, lm with a text-only LM: the captioner's name (caption source)")
     parser.add_argument("--descriptions_kind", type=str | None, default=None,
                         help="captioner_descriptions: the descriptions' caption kind (default: any)")
+    parser.add_argument("--lm", type=LMAgentSettings, default=LMAgentSettings(),
+                        help="lm: the model, prompts and decoding of the LM agent")
     parser.add_argument("--pairs", type=QueryPairConfig, default=QueryPairConfig())
     parser.add_argument("--image_size", type=int | None, default=None, help="default: the image tower's")
     parser.add_argument("--max_images", type=int | None, default=None, help="gallery: the first N images")
@@ -66,10 +71,13 @@ def _load_retriever_model(checkpoint: str, run_config: str | None) -> torch.nn.M
     return load_clip(checkpoint, run_config)
 
 
-def build_agent(args: Any, similarity: Any) -> RewriteAgent:
+def build_agent(args: Any, similarity: Any, store: CaptionStore) -> RewriteAgent:
     """The challenge-response agent named by ``--agent``."""
     if args.agent == "scene_graph_oracle":
         return SceneGraphOracleAgent()
+    if args.agent == "lm":
+        return LMRewriteAgent.load(args.lm, args.device, store.load_image, args.pairs.max_rewrite_words,
+                                   args.descriptions_source, args.descriptions_kind)
     if not args.descriptions_source:
         raise VLForgeError("--agent captioner_descriptions needs --descriptions_source (the captioner's name)")
     return CaptionerDescriptionAgent(args.descriptions_source, similarity, args.descriptions_kind)
@@ -79,7 +87,8 @@ def make_data(args: Any) -> QueryPairs:
     if args.agent not in AGENTS:
         raise VLForgeError(f"--agent: {args.agent!r} is not one of {', '.join(AGENTS)}")
     similarity = SentenceSimilarity().pairwise
-    agent = build_agent(args, similarity)
+    store = CaptionStore(args.store)
+    agent = build_agent(args, similarity, store)
     model = _load_retriever_model(args.checkpoint, args.run_config).to(args.device)
     image_size = args.image_size or getattr(getattr(model, "image_tower", None), "image_size", None)
     if image_size is None:
@@ -88,14 +97,19 @@ def make_data(args: Any) -> QueryPairs:
                                        args.batch_size, args.max_images)
     print(f"{PROG}: {len(index.image_ids)} image features {'from the cache' if cached else 'computed'}",
           file=sys.stderr)
-    store = CaptionStore(args.store)
+    lm_blur = agent.blur if isinstance(agent, LMRewriteAgent) and args.lm.blur else None
     with Progress(PROG, unit="queries") as progress:
         pairs = make_query_pairs(Retriever(model, args.batch_size), index, store, args.split, agent, similarity,
-                                 args.pairs, progress=progress.advance_to)
+                                 args.pairs, progress=progress.advance_to, blur=lm_blur)
+    if isinstance(agent, LMRewriteAgent):
+        for query_id in agent.unparsable:
+            pairs.skip(query_id, "unparsable_agent_output")
     settings = {"store": args.store, "split": args.split, "checkpoint": args.checkpoint, "agent": args.agent,
                 "pairs": asdict(args.pairs)}
-    if args.agent == "captioner_descriptions":
+    if args.agent in ("captioner_descriptions", "lm"):
         settings["descriptions"] = {"source": args.descriptions_source, "kind": args.descriptions_kind}
+    if args.agent == "lm":
+        settings["lm"] = asdict(args.lm)
     write_query_pairs(pairs, args.output_dir, settings)
     if args.export_pro:
         export_pro_jsonl(pairs.pro, args.export_pro, args.reward_scale)

@@ -5,8 +5,9 @@
 2. Low-quality queries go through the challenge-response loop: recall the top ``recall_k`` wrong images for the
    best text so far, let the agent compare them with the right image and propose rewrites, re-test every
    rewrite, up to ``max_turns`` turns or until ``num_candidates`` rewrites are high quality.
-3. High-quality queries are blurred (``blur.blur_query``); a blurred query the retriever scores lower than the
-   original becomes a low-quality query whose candidates include the original, and it runs the same loop.
+3. High-quality queries are blurred (``blur.blur_query``, or the LM agent's ``blur``); a blurred query the
+   retriever scores lower than the original becomes a low-quality query whose candidates include the original,
+   and it runs the same loop (the agent is shown the blurred query, never the original).
 4. Rewrites whose MiniLM similarity to the low-quality query is below ``min_similarity`` are dropped.
 5. D_SFT: low-quality query → its best-scoring rewrite, when that rewrite is high quality. D_PRO: query → up to
    ``num_candidates`` rewrites ranked by retriever score (at least 2).
@@ -17,6 +18,7 @@ empty rewrite, a rewrite longer than ``max_rewrite_words``, a NaN score, a query
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter
 from collections.abc import Callable
@@ -153,7 +155,7 @@ class _Loop:
         for turn in range(1, self.config.max_turns + 1):
             recalled = self.retriever.top_images(best_text, self.index, self.config.recall_k + 1)
             wrong = [self.store.get(i) for i in recalled if i != case.record.image_id][:self.config.recall_k]
-            proposals = self._valid(case, self.agent.propose(case, wrong, turn))
+            proposals = self._valid(case, self.agent.propose(dataclasses.replace(case, text=low_text), wrong, turn))
             self.pairs.counts["agent_proposals"] += len(proposals)
             new = [t for t in dict.fromkeys(proposals) if t not in candidates and t != low_text]
             candidates.update({c.text: c for c in self._score(case, new, turn, low_text)})
@@ -182,9 +184,11 @@ class _Loop:
 def make_query_pairs(retriever: Retriever, index: ImageIndex, store: CaptionStore, split: str,
                      agent: RewriteAgent, similarity: Callable[[list[str], list[str]], list[float]],
                      config: QueryPairConfig | None = None,
-                     progress: Callable[[int, int], None] | None = None) -> QueryPairs:
+                     progress: Callable[[int, int], None] | None = None,
+                     blur: Callable[[str, str], str | None] | None = None) -> QueryPairs:
     """D_SFT and D_PRO of one split (see the module docstring). ``similarity(a, b)`` gives the text similarity of
-    each pair (MiniLM's :meth:`SentenceSimilarity.pairwise`); ``progress(done, total)`` is called per query."""
+    each pair (MiniLM's :meth:`SentenceSimilarity.pairwise`); ``progress(done, total)`` is called per query;
+    ``blur(query_id, query)`` makes a high-quality query vaguer (default: the rule-based ``blur_query``)."""
     config = config or QueryPairConfig()
     pairs = QueryPairs()
     cases = _query_cases(store, split, index, config, pairs)
@@ -202,14 +206,14 @@ def make_query_pairs(retriever: Retriever, index: ImageIndex, store: CaptionStor
         else:
             pairs.counts["high_quality"] += 1
             if config.blur:
-                _blurred(loop, case, score)
+                _blurred(loop, case, score, blur or (lambda _, text: blur_query(text)))
         if progress is not None:
             progress(done, len(cases))
     return pairs
 
 
-def _blurred(loop: _Loop, case: QueryCase, original_score: float) -> None:
-    blurred = blur_query(case.text)
+def _blurred(loop: _Loop, case: QueryCase, original_score: float, blur: Callable[[str, str], str | None]) -> None:
+    blurred = blur(case.query_id, case.text)
     if blurred is None:
         loop.pairs.skip(case.query_id, "cannot_blur")
         return
