@@ -12,6 +12,7 @@ from vlforge.common.errors import VLForgeError
 from vlforge.common.store import CaptionStore
 from vlforge.rewriter.agent_prompts import FIELDS, AgentPrompts, load_prompts, parse_rewrite
 from vlforge.rewriter.agents import QueryCase
+from vlforge.rewriter.blur import blur_query
 from vlforge.rewriter.lm_agent import LMAgentSettings, LMRewriteAgent, panel_picture
 from vlforge.rewriter.make_data import main
 from vlforge.rewriter.pair_files import PRO_FILE, read_query_pairs
@@ -135,15 +136,18 @@ def test_make_data_with_a_text_only_lm_reading_descriptions(shapes_store, retrie
                  "--output_dir", str(out), "--agent", "lm", "--lm.source", "preset:llama_tiny",
                  "--lm.decoding", '{"max_new_tokens": 10, "do_sample": true}', "--lm.blur", "true",
                  "--descriptions_source", "gt", "--descriptions_kind", "dense", "--pairs.recall_k", "3",
-                 "--pairs.max_turns", "2", "--pairs.max_queries", "8", "--pairs.high_quality_rank", "5",
+                 "--pairs.max_turns", "2", "--pairs.max_queries", "12", "--pairs.high_quality_rank", "40",
                  "--pairs.min_similarity", "0.1"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["settings"]["lm"]["blur"] is True and summary["settings"]["descriptions"]["kind"] == "dense"
     counts = summary["counts"]
-    assert counts["agent_proposals"] > 0
-    assert counts.get("high_quality", 0) == 0 or counts.get("blurred", 0) + counts.get("blur_not_worse", 0) + \
-        counts.get("skipped_cannot_blur", 0) + counts.get("skipped_unparsable_agent_output", 0) > 0
-    _pro_rows_retested(out, shapes_store, retriever_checkpoint, 0.1)
+    assert counts["agent_proposals"] > 0 and counts["low_quality"] > 0 and counts["high_quality"] > 0
+    # every high-quality query went to the model's blur: made vaguer, not worse, or no parsable output
+    assert counts.get("blurred", 0) + counts.get("blur_not_worse", 0) + counts.get("skipped_cannot_blur", 0) == \
+        counts["high_quality"]
+    rows = _pro_rows_retested(out, shapes_store, retriever_checkpoint, 0.1)
+    blurred = [r for r in rows if r.origin == "blurred"]
+    assert all(r.query != blur_query(r.original) for r in blurred)  # the model's blur, not the rule-based one
 
 
 def test_unparsable_outputs_are_counted_with_the_query_id(shapes_store, retriever_checkpoint, tmp_path, capsys):

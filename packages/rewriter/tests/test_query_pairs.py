@@ -284,3 +284,25 @@ def test_make_data_with_the_captioner_description_agent(store, checkpoint, tmp_p
         sentences = {x.strip() for x in dense[row.image_id].replace(". ", ".|").split("|")}
         for candidate in row.candidates:
             assert all(x.strip() in sentences for x in candidate.text.replace(". ", ".|").split("|"))
+
+
+class _RecordingAgent:
+    name = "recording"
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def propose(self, case, wrong, turn):
+        self.seen.append(case.text)
+        return ["a red circle"]
+
+
+def test_the_agent_is_shown_the_blurred_query_not_the_original(model, store, checkpoint, similarity):
+    index, _ = cached_image_index(model, store, "pool", checkpoint, 32)
+    agent = _RecordingAgent()
+    config = QueryPairConfig(high_quality_rank=200, max_turns=1, max_queries=6, min_similarity=-1.0)
+    pairs = make_query_pairs(Retriever(model), index, CaptionStore(store), "pool", agent, similarity.pairwise, config)
+    assert pairs.counts["high_quality"] == 6 and pairs.counts["blurred"] > 0
+    blurred = {r.query_id: r for r in pairs.pro + pairs.sft if r.origin == "blurred"}.values()
+    assert sorted(agent.seen) == sorted(r.query for r in blurred)
+    assert not set(agent.seen) & {r.original for r in blurred}
