@@ -23,7 +23,7 @@ from vlforge.critic.decompose_generative import (
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory, store_maker):
-    return store_maker(tmp_path_factory.mktemp("decompose") / "shapes", {"train": 6, "val": 2, "test": 2}, size=32)
+    return store_maker(tmp_path_factory.mktemp("decompose") / "shapes", {"pool": 6, "val": 2, "test": 2}, size=32)
 
 
 def test_numbered_bulleted_and_blank_lines_parse_into_sentences():
@@ -53,7 +53,7 @@ def test_shipped_prompts_load_and_format():
 
 
 def test_decomposition_examples_are_the_dense_caption_and_its_atomic_facts(store):
-    data = DecompositionSFTDataset(str(store), "train", prompt="short")
+    data = DecompositionSFTDataset(str(store), "pool", prompt="short")
     assert len(data) == 6 and data.skipped == 0
     with CaptionStore(store, readonly=True) as source:
         record = source.get(data[0]["key"])

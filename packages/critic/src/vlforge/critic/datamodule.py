@@ -58,7 +58,7 @@ class DecompositionDataModule(_PlainDictDataModule):
     """Decomposition examples of ``store``'s ``train_split`` and ``val_split`` (``None``: no validation), asked with
     the decomposition prompt named ``prompt`` ("short" for tiny models, "fig12" the paper's)."""
 
-    def __init__(self, store: str, train_split: str = "train", val_split: str | None = "val", prompt: str = "short",
+    def __init__(self, store: str, train_split: str = "pool", val_split: str | None = "val", prompt: str = "short",
                  batch_size: int = 8, num_workers: int = 0, train_limit: int | None = None,
                  val_limit: int | None = 16) -> None:
         super().__init__()
