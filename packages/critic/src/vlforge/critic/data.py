@@ -7,6 +7,9 @@ or any file of that shape, read by ``llava_format.read_llava_critic``) or straig
 rows). Each row gives up to two examples: the critique (``critic_prompt`` -> the critique, when ``critiques``) and
 the verdict alone (``verdict_prompt`` -> ``Verdict: ...``, when ``verdict_only``), which the fast scoring mode reads.
 A row whose critique has no verdict line gives no verdict example (counted in ``no_verdict``).
+
+Decomposition examples (``DecompositionSFTDataset``, text only): a record's gt dense caption in a decomposition
+prompt (``decompose_generative.decompose_prompt``) -> the record's atomic facts, one per line.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from vlforge.common.errors import VLForgeError
+from vlforge.common.records import ImageRecord
 from vlforge.common.store import CaptionStore
+from vlforge.critic.decompose_generative import decompose_prompt
 from vlforge.critic.llava_format import read_llava_critic
 from vlforge.critic.prompts import critic_prompt, verdict_prompt
 from vlforge.critic.shapes_critic_data import critic_examples
@@ -104,3 +109,39 @@ class CriticSFTDataset(Dataset):
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_store": None}
+
+
+def gt_dense_caption(record: ImageRecord) -> str:
+    """The record's gt dense caption; a one-line error naming the record when it has none."""
+    dense = record.captions_by(source="gt", kind="dense")
+    if not dense:
+        raise VLForgeError(f"record {record.image_id}: no gt dense caption")
+    return dense[0].text
+
+
+class DecompositionSFTDataset(Dataset):
+    """(gt dense caption -> atomic facts, one per line) examples of ``store``'s ``split`` (at most its first
+    ``limit`` records), asked with the decomposition prompt named ``prompt``; records without atomic facts in
+    their meta are counted in ``skipped``."""
+
+    def __init__(self, store: str, split: str, prompt: str = "short", limit: int | None = None) -> None:
+        self.examples: list[dict[str, str]] = []
+        self.skipped = 0
+        with CaptionStore(store, readonly=True) as source:
+            for number, record in enumerate(source.iter_records(split=split)):
+                if limit is not None and number >= limit:
+                    break
+                if not record.meta.get("atomic_facts"):
+                    self.skipped += 1
+                    continue
+                self.examples.append({"key": record.image_id,
+                                      "instruction": decompose_prompt(gt_dense_caption(record), prompt),
+                                      "response": "\n".join(record.meta["atomic_facts"])})
+        if not self.examples:
+            raise VLForgeError(f"decomposition data: no record of store {store} split {split!r} has atomic facts")
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, i: int) -> dict[str, str]:
+        return self.examples[i]

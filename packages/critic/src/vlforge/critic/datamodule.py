@@ -1,5 +1,6 @@
-"""CriticDataModule: critic SFT examples (``vlforge.critic.data``) for ``vlforge.common.lm.lit_sft.SFTLitModule``;
-batches are lists of plain dicts, collated by the LitModule."""
+"""Data modules for ``vlforge.common.lm.lit_sft.SFTLitModule`` (batches are lists of plain dicts, collated by the
+LitModule): ``CriticDataModule`` (critic SFT examples of ``vlforge.critic.data``) and ``DecompositionDataModule``
+(gt dense caption -> atomic facts, text only)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,27 @@ import lightning as L
 from torch.utils.data import DataLoader
 
 from vlforge.common.resumable_loader import ResumableDataLoader
-from vlforge.critic.data import CriticSFTDataset
+from vlforge.critic.data import CriticSFTDataset, DecompositionSFTDataset
 
 
-class CriticDataModule(L.LightningDataModule):
+class _PlainDictDataModule(L.LightningDataModule):
+    """Loaders over ``train_set`` / ``val_set`` (set by ``setup``) with the ``batch_size`` and ``num_workers``
+    hyperparameters; batches stay lists of dicts."""
+
+    def train_dataloader(self) -> DataLoader:
+        h = self.hparams
+        return ResumableDataLoader(self.train_set, h.batch_size, shuffle=True, num_workers=h.num_workers,
+                                   collate_fn=list, persistent_workers=h.num_workers > 0)
+
+    def val_dataloader(self) -> DataLoader | list:
+        if self.val_set is None:
+            return []
+        h = self.hparams
+        return DataLoader(self.val_set, batch_size=h.batch_size, shuffle=False, num_workers=h.num_workers,
+                          collate_fn=list, persistent_workers=h.num_workers > 0)
+
+
+class CriticDataModule(_PlainDictDataModule):
     """Training rows from ``train_files`` (LLaVA JSON) and/or ``store``'s ``train_split``; validation rows from
     ``val_files`` and/or ``store``'s ``val_split``. ``instruction``: "fig14" (the paper's prompt) or "short" (tiny
     models); ``critiques`` / ``verdict_only``: which examples each row gives."""
@@ -34,14 +52,19 @@ class CriticDataModule(L.LightningDataModule):
         has_val = h.val_files or (h.store and h.val_split)
         self.val_set = self._dataset(h.val_files, h.val_split, h.val_limit) if has_val else None
 
-    def train_dataloader(self) -> DataLoader:
-        h = self.hparams
-        return ResumableDataLoader(self.train_set, h.batch_size, shuffle=True, num_workers=h.num_workers,
-                                   collate_fn=list, persistent_workers=h.num_workers > 0)
 
-    def val_dataloader(self) -> DataLoader | list:
-        if self.val_set is None:
-            return []
+
+class DecompositionDataModule(_PlainDictDataModule):
+    """Decomposition examples of ``store``'s ``train_split`` and ``val_split`` (``None``: no validation), asked with
+    the decomposition prompt named ``prompt`` ("short" for tiny models, "fig12" the paper's)."""
+
+    def __init__(self, store: str, train_split: str = "pool", val_split: str | None = "val", prompt: str = "short",
+                 batch_size: int = 8, num_workers: int = 0, train_limit: int | None = None,
+                 val_limit: int | None = 16) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+
+    def setup(self, stage: str | None = None) -> None:
         h = self.hparams
-        return DataLoader(self.val_set, batch_size=h.batch_size, shuffle=False, num_workers=h.num_workers,
-                          collate_fn=list, persistent_workers=h.num_workers > 0)
+        self.train_set = DecompositionSFTDataset(h.store, h.train_split, h.prompt, h.train_limit)
+        self.val_set = DecompositionSFTDataset(h.store, h.val_split, h.prompt, h.val_limit) if h.val_split else None
