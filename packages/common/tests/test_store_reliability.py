@@ -366,6 +366,7 @@ TOOL_ABBREVIATIONS = {
     ("captioner", "evaluate"): (["--checkpoint", "c.ckpt", "--store", "S", "--split", "t", "--out", "O"],
                                ["--ou", "X"]),
     ("captioner", "pretrain-tower"): (["--store", "S", "--out", "O"], ["--ou", "X"]),
+    ("captioner", "score"): (["--store", "S", "--source", "X"], ["--resc"]),
     ("captioner", "plot"): (["R"], ["--ou", "X"]),
     ("critic", "make-data"): (["--store", "S", "--split", "t", "--output_dir", "O"], ["--ou", "X"]),
     ("critic", "decompose-eval"): (["--store", "S"], ["--ou", "X"]),
