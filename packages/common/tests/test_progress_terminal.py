@@ -7,6 +7,7 @@ import fcntl
 import io
 import os
 import pty
+import select
 import struct
 import sys
 import termios
@@ -36,10 +37,17 @@ def terminal() -> Iterator[tuple[io.TextIOWrapper, int]]:
 
 
 def _drawn(master: int) -> str:
-    try:
-        return os.read(master, 1 << 16).decode()
-    except BlockingIOError:
-        return ""
+    """Everything drawn so far: a pseudo-terminal hands its output over in chunks, so read until it stays quiet."""
+    chunks = []
+    while select.select([master], [], [], 0.5)[0]:
+        try:
+            chunk = os.read(master, 1 << 16)
+        except BlockingIOError:
+            continue
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks).decode()
 
 
 def test_progress_draws_a_tqdm_bar_in_a_terminal(terminal):
