@@ -4,4 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec .venv/bin/python -m pytest "$@"
+# Two workers on the two cores, one torch thread each (OMP_NUM_THREADS reaches every subprocess the tests start);
+# slow tests are handed out first, one at a time (conftest.py). `-n 0` runs in one process.
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} MKL_NUM_THREADS=${MKL_NUM_THREADS:-1}
+exec .venv/bin/python -m pytest -n "${VLFORGE_TEST_WORKERS:-2}" --dist load --maxschedchunk 1 "$@"
