@@ -3,8 +3,8 @@ lr shows the collapse signature (chosen and rejected rewards both below the refe
 flagged); the full loss (DPO + SFT + BCO) on the same pairs keeps the chosen reward above the reference.
 
 Seed 0 of the plan experiments/captioner/plans/collapse.yaml (experiments/run.py, vlforge-captioner fit), read from
-each preference run's metrics.csv. The full loss's thresholds come from its chosen reward over seeds 0-2 measured
-with the earlier hand-built script (docs/results.md, captioner outcome 3; docs/results/collapse_from_sft/)."""
+each preference run's metrics.csv. The thresholds come from the plan's seeds 0-2 (docs/results.md, captioner outcome
+3; their metrics.csv in docs/results/captioner_collapse/)."""
 
 from __future__ import annotations
 
@@ -16,11 +16,10 @@ from vlforge.common.metrics.training_curves import read_metrics_csv
 
 REPO = Path(__file__).resolve().parents[1]
 PLAN = REPO / "experiments" / "captioner" / "plans" / "collapse.yaml"
-# measured over seeds 0-2 with the removed script: full-loss chosen reward +0.88 / +1.24 / +1.22 (mean +1.11, std
-# 0.20), pure DPO chosen -8.59 / -8.24 / -17.74; bounds about two standard deviations outside the worst seed. The
-# plan's seeds 0-2 (one thread): full chosen +0.87 / +0.78 / +0.98, pure DPO chosen -13.7 / -12.0 / -12.1, flagged
-# only under pure DPO. The full loss's chosen - rejected margin is noise at this scale (-0.005 / +0.012 / -0.002 with
-# the plan, +0.010 / +0.01 / +0.01 with the script), so its sign is not checked.
+# The plan's seeds 0-2 (one thread): full-loss chosen reward +0.87 / +0.78 / +0.98 (mean +0.88, std 0.10), pure DPO
+# chosen -13.7 / -12.0 / -12.1, flagged only under pure DPO; the bounds lie about four standard deviations outside the
+# worst seed's value (0.78 - 4 x 0.10 ~ 0.4). The full loss's chosen - rejected margin is noise at this scale
+# (-0.005 / +0.012 / -0.002), so its sign is not checked.
 FULL_CHOSEN_MIN = 0.4
 DPO_REWARD_MAX = -2.0
 

@@ -198,7 +198,7 @@ def _majority_by_template_accuracy(train, held_out) -> float:
 
 def test_a_text_only_critic_scores_half():
     """Each sentence template is as often true as false, in training data and held-out data alike, so a critic
-    that reads only the sentence's template gets 50 % (66 % on the data balanced only overall; docs/results.md)."""
+    that reads only the sentence's template gets 50 %."""
     train = [e for r in RECORDS[:80] for e in critic_examples(r, random.Random(f"critic/0/{r.image_id}"))]
     held_out = [e for r in RECORDS[80:] for e in critic_examples(r, random.Random(f"critic-eval/1/{r.image_id}"))]
     for examples in (train, held_out):
