@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 
 from vlforge.common.shapes.build import generate_records, make_record
-from vlforge.common.shapes.captions import descriptive_plan
+from vlforge.common.shapes.captions import canonical_dense_caption, descriptive_plan
 from vlforge.common.shapes.config import ShapesWorldConfig
 from vlforge.common.shapes.negatives import PERTURBATIONS
 from vlforge.common.shapes.scene import sample_scene
@@ -63,6 +63,20 @@ def test_ground_truth_captions_are_true_and_within_bounds(records):
         if scene["sign"] is not None:
             assert f'"{scene["sign"]["word"]}"' in dense
         assert len(dense.split(". ")) >= 1 + len(scene["objects"])
+
+
+def test_canonical_dense_caption_is_one_text_per_scene_in_the_first_wordings(records):
+    scene = make_record(14, 0, ShapesWorldConfig()).meta["scene_graph"]
+    assert canonical_dense_caption(scene) == (
+        "The image shows two shapes on a grey background. There is a small purple star on the left. There is a "
+        "small blue circle in the bottom right. The purple star is to the left of and above the blue circle. "
+        'A sign at the top reads "Sale".')
+    for record in records:
+        scene = record.meta["scene_graph"]
+        text = canonical_dense_caption(scene)
+        assert text == canonical_dense_caption(scene) and text.startswith("The image shows ")
+        assert _pairs(text)[:len(scene["objects"])] == [(o["colour"], o["shape"]) for o in scene["objects"]]
+        assert len(text.split(". ")) == len(record.captions_by("gt", "dense")[0].text.split(". "))
 
 
 def test_said_relations_hold_and_their_swaps_do_not():

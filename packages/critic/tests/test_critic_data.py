@@ -2,25 +2,31 @@
 sentences of each error type, LLaVA conversation JSON out and back, and the drop-inconsistent baseline."""
 
 import json
+import os
 import random
+import subprocess
+import sys
 from collections import Counter
 
 import pytest
 from PIL import Image
 
 from vlforge.common.errors import VLForgeError
+from vlforge.common.lm.collate import SFTCollator
+from vlforge.common.presets import build_preset
 from vlforge.common.progress import is_status_line
 from vlforge.common.shapes.build import build_shapes_store, make_record
 from vlforge.common.shapes.config import ShapesWorldConfig
 from vlforge.common.shapes.grammar import region_phrase
 from vlforge.common.shapes.vocabulary import INVERSE_RELATION
 from vlforge.common.text import split_sentences
-from vlforge.critic.critique import judge, write_critique
+from vlforge.critic.critique import describe, judge, write_critique
 from vlforge.critic.llava_format import read_llava_critic
 from vlforge.critic.make_data import main
+from vlforge.critic.prompts import critic_prompt
 from vlforge.critic.rewrite import drop_inconsistent
 from vlforge.critic.shapes_critic_data import ERROR_TYPES, critic_examples, false_sentence, sentence_template
-from vlforge.critic.shapes_facts import sentence_facts
+from vlforge.critic.shapes_facts import scene_facts, sentence_facts
 from vlforge.critic.verdicts import parse_verdict
 
 CONFIG = ShapesWorldConfig()
@@ -82,6 +88,74 @@ def test_false_sentences_are_false_by_the_scene_graph_directly():
                 assert (a, rel, b) not in true and (b, INVERSE_RELATION[rel], a) not in true
 
 
+def test_describe_first_critique_of_one_scene():
+    scene = make_record(14, 0, CONFIG).meta["scene_graph"]  # purple star on the left, blue circle bottom right
+    relation = write_critique("The blue circle is to the left of the purple star.", scene, describe_first=True)
+    assert relation == ("""The image shows two shapes on a grey background. There is a small purple star on the left. \
+There is a small blue circle in the bottom right. The blue circle is to the right of and below the purple star.
+Key points to check:
+1. Object: a blue circle is present
+2. Object: a purple star is present
+3. Relation: the blue circle is to the left of the purple star
+Checking each point against the image:
+1. Object: a blue circle is present: matches the image.
+2. Object: a purple star is present: matches the image.
+3. Relation: the blue circle is to the left of the purple star: does not match: the blue circle is below the purple \
+star and the blue circle is to the right of the purple star.
+Summary: the sentence does not match the image: the blue circle is below the purple star and the blue circle is to \
+the right of the purple star.
+Verdict: inconsistent""", False)
+    colour, consistent = write_critique("There is a small red star on the left.", scene, describe_first=True)
+    assert not consistent and colour.splitlines()[0] == (
+        "The image shows two shapes on a grey background. There is a small purple star on the left. There is a "
+        "small blue circle in the bottom right.")  # no relation named, none described; no sign either
+    assert "1. Object: a red star is present: does not match: there is no red star in the image." in colour
+    sign, consistent = write_critique('There is a sign that reads "Sale".', scene, describe_first=True)
+    assert consistent and sign.splitlines()[0].endswith('A sign at the top reads "Sale".')
+
+
+def test_critique_text_does_not_depend_on_the_hash_seed():
+    """Two true relations of one pair are said in one order in every process (a set's order once decided it)."""
+    code = ("from vlforge.common.shapes.build import make_record; from vlforge.common.shapes.config import "
+            "ShapesWorldConfig; from vlforge.critic.critique import write_critique; print(write_critique("
+            "'The blue circle is to the left of the purple star.', make_record(14, 0, ShapesWorldConfig())"
+            ".meta['scene_graph'])[0])")
+    texts = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout for seed in range(4)}
+    assert len(texts) == 1 and "below the purple star and the blue circle is to the right" in texts.pop()
+
+
+def test_describe_first_changes_only_the_critiques_opening_and_the_description_is_true():
+    for record in RECORDS:
+        scene = record.meta["scene_graph"]
+        plain = critic_examples(record, random.Random(record.image_id))
+        described = critic_examples(record, random.Random(record.image_id), describe_first=True)
+        assert [(e.sentence, e.consistent, e.error_type) for e in plain] == \
+            [(e.sentence, e.consistent, e.error_type) for e in described]
+        for before, after in zip(plain, described):
+            description, *rest = after.critique.splitlines()
+            assert description == describe(scene, [f for f, _ in judge(after.sentence, scene)[1]])
+            assert rest[0] == "Key points to check:" and parse_verdict(after.critique) is after.consistent
+            assert len(rest) == len(before.critique.splitlines())
+            stated = set().union(*(sentence_facts(s) for s in split_sentences(description)))
+            assert stated <= scene_facts(scene), (description, stated - scene_facts(scene))
+            assert {("region", o["colour"], o["shape"], o["region"]) for o in scene["objects"]} <= stated
+
+
+def test_describe_first_critiques_fit_the_tiny_models_context():
+    """The longest describe-first critique of each record, after the short instruction and the image, keeps every
+    token within the tiny presets' 512 positions (a cut critique loses its verdict line)."""
+    processor = build_preset("llava_tiny")[1]
+    collator = SFTCollator(processor, max_length=512)
+    image = Image.new("RGB", (64, 64))
+    for record in RECORDS:
+        examples = critic_examples(record, random.Random(record.image_id), describe_first=True)
+        longest = max(examples, key=lambda e: len(e.critique))
+        collator([{"image": image, "instruction": critic_prompt(longest.sentence, "short"),
+                   "response": longest.critique}])
+    assert collator.counts["sequences"] == len(RECORDS) and collator.counts["truncated"] == 0
+
+
 def test_unreadable_sentence_gets_no_critique():
     scene = RECORDS[0].meta["scene_graph"]
     assert judge("The mood is calm.", scene) is None and write_critique("It is small.", scene) is None
@@ -112,6 +186,18 @@ def test_make_data_writes_llava_json_that_reads_back(tmp_path, capsys, monkeypat
         assert Image.open(row.image).size == (32, 32)
     consistent = sum(r.consistent for r in rows)
     assert consistent == len(rows) - consistent
+
+
+def test_make_data_describe_first_opens_every_critique_with_the_description(tmp_path):
+    store = tmp_path / "shapes"
+    build_shapes_store(store, num_images=60, seed=0, image_size=32, workers=1)
+    out = tmp_path / "critic"
+    args = ["--store", str(store), "--split", "pool", "--output_dir", str(out), "--limit", "3"]
+    assert main([*args, "--describe_first", "true"]) == 0
+    assert json.loads((out / "summary.json").read_text())["describe_first"] is True
+    rows = read_llava_critic(out / "critic.json")
+    assert rows and all(r.critique.startswith("The image shows ") for r in rows)
+    assert all(r.critique.splitlines()[1] == "Key points to check:" for r in rows)
 
 
 def test_reader_refuses_escaping_paths_and_malformed_rows(tmp_path):

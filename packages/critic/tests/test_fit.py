@@ -17,6 +17,7 @@ from vlforge.common.progress import is_status_line
 from vlforge.common.store import CaptionStore
 from vlforge.critic.cli import TOOLS
 from vlforge.critic.data import CriticSFTDataset
+from vlforge.critic.datamodule import CriticDataModule
 from vlforge.critic.make_data import main as make_data
 from vlforge.critic.prompts import SENTENCE_MARKER, VERDICT_ONLY
 from vlforge.critic.scoring import verdict_probabilities
@@ -55,6 +56,20 @@ def test_critique_examples_end_with_the_rows_verdict_and_collate(store):
     processor = build_preset("llava_tiny")[1]
     batch = SFTCollator(processor)([data[0], data[1]])
     assert batch["input_ids"].shape[0] == 2 and (batch["labels"] != -100).any(dim=1).all()
+
+
+def test_describe_first_reaches_the_store_rows_critiques_only(store):
+    module = CriticDataModule(store=str(store), instruction="short", describe_first=True, val_split=None)
+    module.setup("fit")
+    plain = CriticSFTDataset(store=str(store), split="critic", instruction="short")
+    assert [i.key for i in module.train_set.items] == [i.key for i in plain.items]
+    for described, before in zip(module.train_set.items, plain.items):
+        if described.key.endswith("/verdict"):
+            assert described.response == before.response
+        else:
+            first, *rest = described.response.splitlines()
+            assert first.startswith("The image shows ") and rest[0] == "Key points to check:"
+            assert rest[-1] == before.response.splitlines()[-1]
 
 
 def test_no_rows_and_no_examples_are_one_line_errors(tmp_path):

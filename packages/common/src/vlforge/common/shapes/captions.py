@@ -5,6 +5,9 @@ Short and descriptive captions are made in two steps so that negatives can re-us
 with the record's rng, and ``render_plan(plan, objects, background)`` writes it. A negative perturbs the
 objects or the plan's relation and renders the same plan again (see ``negatives.py``).
 
+``canonical_dense_caption`` writes the dense caption with the first wording of every alternative and no relation
+turned round: one text per scene (the critic's image description, ``vlforge.critic.critique``).
+
 Bounds: short captions have 8-15 whitespace tokens, descriptive ones at most 40 (objects with sizes and
 colours, one relation when there are two or more objects, the background). Dense captions say everything in
 several sentences: the count and background, each object with its size, colour and region, every relation, the
@@ -170,3 +173,26 @@ def dense_caption(rng: random.Random, scene: dict[str, Any]) -> str:
                                      f'{capitalise(region_phrase(sign["region"]))}, a small sign says '
                                      f'"{sign["word"]}".')))
     return " ".join(sentences)
+
+
+class _FirstWording:
+    """An rng stand-in for ``dense_caption`` that takes the first of every alternative and never turns a relation
+    round (``random() < 0.5`` is false)."""
+
+    @staticmethod
+    def choice(options: Any) -> Any:
+        return options[0]
+
+    @staticmethod
+    def randrange(n: int) -> int:
+        return 0
+
+    @staticmethod
+    def random() -> float:
+        return 0.5
+
+
+def canonical_dense_caption(scene: dict[str, Any]) -> str:
+    """The dense caption in its first wordings: "The image shows two shapes on a grey background. There is a
+    large red circle in the top left. ... The red circle is to the left of the blue star." """
+    return dense_caption(_FirstWording(), scene)  # type: ignore[arg-type]
