@@ -21,10 +21,7 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
-import os
 import random
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -36,7 +33,8 @@ from vlforge.common.store import CaptionDataset
 from vlforge.common.store.dataset import collate_image_records
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from loader_peers import SPLIT, make_transform  # noqa: E402
+from bench_report import write_report  # noqa: E402
+from loader_peers import SPLIT, load, make_transform, summary  # noqa: E402
 
 
 class ImageAndId(Dataset):
@@ -93,18 +91,14 @@ def main() -> None:
     for number in range(args.rounds):
         arms = ["records", "ids"]
         rng.shuffle(arms)
-        row = {"round": number, "order": arms, "load_before": os.getloadavg()[0]}
+        row = {"round": number, "order": arms, "load_before": load()}
         for arm in arms:
             row[arm] = images_per_s(arm, args.store, args.workers, args.epochs, args.gc)
+        row["load_after"] = load()
         row["records_over_ids"] = row["records"] / row["ids"]
         rounds.append(row)
-        print(json.dumps(row), flush=True)
-    summary = {key: {"median": statistics.median(r[key] for r in rounds), "min": min(r[key] for r in rounds),
-                     "max": max(r[key] for r in rounds)} for key in ("records", "ids", "records_over_ids")}
-    out = {"command": " ".join(sys.argv), "workers": args.workers, "epochs": args.epochs, "gc": args.gc,
-           "rounds": rounds, "summary": summary}
-    Path(args.out).write_text(json.dumps(out, indent=1))
-    print(json.dumps(summary))
+        print(row, flush=True)
+    write_report(Path(args.out), rounds, {key: summary(rounds, key) for key in ("records", "ids", "records_over_ids")})
 
 
 if __name__ == "__main__":
