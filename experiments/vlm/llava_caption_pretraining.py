@@ -48,11 +48,11 @@ def run(command: list[str], log: Path) -> None:
     print(f"  done in {time.time() - start:.0f} s", flush=True)
 
 
-def prepare_data(work: Path, num_images: int) -> tuple[Path, Path]:
+def prepare_data(work: Path, num_images: int, image_size: int) -> tuple[Path, Path]:
     store, instruct = work / "shapesworld", work / "llava" / "instruct.json"
     if not store.exists():
         run(["vlforge-store", "shapes", str(store), "--num-images", str(num_images), "--seed", "0",
-             "--image-size", "32"], work / "store.log")
+             "--image-size", str(image_size)], work / "store.log")
     if not instruct.exists():
         run([*CONSOLE, "shapes-llava-json", str(store), "--split", "seed", "--out", str(instruct)],
             work / "instruct_json.log")
@@ -81,13 +81,15 @@ def vision_delta(work: Path, tower: Path | None) -> list[str]:
 
 
 def one_run(condition: str, seed: int, store: Path, instruct: Path, work: Path, pre_align: bool,
-            eval_limit: int, instruct_steps: int, tower: list[str]) -> dict[str, Any]:
-    name = (condition if pre_align else f"{condition}_no_pre_align") + ("_clip_tower" if tower else "")
+            eval_limit: int, instruct_steps: int, tower: list[str], pretrain_steps: int | None) -> dict[str, Any]:
+    name = ((condition if pre_align else f"{condition}_no_pre_align") + ("_clip_tower" if tower else "")
+            + (f"_pretrain{pretrain_steps}" if pretrain_steps else ""))
     root = work / "runs" / name / f"seed{seed}"
     delta = ["--config", str(DELTAS / f"{condition}.yaml"), *tower, "--data.init_args.store", str(store)]
     start = ["--model.init_args.model.init_args.init_from", str(fit("pre_align", root, seed, delta))] if pre_align \
         else ["--config", str(DELTAS / NO_PRE_ALIGN)]
-    pretrain = fit("pretrain", root, seed, [*delta, *start])
+    steps = ["--trainer.max_steps", str(pretrain_steps)] if pretrain_steps else []
+    pretrain = fit("pretrain", root, seed, [*delta, *start, *steps])
     instruct_run = fit("instruct", root, seed, [*tower, "--data.init_args.json", str(instruct),
                                                 "--trainer.max_steps", str(instruct_steps),
                                                 "--model.init_args.model.init_args.init_from", str(pretrain)])
@@ -127,17 +129,21 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--no-pre-align", action="store_true", help="skip stage 1 (pre-train from the built parts)")
     parser.add_argument("--num-images", type=int, default=10000)
+    parser.add_argument("--image-size", type=int, default=32, help="the store's image size (32; 64 for a tower "
+                        "pre-trained by vlforge-captioner pretrain-tower on llava_small)")
     parser.add_argument("--eval-limit", type=int, default=200, help="test images asked VQA and POPE questions")
     parser.add_argument("--instruct-steps", type=int, default=300, help="the instruction stage's steps (300)")
+    parser.add_argument("--pretrain-steps", type=int, default=None,
+                        help="the pre-train stage's steps (default: the shipped config's 300)")
     parser.add_argument("--vision-tower", type=Path, default=None, help="a pretrained CLIP vision folder")
     parser.add_argument("--work", type=Path, default=Path("runs/llava_caption_pretraining"))
     parser.add_argument("--out", type=Path, default=Path("docs/results/llava_caption_pretraining.json"))
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
-    store, instruct = prepare_data(args.work, args.num_images)
+    store, instruct = prepare_data(args.work, args.num_images, args.image_size)
     tower = vision_delta(args.work, args.vision_tower)
     runs = [one_run(c, s, store, instruct, args.work, not args.no_pre_align, args.eval_limit, args.instruct_steps,
-                    tower) for s in args.seeds for c in args.conditions]
+                    tower, args.pretrain_steps) for s in args.seeds for c in args.conditions]
     report = {"command": "python " + " ".join([str(Path(sys.argv[0])), *sys.argv[1:]]),
               "summary": summarise(runs), "runs": runs}
     args.out.parent.mkdir(parents=True, exist_ok=True)

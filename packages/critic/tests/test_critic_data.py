@@ -156,6 +156,51 @@ def test_describe_first_critiques_fit_the_tiny_models_context():
     assert collator.counts["sequences"] == len(RECORDS) and collator.counts["truncated"] == 0
 
 
+def test_observe_first_critique_of_one_scene():
+    scene = make_record(14, 0, CONFIG).meta["scene_graph"]  # purple star on the left, blue circle bottom right
+    colour, consistent = write_critique("There is a small red star on the left.", scene, observe_first=True)
+    assert not consistent and colour.splitlines()[4:8] == [
+        "Checking each point against the image:",
+        "1. Object: a red star is present: the image has a purple star on the left; does not match.",
+        "2. Size: the red star is small: as in point 1; does not match.",
+        "3. Position: the red star is on the left: as in point 1; does not match."]
+    true, consistent = write_critique("The blue circle is in the bottom right.", scene, observe_first=True)
+    assert consistent and true.splitlines()[4:6] == [
+        "1. Object: a blue circle is present: the image has a blue circle in the bottom right; matches the image.",
+        "2. Position: the blue circle is in the bottom right: the blue circle is in the bottom right; matches the "
+        "image."]
+
+
+def test_observe_first_checks_state_what_the_image_shows_then_judge_by_it():
+    """Every check's observation is true of the scene graph, comes before the judgement, and the judgement follows
+    from comparing the point with the observation (an object point holds exactly when its object is among the
+    observed ones); sentences and verdicts are those of the plain critiques."""
+    for record in RECORDS:
+        scene = record.meta["scene_graph"]
+        plain = critic_examples(record, random.Random(record.image_id))
+        observed = critic_examples(record, random.Random(record.image_id), observe_first=True)
+        assert [(e.sentence, e.consistent) for e in plain] == [(e.sentence, e.consistent) for e in observed]
+        for example in observed:
+            assert parse_verdict(example.critique) is example.consistent
+            lines = example.critique.splitlines()
+            checks = lines[lines.index("Checking each point against the image:") + 1:-2]
+            assert checks
+            for check in checks:
+                assert check.endswith(("; matches the image.", "; does not match."))
+                point, observation = check.rsplit("; ", 1)[0].split(": ", 1)[1].rsplit(": ", 1)
+                holds = check.endswith("matches the image.")
+                if point.startswith("Object: "):
+                    assert observation.startswith("the image has ")
+                    named = point.removeprefix("Object: ").split(" ", 1)[1].removesuffix(" is present")
+                    listed = [f"{o['colour']} {o['shape']}" for o in scene["objects"]
+                              if f"{o['colour']} {o['shape']} {region_phrase(o['region'])}" in observation]
+                    assert (named in listed) is holds, check
+                elif observation != "as in point 1" and not observation.startswith("the image has "):
+                    stated = set().union(*(sentence_facts(s.strip().capitalize() + ".")
+                                           for s in observation.split(" and ")))
+                    assert stated <= scene_facts(scene), (check, stated - scene_facts(scene))
+
+
 def test_unreadable_sentence_gets_no_critique():
     scene = RECORDS[0].meta["scene_graph"]
     assert judge("The mood is calm.", scene) is None and write_critique("It is small.", scene) is None
@@ -198,6 +243,14 @@ def test_make_data_describe_first_opens_every_critique_with_the_description(tmp_
     rows = read_llava_critic(out / "critic.json")
     assert rows and all(r.critique.startswith("The image shows ") for r in rows)
     assert all(r.critique.splitlines()[1] == "Key points to check:" for r in rows)
+    assert main([*args, "--observe_first", "true"]) == 0
+    assert json.loads((out / "summary.json").read_text())["observe_first"] is True
+    rows = read_llava_critic(out / "critic.json")
+    assert rows and all(r.critique.startswith("Key points to check:") for r in rows)
+    for row in rows:
+        lines = row.critique.splitlines()
+        checks = lines[lines.index("Checking each point against the image:") + 1:-2]
+        assert checks and all(c.endswith(("; matches the image.", "; does not match.")) for c in checks)
 
 
 def test_reader_refuses_escaping_paths_and_malformed_rows(tmp_path):

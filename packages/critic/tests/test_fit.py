@@ -72,6 +72,21 @@ def test_describe_first_reaches_the_store_rows_critiques_only(store):
             assert rest[-1] == before.response.splitlines()[-1]
 
 
+def test_observe_first_reaches_the_store_rows_critiques_only(store):
+    module = CriticDataModule(store=str(store), instruction="short", observe_first=True, val_split=None)
+    module.setup("fit")
+    plain = CriticSFTDataset(store=str(store), split="critic", instruction="short")
+    assert [i.key for i in module.train_set.items] == [i.key for i in plain.items]
+    changed = 0
+    for observed, before in zip(module.train_set.items, plain.items):
+        if observed.key.endswith("/verdict"):
+            assert observed.response == before.response
+        else:
+            changed += observed.response != before.response
+            assert observed.response.splitlines()[-1] == before.response.splitlines()[-1]
+    assert changed == sum(not i.key.endswith("/verdict") for i in plain.items)
+
+
 def test_no_rows_and_no_examples_are_one_line_errors(tmp_path):
     with pytest.raises(VLForgeError, match="needs files"):
         CriticSFTDataset()

@@ -9,6 +9,11 @@ is about, so that it fits a tiny model's context; an object that is not there is
 like it, which the description names) before the key points: each point is then checked against a
 description already written, and the verdict no longer has to be read off the image at one token (chain of thought).
 
+With ``observe_first``, each point's check first states what the image shows for it, whether the point holds or
+not (the objects of its colour or shape, the named object's size or region, the relations between the pair, the
+count), and only then judges: the judgement becomes a comparison of two texts in the context, and what the image
+shows is supervised as generation (what a grounded captioner already does) instead of only through one verdict token.
+
 The key points are the facts ``shapes_facts.sentence_facts`` reads from the sentence, plus a shape count ("There
 are three shapes."). A sentence from which no fact can be read gets no critique (``None``): it is unscored, never
 judged consistent.
@@ -96,6 +101,29 @@ def _actual(fact: Fact, scene: dict[str, Any], name_similar: bool = True) -> str
     return f"the image has {NUMBER_WORDS[count]} shape{'s' if count != 1 else ''}"
 
 
+def _like(scene: dict[str, Any], colour: str, shape: str) -> str:
+    similar = [f"{article(o['colour'])} {o['colour']} {o['shape']} {region_phrase(o['region'])}"
+               for o in _objects_like(scene, colour, shape)]
+    return f"the image has {join_list(similar)}" if similar else f"the image has no {colour} shape and no {shape}"
+
+
+def _observed(fact: Fact, scene: dict[str, Any]) -> str:
+    """What the image shows for a point, the same whether the point holds or not: for an object (or one that is not
+    there) the objects of its colour or shape, and "as in point 1" for the size or region of such an object (its
+    object point comes first); otherwise the named object's true size, region or relations, the
+    background, the sign or the count."""
+    kind = fact[0]
+    if kind == "exists":
+        return _like(scene, fact[1], fact[2])
+    if kind in ("size", "region") and _object(scene, fact[1], fact[2]) is None:
+        return "as in point 1"
+    if kind == "relation":
+        for colour_shape in (fact[1], fact[3]):
+            if _object(scene, *colour_shape) is None:
+                return _like(scene, *colour_shape)
+    return _actual(fact, scene)
+
+
 def describe(scene: dict[str, Any], facts: list[Fact]) -> str:
     """The image as the sentence's check needs it: count, background and every object with its size, colour and
     region; the relations between each pair of objects a relation fact names (in the fact's direction); the sign
@@ -128,9 +156,11 @@ def judge(sentence: str, scene: dict[str, Any]) -> tuple[bool, list[tuple[Fact, 
     return all(holds for _, holds in checks), checks
 
 
-def write_critique(sentence: str, scene: dict[str, Any], describe_first: bool = False) -> tuple[str, bool] | None:
+def write_critique(sentence: str, scene: dict[str, Any], describe_first: bool = False,
+                   observe_first: bool = False) -> tuple[str, bool] | None:
     """(critique text, consistent) in Fig. 14's structure, opened by the image's description when
-    ``describe_first``; None for a sentence with no readable fact."""
+    ``describe_first``, each check stating what the image shows before it judges when ``observe_first``; None for a
+    sentence with no readable fact."""
     judged = judge(sentence, scene)
     if judged is None:
         return None
@@ -140,8 +170,12 @@ def write_critique(sentence: str, scene: dict[str, Any], describe_first: bool = 
     lines += [f"{i}. {_point(fact)}" for i, (fact, _) in enumerate(checks, start=1)]
     lines.append("Checking each point against the image:")
     for i, (fact, holds) in enumerate(checks, start=1):
-        lines.append(f"{i}. {_point(fact)}: " + ("matches the image." if holds else
-                                                   f"does not match: {_actual(fact, scene, not describe_first)}."))
+        if observe_first:
+            lines.append(f"{i}. {_point(fact)}: {_observed(fact, scene)}; "
+                         + ("matches the image." if holds else "does not match."))
+        else:
+            lines.append(f"{i}. {_point(fact)}: " + ("matches the image." if holds else
+                                                       f"does not match: {_actual(fact, scene, not describe_first)}."))
     wrong = [_actual(fact, scene, not describe_first) for fact, holds in checks if not holds]
     if consistent:
         lines.append("Summary: every point of the sentence matches the image.")

@@ -6,7 +6,8 @@ or any file of that shape, read by ``llava_format.read_llava_critic``) or straig
 (``shapes_critic_data.critic_examples`` of each record's scene graph with ``make-data``'s seeding, so the same
 rows). Each row gives up to two examples: the critique (``critic_prompt`` -> the critique, when ``critiques``) and
 the verdict alone (``verdict_prompt`` -> ``Verdict: ...``, when ``verdict_only``), which the fast scoring mode reads.
-``describe_first`` (store rows only): the critiques open with the image's description (``critique.write_critique``).
+``describe_first`` / ``observe_first`` (store rows only): the critiques open with the image's description / state
+what the image shows in each check before judging it (``critique.write_critique``).
 A row whose critique has no verdict line gives no verdict example (counted in ``no_verdict``).
 
 Decomposition examples (``DecompositionSFTDataset``, text only): a record's gt dense caption in a decomposition
@@ -62,7 +63,7 @@ class CriticSFTDataset(Dataset):
     def __init__(self, files: list[str] | None = None, store: str | None = None, split: str | None = None,
                  image_folder: str | None = None, instruction: str = "fig14", critiques: bool = True,
                  verdict_only: bool = True, limit: int | None = None, seed: int = 0,
-                 describe_first: bool = False) -> None:
+                 describe_first: bool = False, observe_first: bool = False) -> None:
         if not files and not (store and split):
             raise VLForgeError("critic data needs files (LLaVA JSON) or a store and a split")
         if not critiques and not verdict_only:
@@ -83,7 +84,8 @@ class CriticSFTDataset(Dataset):
                     if "scene_graph" not in record.meta or "atomic_facts" not in record.meta:
                         continue
                     rng = random.Random(f"critic/{seed}/{record.image_id}")
-                    for k, ex in enumerate(critic_examples(record, rng, describe_first=describe_first)):
+                    for k, ex in enumerate(critic_examples(record, rng, describe_first=describe_first,
+                                                                   observe_first=observe_first)):
                         self.items += _items(f"{record.image_id}-{k}", record.image_id, True, ex.sentence,
                                              ex.critique, ex.consistent, instruction, critiques, verdict_only)
         if not self.items:

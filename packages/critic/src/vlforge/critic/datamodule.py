@@ -32,21 +32,22 @@ class CriticDataModule(_PlainDictDataModule):
     """Training rows from ``train_files`` (LLaVA JSON) and/or ``store``'s ``train_split``; validation rows from
     ``val_files`` and/or ``store``'s ``val_split``. ``instruction``: "fig14" (the paper's prompt) or "short" (tiny
     models); ``critiques`` / ``verdict_only``: which examples each row gives; ``describe_first``: the store rows'
-    critiques open with the image's description."""
+    critiques open with the image's description; ``observe_first``: each check of the store rows' critiques states
+    what the image shows before it judges."""
 
     def __init__(self, store: str | None = None, train_split: str | None = "critic", val_split: str | None = "val",
                  train_files: list[str] | None = None, val_files: list[str] | None = None,
                  image_folder: str | None = None, instruction: str = "fig14", critiques: bool = True,
                  verdict_only: bool = True, batch_size: int = 8, num_workers: int = 0,
                  train_limit: int | None = None, val_limit: int | None = 16, seed: int = 0,
-                 describe_first: bool = False) -> None:
+                 describe_first: bool = False, observe_first: bool = False) -> None:
         super().__init__()
         self.save_hyperparameters()
 
     def _dataset(self, files: list[str] | None, split: str | None, limit: int | None) -> CriticSFTDataset:
         h = self.hparams
         return CriticSFTDataset(files, h.store if split else None, split, h.image_folder, h.instruction, h.critiques,
-                                h.verdict_only, limit, h.seed, h.describe_first)
+                                h.verdict_only, limit, h.seed, h.describe_first, h.observe_first)
 
     def setup(self, stage: str | None = None) -> None:
         h = self.hparams

@@ -128,19 +128,20 @@ def balance_templates(examples: list[CriticExample], rng: random.Random) -> list
 
 
 def critic_examples(record: ImageRecord, rng: random.Random, balance: bool = True,
-                    describe_first: bool = False) -> list[CriticExample]:
+                    describe_first: bool = False, observe_first: bool = False) -> list[CriticExample]:
     """The record's critic examples: false sentences of every error type the scene allows, and true sentences
     (all of them, or when ``balance`` as many per sentence template as there are false ones: ``balance_templates``).
     The true ones are the atomic facts, the shape count and each object described in the colour / shape errors'
     template, so that no sentence template is false by itself. ``describe_first``: critiques open with the image's
-    description (``critique.write_critique``); the sentences and verdicts are the same."""
+    description, ``observe_first``: each check states what the image shows before it judges
+    (``critique.write_critique``); the sentences and verdicts are the same."""
     scene = record.meta["scene_graph"]
     true_sentences = (list(record.meta["atomic_facts"]) + [_count_sentence(len(scene["objects"]))]
                       + [described(o) for o in scene["objects"]])
     false = [(t, s) for t in ERROR_TYPES if (s := false_sentence(rng, scene, t)) is not None]
     examples = []
     for error_type, sentence in [("none", s) for s in true_sentences] + false:
-        written = write_critique(sentence, scene, describe_first)
+        written = write_critique(sentence, scene, describe_first, observe_first)
         if written is None:
             continue
         critique, consistent = written
