@@ -15,7 +15,9 @@ The store (``--num-images`` 32 px images, generator seed 0) is built once.
 
 ``--vision-tower FOLDER`` replaces the tiny configs' random-init CLIP tower by a pretrained one (e.g. vlforge-vlm's
 tiny CLIP trained on the same store and exported with ``vlforge-vlm export --format hf-vision``): the runner writes
-that delta into ``--work`` and stacks it on every stage.
+that delta into ``--work`` and stacks it on every stage. A tower pre-trained per patch by ``vlforge-captioner
+pretrain-tower`` is llava_small's 64 px tower: build the store with ``--image-size 64``. ``--pretrain-steps N`` runs
+the pre-train stage N steps instead of the shipped 300 (the run's folder name says so).
 """
 
 from __future__ import annotations
