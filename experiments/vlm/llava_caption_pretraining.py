@@ -17,7 +17,8 @@ The store (``--num-images`` 32 px images, generator seed 0) is built once.
 tiny CLIP trained on the same store and exported with ``vlforge-vlm export --format hf-vision``): the runner writes
 that delta into ``--work`` and stacks it on every stage. A tower pre-trained per patch by ``vlforge-captioner
 pretrain-tower`` is llava_small's 64 px tower: build the store with ``--image-size 64``. ``--pretrain-steps N`` runs
-the pre-train stage N steps instead of the shipped 300 (the run's folder name says so).
+the pre-train stage N steps instead of the shipped 300 (the run's folder name says so). ``--patch-tower STEPS``
+pre-trains that tower here (on the store's pool split, probed on val, seed 0; kept in ``--work``) and uses it.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 DELTAS = HERE / "llava"
 CONSOLE = [sys.executable, "-m", "vlforge.vlm.cli"]
+BIN = Path(sys.executable).parent  # the other consoles, from this interpreter's environment (PATH may lack it)
 NO_PRE_ALIGN = "no_pre_align.yaml"
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 
@@ -53,7 +55,7 @@ def run(command: list[str], log: Path) -> None:
 def prepare_data(work: Path, num_images: int, image_size: int) -> tuple[Path, Path]:
     store, instruct = work / "shapesworld", work / "llava" / "instruct.json"
     if not store.exists():
-        run(["vlforge-store", "shapes", str(store), "--num-images", str(num_images), "--seed", "0",
+        run([str(BIN / "vlforge-store"), "shapes", str(store), "--num-images", str(num_images), "--seed", "0",
              "--image-size", str(image_size)], work / "store.log")
     if not instruct.exists():
         run([*CONSOLE, "shapes-llava-json", str(store), "--split", "seed", "--out", str(instruct)],
@@ -70,6 +72,15 @@ def fit(stage: str, root: Path, seed: int, extra: list[str]) -> Path:
              "--seed_everything", str(seed), "--model.init_args.model.init_args.seed", str(seed), *QUIET],
             root / f"{stage}.log")
     return run_dir
+
+
+def patch_tower(work: Path, store: Path, steps: int) -> Path:
+    """llava_small's vision tower pre-trained per patch on the pool split (``vlforge-captioner pretrain-tower``)."""
+    out = work / "patch_tower"
+    if not (out / "tower").exists():
+        run([str(BIN / "vlforge-captioner"), "pretrain-tower", "--store", str(store), "--train-split", "pool", "--eval-split",
+             "val", "--steps", str(steps), "--seed", "0", "--out", str(out)], work / "patch_tower.log")
+    return out / "tower"
 
 
 def vision_delta(work: Path, tower: Path | None) -> list[str]:
@@ -137,12 +148,17 @@ def main() -> None:
     parser.add_argument("--instruct-steps", type=int, default=300, help="the instruction stage's steps (300)")
     parser.add_argument("--pretrain-steps", type=int, default=None,
                         help="the pre-train stage's steps (default: the shipped config's 300)")
-    parser.add_argument("--vision-tower", type=Path, default=None, help="a pretrained CLIP vision folder")
+    towers = parser.add_mutually_exclusive_group()
+    towers.add_argument("--vision-tower", type=Path, default=None, help="a pretrained CLIP vision folder")
+    towers.add_argument("--patch-tower", type=int, default=None, metavar="STEPS",
+                        help="pre-train llava_small's tower per patch for STEPS steps here (needs --image-size 64)")
     parser.add_argument("--work", type=Path, default=Path("runs/llava_caption_pretraining"))
     parser.add_argument("--out", type=Path, default=Path("docs/results/llava_caption_pretraining.json"))
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     store, instruct = prepare_data(args.work, args.num_images, args.image_size)
+    if args.patch_tower is not None:
+        args.vision_tower = patch_tower(args.work, store, args.patch_tower)
     tower = vision_delta(args.work, args.vision_tower)
     runs = [one_run(c, s, store, instruct, args.work, not args.no_pre_align, args.eval_limit, args.instruct_steps,
                     tower, args.pretrain_steps) for s in args.seeds for c in args.conditions]
