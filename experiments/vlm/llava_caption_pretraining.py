@@ -78,8 +78,8 @@ def patch_tower(work: Path, store: Path, steps: int) -> Path:
     """llava_small's vision tower pre-trained per patch on the pool split (``vlforge-captioner pretrain-tower``)."""
     out = work / "patch_tower"
     if not (out / "tower").exists():
-        run([str(BIN / "vlforge-captioner"), "pretrain-tower", "--store", str(store), "--train-split", "pool", "--eval-split",
-             "val", "--steps", str(steps), "--seed", "0", "--out", str(out)], work / "patch_tower.log")
+        run([str(BIN / "vlforge-captioner"), "pretrain-tower", "--store", str(store), "--train-split", "pool",
+             "--eval-split", "val", "--steps", str(steps), "--seed", "0", "--out", str(out)], work / "patch_tower.log")
     return out / "tower"
 
 
