@@ -5,7 +5,7 @@ A full-size outcome run (``outcome``: not in the default run, ``pytest -m outcom
 experiments/vlm/llava_caption_pretraining.py as docs/results.md ("LLaVA-style MLLM", session 9) runs it — a 10,000-image
 64 px store, llava_small's tower pre-trained per patch on the pool split (2,500 steps), pre-align 100 steps,
 pre-train 1,500 steps, instruction 300 steps, evaluated on the first 200 test images. Measured over seeds 0-2: mix -
-alt-text VQA +3.9 +- 0.9 (min +3.2), colour +19; the test asks for +2 and +10. About 30 minutes on an idle 2-core
+alt-text VQA +3.9 +- 0.9 (min +3.2), colour +19; the test asks for +2 and +10. About 21 minutes on a 2-core
 machine."""
 
 from __future__ import annotations
