@@ -47,6 +47,12 @@ def _objects_like(scene: dict[str, Any], colour: str, shape: str) -> list[dict[s
     return [o for o in scene["objects"] if o["shape"] == shape or o["colour"] == colour]
 
 
+def _named_like(scene: dict[str, Any], colour: str, shape: str) -> list[str]:
+    """The objects of ``colour`` or ``shape``, each as "a <colour> <shape> <region>"."""
+    return [f"{article(o['colour'])} {o['colour']} {o['shape']} {region_phrase(o['region'])}"
+            for o in _objects_like(scene, colour, shape)]
+
+
 def _point(fact: Fact) -> str:
     kind = fact[0]
     if kind == "exists":
@@ -75,8 +81,7 @@ def _actual(fact: Fact, scene: dict[str, Any], name_similar: bool = True) -> str
     shape when ``name_similar`` (without, when a description of the image came before)."""
     kind = fact[0]
     if kind in ("exists", "size", "region") and _object(scene, fact[1], fact[2]) is None:
-        similar = [f"{article(o['colour'])} {o['colour']} {o['shape']} {region_phrase(o['region'])}"
-                   for o in _objects_like(scene, fact[1], fact[2])] if name_similar else []
+        similar = _named_like(scene, fact[1], fact[2]) if name_similar else []
         there = f"; the image has {join_list(similar)}" if similar else ""
         return f"there is no {fact[1]} {fact[2]} in the image{there}"
     if kind == "size":
@@ -102,8 +107,7 @@ def _actual(fact: Fact, scene: dict[str, Any], name_similar: bool = True) -> str
 
 
 def _like(scene: dict[str, Any], colour: str, shape: str) -> str:
-    similar = [f"{article(o['colour'])} {o['colour']} {o['shape']} {region_phrase(o['region'])}"
-               for o in _objects_like(scene, colour, shape)]
+    similar = _named_like(scene, colour, shape)
     return f"the image has {join_list(similar)}" if similar else f"the image has no {colour} shape and no {shape}"
 
 
