@@ -16,6 +16,8 @@ from vlforge.common.progress import is_status_line
 from vlforge.common.records import Caption
 from vlforge.common.shapes.build import build_shapes_store
 from vlforge.common.shapes.grammar import region_phrase
+from vlforge.common.shapes.queries import VAGUE_COLOURS, VAGUE_REGIONS, VAGUE_SHAPES, coarse_region
+from vlforge.common.shapes.vocabulary import RARE_COLOUR_WORDS, RARE_SHAPE_WORDS
 from vlforge.common.store import CaptionStore
 from vlforge.rewriter.agents import QueryCase, SceneGraphOracleAgent
 from vlforge.rewriter.blur import blur_query
@@ -23,6 +25,7 @@ from vlforge.rewriter.embedding_cache import cache_dir, cached_image_index
 from vlforge.rewriter.make_data import main
 from vlforge.rewriter.pair_files import PRO_FILE, SFT_FILE, export_pro_jsonl, read_query_pairs
 from vlforge.rewriter.query_pairs import QueryPairConfig, make_query_pairs
+from vlforge.rewriter.query_words import named_objects
 from vlforge.rewriter.retriever import Retriever
 from vlforge.rewriter.similarity import SentenceSimilarity
 from vlforge.vlm.evaluation import encode_split
@@ -127,6 +130,36 @@ def test_oracle_translates_the_target_and_adds_what_wrong_images_lack(store):
     assert full.startswith(f"a {target['size']} {target['colour']} {target['shape']} {region_phrase(target['region'])}")
     assert full.endswith(f"on a {scene['background']['colour']} background") and other["shape"] in full
     assert agent.propose(QueryCase("q", "x", record, target=None), [], 1) == []
+
+
+def test_stated_only_oracle_adds_nothing_the_query_does_not_say(store):
+    record = _record_with_objects(store, 2)
+    scene = record.meta["scene_graph"]
+    target, other = scene["objects"]
+    agent = SceneGraphOracleAgent(stated_only=True)
+    rare = f"{RARE_COLOUR_WORDS[target['colour']][0]} {RARE_SHAPE_WORDS[target['shape']][0]}"
+    other_rare = f"{RARE_COLOUR_WORDS[other['colour']][1]} {RARE_SHAPE_WORDS[other['shape']][1]}"
+    canonical = f"a {target['colour']} {target['shape']}"
+    other_words = f"{other['colour']} {other['shape']}"
+    with_other = f"{canonical} and {'an' if other_words[0] in 'aeiou' else 'a'} {other_words}"
+    # A bare rare-word query: the translation only, whatever the turn and the wrong images.
+    assert set(agent.propose(QueryCase("q", rare, record, target=0), [], 3)) == {canonical}
+    # A named neighbour and a backdrop are kept, translated; size and the target's region never appear.
+    background = scene["background"]["colour"]
+    text = f"{rare} next to an {other_rare} on a {background} backdrop"
+    proposals = agent.propose(QueryCase("q", text, record, target=0), [], 1)
+    assert proposals == [canonical, with_other, f"{with_other} on a {background} background"]
+    # A vague query's region is kept as coarse as the query says it.
+    region = coarse_region(target["region"])
+    vague = f"something {VAGUE_COLOURS[target['colour']]} and {VAGUE_SHAPES[target['shape']]} {VAGUE_REGIONS[region]}"
+    assert agent.propose(QueryCase("q", vague, record, target=0), [], 1)[-1] == f"{canonical} {region_phrase(region)}"
+
+
+def test_named_objects_reads_colour_shape_pairs():
+    assert named_objects("crimson disc next to an azure lozenge") == [("red", "circle"), ("blue", "diamond")]
+    assert named_objects("something reddish and round near the top") == []
+    assert named_objects("a large Blue Hexagon") == [("blue", "hexagon")]
+    assert named_objects("a hexagon that is blue") == []  # a colour word after its shape names no object
 
 
 def test_blur_query():

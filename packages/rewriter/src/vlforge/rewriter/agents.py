@@ -5,8 +5,10 @@ retriever failed to see.
 ``SceneGraphOracleAgent`` is the ShapesWorld upper bound: it reads the scene graphs instead of looking at pixels.
 It translates the query's target object into the canonical vocabulary ("a red circle" for "crimson disc"), then
 adds the details of the right scene that the recalled wrong scenes lack most often (size, region, the other
-objects, the background), one more detail per turn, beside the full description. An MLLM agent with the paper's
-prompts plugs in behind the same ``propose`` method once vlforge.common.lm exists.
+objects, the background), one more detail per turn, beside the full description. With ``stated_only`` it adds
+only what the query itself says (its coarse region, the neighbour it names, its backdrop) in canonical words: a
+rewrite a text-only policy can learn, since nothing in it comes from the image. The MLLM agent with the paper's
+prompts is ``lm_agent.LMRewriteAgent``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import Any, Protocol
 
 from vlforge.common.records import ImageRecord
 from vlforge.common.shapes.grammar import article, join_list, region_phrase
+from vlforge.common.shapes.queries import VAGUE_REGIONS, coarse_region
+from vlforge.rewriter.query_words import named_objects
 
 
 @dataclass
@@ -68,6 +72,30 @@ def _details(scene: dict[str, Any], target: dict[str, Any]) -> list[_Detail]:
     return details
 
 
+def _stated_details(scene: dict[str, Any], target: dict[str, Any], text: str) -> list[_Detail]:
+    """The details ``text`` states, in canonical words: the coarse region of a vague query ("near the top" → "at
+    the top"), the objects it names after the first ("… next to an azure lozenge" → "a blue diamond"), and its
+    backdrop ("on a grey backdrop" → "on a grey background")."""
+    colour, shape = target["colour"], target["shape"]
+    details = [_Detail("region", region_phrase(coarse),
+                       lambda s, c=coarse: _has_coarse(s, colour, shape, c))
+               for coarse, phrase in VAGUE_REGIONS.items() if phrase in text]
+    for other_colour, other_shape in named_objects(text)[1:]:
+        words = f"{other_colour} {other_shape}"
+        details.append(_Detail("object", f"{article(words)} {words}",
+                               lambda s, c=other_colour, h=other_shape: _has(s, colour=c, shape=h)))
+    background = scene["background"]["colour"]
+    if f"{background} backdrop" in text:
+        details.append(_Detail("background", f"on a {background} background",
+                               lambda s: s["background"]["colour"] == background))
+    return details
+
+
+def _has_coarse(scene: dict[str, Any], colour: str, shape: str, coarse: str) -> bool:
+    return any(o["colour"] == colour and o["shape"] == shape and coarse_region(o["region"]) == coarse
+               for o in scene["objects"])
+
+
 def _render(target: dict[str, Any], chosen: list[_Detail]) -> str:
     kinds = {d.kind for d in chosen}
     words = " ".join(w for w in (target["size"] if "size" in kinds else None, target["colour"], target["shape"]) if w)
@@ -91,13 +119,16 @@ class SceneGraphOracleAgent:
 
     name = "scene_graph_oracle"
 
+    def __init__(self, stated_only: bool = False) -> None:
+        self.stated_only = stated_only
+
     def propose(self, case: QueryCase, wrong: list[ImageRecord], turn: int) -> list[str]:
         scene = case.record.meta.get("scene_graph")
         if scene is None or case.target is None:
             return []
         target = scene["objects"][case.target]
         wrong_scenes = [r.meta["scene_graph"] for r in wrong if "scene_graph" in r.meta]
-        details = _details(scene, target)
+        details = _stated_details(scene, target, case.text) if self.stated_only else _details(scene, target)
         ranked = sorted(details, key=lambda d: -d.distinguishes(wrong_scenes))  # stable: ties keep order
         proposals = [_render(target, ranked[:turn - 1])]
         proposals += [_render(target, [d]) for d in ranked[:turn]]

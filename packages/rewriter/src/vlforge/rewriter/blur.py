@@ -6,21 +6,16 @@ vague words of ShapesWorld's vague queries ("reddish", "round") and every other 
 
 from __future__ import annotations
 
-import re
-
 from vlforge.common.shapes.queries import VAGUE_COLOURS, VAGUE_SHAPES
-from vlforge.common.shapes.vocabulary import COLOUR_SYNONYMS, SHAPE_SYNONYMS
-
-_COLOUR_OF = {word: colour for colour, words in COLOUR_SYNONYMS.items() for word in words}
-_SHAPE_OF = {word: shape for shape, words in SHAPE_SYNONYMS.items() for word in words}
+from vlforge.rewriter.query_words import COLOUR_OF, SHAPE_OF, query_words
 
 
 def blur_query(text: str) -> str | None:
     """ "something reddish and round" for "crimson disc next to an azure lozenge"; None when the query names no
     colour and shape of the ShapesWorld vocabulary."""
-    words = re.findall(r"[a-z]+", text.lower())
-    colour = next((_COLOUR_OF[w] for w in words if w in _COLOUR_OF), None)
-    shape = next((_SHAPE_OF[w] for w in words if w in _SHAPE_OF), None)
+    words = query_words(text)
+    colour = next((COLOUR_OF[w] for w in words if w in COLOUR_OF), None)
+    shape = next((SHAPE_OF[w] for w in words if w in SHAPE_OF), None)
     if colour is None or shape is None:
         return None
     return f"something {VAGUE_COLOURS[colour]} and {VAGUE_SHAPES[shape]}"

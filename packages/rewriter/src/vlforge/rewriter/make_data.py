@@ -49,6 +49,8 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--run_config", type=str | None, default=None)
     parser.add_argument("--output_dir", type=str, required=True)
     parser.add_argument("--agent", type=str, default="scene_graph_oracle", help=f"one of {', '.join(AGENTS)}")
+    parser.add_argument("--oracle_stated_only", type=bool, default=False,
+                        help="scene_graph_oracle: rewrite only what the query states, in canonical words")
     parser.add_argument("--descriptions_source", type=str | None, default=None,
                         help="captioner_descriptions, lm with a text-only LM: the captioner's name (caption source)")
     parser.add_argument("--descriptions_kind", type=str | None, default=None,
@@ -74,7 +76,7 @@ def _load_retriever_model(checkpoint: str, run_config: str | None) -> torch.nn.M
 def build_agent(args: Any, similarity: Any, store: CaptionStore) -> RewriteAgent:
     """The challenge-response agent named by ``--agent``."""
     if args.agent == "scene_graph_oracle":
-        return SceneGraphOracleAgent()
+        return SceneGraphOracleAgent(args.oracle_stated_only)
     if args.agent == "lm":
         return LMRewriteAgent.load(args.lm, args.device, store.load_image, args.pairs.max_rewrite_words,
                                    args.descriptions_source, args.descriptions_kind)
@@ -106,6 +108,8 @@ def make_data(args: Any) -> QueryPairs:
             pairs.skip(query_id, "unparsable_agent_output")
     settings = {"store": args.store, "split": args.split, "checkpoint": args.checkpoint, "agent": args.agent,
                 "pairs": asdict(args.pairs)}
+    if args.agent == "scene_graph_oracle":
+        settings["oracle_stated_only"] = args.oracle_stated_only
     if args.agent in ("captioner_descriptions", "lm"):
         settings["descriptions"] = {"source": args.descriptions_source, "kind": args.descriptions_kind}
     if args.agent == "lm":

@@ -28,8 +28,13 @@ def _rare(rng: random.Random, obj: dict[str, Any]) -> str:
     return f"{rng.choice(RARE_COLOUR_WORDS[obj['colour']])} {rng.choice(RARE_SHAPE_WORDS[obj['shape']])}"
 
 
+def coarse_region(region: str) -> str:
+    """The key of ``VAGUE_REGIONS`` a vague query uses for a region: "top" for "top left", "left" for "left"."""
+    return region.split()[0] if region.split()[0] in VAGUE_REGIONS else region
+
+
 def _vague_region(region: str) -> str:
-    return VAGUE_REGIONS[region.split()[0] if region.split()[0] in VAGUE_REGIONS else region]
+    return VAGUE_REGIONS[coarse_region(region)]
 
 
 def hard_queries(rng: random.Random, scene: dict[str, Any]) -> list[Caption]:
