@@ -46,6 +46,20 @@ def test_data_modules_read_pair_files(pair_dir):
     assert len(pro.skipped) == short and len(pro.train_set) + short == len(read_query_pairs(pair_dir / PRO_FILE))
 
 
+def test_mistakes_in_a_training_step_are_one_line(pair_dir, tmp_path, capsys):
+    """A PRO file with no row of enough candidates, and a missing weights file (a model's __init__ raises it;
+    jsonargparse would fold it into a ValueError): exit 2 with one line naming the file."""
+    base = ["fit", "--config", "rewriter:pro_tiny.yaml", "--data.init_args.train_file", str(pair_dir / PRO_FILE),
+            "--run_root", str(tmp_path), *QUIET]
+    assert run_cli("rewriter", [*base, "--data.init_args.num_candidates", "99"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{pair_dir / PRO_FILE}: no training example;" in err
+    assert "candidates < num_candidates 99" in err
+    missing = tmp_path / "missing.ckpt"
+    assert run_cli("rewriter", [*base, "--model.init_args.model.init_args.weights", str(missing)]) == 2
+    assert capsys.readouterr().err == f"vlforge-rewriter: error: checkpoint {missing}: no such file or folder\n"
+
+
 def test_spread_candidates_keeps_best_and_worst():
     candidates = [Candidate(f"c{i}", score=float(i), rank=1, similarity=1.0, turn=0) for i in range(5)]
     assert [c.text for c in spread_candidates(candidates, 3)] == ["c4", "c2", "c0"]

@@ -31,7 +31,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from omegaconf.errors import OmegaConfBaseException
 
 from vlforge.common.config_errors import describe_config_error, locate_config_error
-from vlforge.common.errors import VLForgeError
+from vlforge.common.errors import VLForgeError, recorded_user_errors
 from vlforge.common.extras import check_strategy_extras
 from vlforge.common.fit_summary import FitSummaryCallback
 from vlforge.common.grad_checkpointing import enable_gradient_checkpointing
@@ -195,6 +195,18 @@ class VLForgeCLI(LightningCLI):
         else:
             return
         self.config[self.subcommand]["ckpt_path"] = str(checkpoint)
+
+    def instantiate_classes(self) -> None:
+        """As LightningCLI's; a VLForgeError raised in a model's or data module's ``__init__`` (a missing weights
+        file) reaches the user as its one line instead of jsonargparse's ValueError around its text."""
+        with recorded_user_errors() as raised:
+            try:
+                super().instantiate_classes()
+            except ValueError as err:
+                folded = next((e for e in raised if str(e) in str(err)), None)
+                if folded is None:
+                    raise
+                raise folded from None
 
     def after_instantiate_classes(self) -> None:
         if self._get(self.config, "gradient_checkpointing"):

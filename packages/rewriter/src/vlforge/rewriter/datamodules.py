@@ -16,6 +16,7 @@ from typing import Any
 import lightning as L
 from torch.utils.data import DataLoader
 
+from vlforge.common.errors import VLForgeError
 from vlforge.common.resumable_loader import ResumableDataLoader
 from vlforge.rewriter.examples import INSTRUCTION, pro_example, query_example, sft_example
 from vlforge.rewriter.pair_files import read_query_pairs
@@ -59,6 +60,10 @@ class _PairFileDataModule(L.LightningDataModule):
         self.val_set = self._read(h.val_file, h.val_limit) if h.val_file else []
         if self.skipped:
             log.warning("%d pair rows skipped (first: query %s, %s)", len(self.skipped), *self.skipped[0])
+        if stage in (None, "fit") and not self.train_set:
+            why = f"; {len(self.skipped)} skipped, first: query {self.skipped[0][0]}, {self.skipped[0][1]}" \
+                if self.skipped else ""
+            raise VLForgeError(f"{h.train_file}: no training example{why}")
 
     def train_dataloader(self) -> DataLoader:
         return _train_loader(self.train_set, self.hparams.batch_size)
