@@ -100,6 +100,30 @@ def test_rollout_logprobs_equal_a_training_forward_pass(reward, pair_dir, sft_ru
     assert torch.allclose(estimates["kl"], torch.zeros_like(estimates["kl"]), atol=1e-4)  # π = π_ref at the start
 
 
+def test_degenerate_rollouts_are_penalised_instead_of_skipped_when_asked(reward, pair_dir, sft_run):
+    """With ``degenerate_reward``, an over-length rollout (2 new tokens rarely reach EOS) is trained on with that
+    reward over all its tokens and still counted; without it, the same rollout (same seed) carries no mask."""
+    data = RewriterQueryDataModule(str(pair_dir / PRO_FILE))
+    data.setup("fit")
+    batch = data.train_set[:6]
+    weights = str(sft_run / "checkpoints" / "last.ckpt")
+    outcomes = {}
+    for penalty in (None, -5.0):
+        module = RewriterPPOLitModule(GenerativeModel("preset:llama_tiny", weights=weights), reward,
+                                      max_new_tokens=2, degenerate_reward=penalty)
+        torch.manual_seed(0)
+        outcomes[penalty] = (*module.rollout(batch), module.skipped)
+    (skipped_pack, skipped_rewards, texts, skipped_counts), (pack, rewards, same_texts, counts) = outcomes.values()
+    assert texts == same_texts and counts == skipped_counts and counts[OVER_LENGTH] >= 1
+    over = [row for row in range(len(batch)) if not skipped_pack.mask[row].any()]
+    assert len(over) == counts[OVER_LENGTH] + counts[EMPTY]
+    for row in over:
+        assert skipped_rewards[row] == 0 and rewards[row] == -5.0
+        assert pack.mask[row].sum() == (pack.labels[row] != -100).sum() > 0  # every generated token is trained on
+    kept = [row for row in range(len(batch)) if row not in over]
+    torch.testing.assert_close(rewards[kept], skipped_rewards[kept])
+
+
 def test_value_loss_trains_the_value_head_only(reward, pair_dir, sft_run):
     policy = GenerativeModel("preset:llama_tiny", weights=str(sft_run / "checkpoints" / "last.ckpt"))
     module = RewriterPPOLitModule(policy, reward, max_new_tokens=24)

@@ -7,7 +7,10 @@ One training step, on a batch of queries ``{key, instruction, query, image_id}``
    the behaviour policy; temperature 1 and no top-k / top-p, so the sampling distribution is the policy's own);
 2. reward r(x, y) = 20·(s_clip(y, v_x) − s_clip(x, v_x)) from the frozen retriever (:class:`RetrievalReward`);
    an empty rewrite, one without EOS within ``max_new_tokens`` (over-length) or a NaN reward is skipped and
-   counted with its query id (a warning names it; counts in ``skipped`` and in checkpoints);
+   counted with its query id (a warning names it; counts in ``skipped`` and in checkpoints). With
+   ``degenerate_reward`` set, an empty or over-length rewrite is counted the same way but trained on with that
+   reward instead of skipped (TRL's ``missing_eos_penalty`` idea): skipped, they take no gradient, and a long run
+   drifts into them;
 3. per-token rewards −β·(log π − log π_ref) against the frozen PRO policy (the starting weights) plus r(x, y) on
    the last rewrite token (Eq. 5), values from the value head, GAE (γ, λ), advantages whitened;
 4. ``ppo_epochs`` passes over the rollouts in ``mini_batches`` shuffled parts, each an optimizer step on PPO's
@@ -46,7 +49,7 @@ from vlforge.common.optim import adamw_warmup_cosine
 from vlforge.rewriter.kl import AdaptiveKLController
 from vlforge.rewriter.ppo import gae, kl_penalised_rewards, policy_loss, sequence_kl, value_loss, whiten
 from vlforge.rewriter.reward import RetrievalReward
-from vlforge.rewriter.rollout import PackedRollouts, pack_rollouts, screen
+from vlforge.rewriter.rollout import EMPTY, OVER_LENGTH, PackedRollouts, pack_rollouts, screen
 from vlforge.rewriter.value_head import ValueHead
 
 log = logging.getLogger(__name__)
@@ -62,7 +65,7 @@ class RewriterPPOLitModule(L.LightningModule):
                  gamma: float = 1.0, lam: float = 0.95, max_new_tokens: int = 32, max_grad_norm: float = 1.0,
                  lr: float = 1e-5, weight_decay: float = 0.0, warmup_steps: int = 0,
                  betas: tuple[float, float] = (0.9, 0.95), prompt_style: str = "chat",
-                 track_similarity: bool = False) -> None:
+                 track_similarity: bool = False, degenerate_reward: float | None = None) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["model", "reward"])
         self.automatic_optimization = False
@@ -115,17 +118,20 @@ class RewriterPPOLitModule(L.LightningModule):
                                        decoding=decoding, batch_size=len(batch), prompt_style=h.prompt_style)
         texts = [s.text for s in sequences]
         rewards = self.reward(texts, [e["query"] for e in batch], [e["image_id"] for e in batch])
-        keep = []
+        keep, kept_rewards = [], []
         for example, sequence, reward in zip(batch, sequences, rewards.tolist(), strict=True):
             reason = screen(sequence, reward, self.tokenizer.eos_token_id, h.max_new_tokens)
+            penalised = (reason in (EMPTY, OVER_LENGTH) and h.degenerate_reward is not None
+                         and sequence.response_ids.numel() > 0)
             if reason is not None:
                 self.skipped[reason] += 1
-                log.warning("query %s: rollout skipped (%s)", example["key"], reason)
-            keep.append(reason is None)
+                log.warning("query %s: rollout %s (%s)", example["key"], "penalised" if penalised else "skipped",
+                            reason)
+            keep.append(reason is None or penalised)
+            kept_rewards.append(reward if reason is None else h.degenerate_reward if penalised else 0.0)
         packed = pack_rollouts(sequences, keep, self.tokenizer.pad_token_id)
         packed = PackedRollouts(*(t.to(self.device) for t in vars(packed).values()))
-        rewards = torch.where(torch.tensor(keep), rewards, torch.zeros_like(rewards)).to(self.device)
-        return packed, rewards, texts
+        return packed, torch.tensor(kept_rewards, dtype=rewards.dtype, device=self.device), texts
 
     @torch.no_grad()
     def advantages(self, packed: PackedRollouts, rewards: torch.Tensor) -> dict[str, torch.Tensor]:
