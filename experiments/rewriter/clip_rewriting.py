@@ -12,7 +12,10 @@ both on the test split, and the frozen retriever too (what the rewriter alone do
 docs/results/rewriter_clip_rewriting.json.
 
     python experiments/rewriter/clip_rewriting.py [--seed 0] [--max-queries 800] [--sft-steps 400]
-        [--clip-steps 300] [--sft-rows pro] [--work runs/rewriter_captioner_agent]
+        [--clip-steps 300] [--sft-rows pro] [--work runs/rewriter_captioner_agent] [--rewriter CKPT --out JSON]
+
+``--rewriter`` takes a rewriter already trained (e.g. the SFT step of experiments/rewriter/training_outcome.py
+--stated-only, on the same store and retriever recipe) instead of building pairs and fine-tuning one here.
 """
 
 import argparse
@@ -64,18 +67,18 @@ def train_rewriter(pairs: Path, out: Path, seed: int, steps: int) -> Path:
     return checkpoint
 
 
-def rewrite(store: Path, split: str, checkpoint: Path, root: Path) -> None:
+def rewrite(store: Path, split: str, checkpoint: Path, root: Path, name: str) -> None:
     check(run_cli("rewriter", ["predict", "--config", "rewriter:predict_tiny.yaml",
                                "--data.init_args.store", str(store), "--data.init_args.split", split,
                                "--model.init_args.checkpoint", str(checkpoint),
-                               "--model.init_args.rewrite.name", REWRITER, "--trainer.enable_progress_bar", "false",
+                               "--model.init_args.rewrite.name", name, "--trainer.enable_progress_bar", "false",
                                "--run_root", str(root)]))
 
 
-def train_clip(store: Path, root: Path, seed: int, steps: int, probability: float | None) -> Path:
+def train_clip(store: Path, root: Path, seed: int, steps: int, probability: float | None, name: str) -> Path:
     checkpoint = root / "vlm" / "version_0" / "checkpoints" / "last.ckpt"
     if not checkpoint.is_file():
-        rewrite_arg = (f"{{rewriter: {REWRITER}, probability: {probability}}}" if probability is not None else "null")
+        rewrite_arg = (f"{{rewriter: {name}, probability: {probability}}}" if probability is not None else "null")
         check(run_cli("vlm", ["fit", "--config", "vlm:model/clip_tiny.yaml",
                               "--config", "vlm:data/shapes_alt_text_gt_short.yaml", "--config", DELTA,
                               "--data.init_args.store", str(store), "--data.init_args.num_workers", "0",
@@ -86,9 +89,9 @@ def train_clip(store: Path, root: Path, seed: int, steps: int, probability: floa
     return checkpoint
 
 
-def evaluate(store: Path, checkpoint: Path, out: Path) -> dict:
+def evaluate(store: Path, checkpoint: Path, out: Path, name: str) -> dict:
     check(console("vlm", VLM_TOOLS, ["evaluate", "--checkpoint", str(checkpoint), "--stores", f"[{store}]",
-                                     "--split", "test", "--metrics", "[retrieval]", "--rewritten_queries", REWRITER,
+                                     "--split", "test", "--metrics", "[retrieval]", "--rewritten_queries", name,
                                      "--output_dir", str(out)]))
     result = read_metrics(out / "metrics.json")["results"][store.name]
     return {"clean_t2i_r1": result["retrieval"]["t2i_r1"],
@@ -106,6 +109,8 @@ if __name__ == "__main__":
     parser.add_argument("--clip-steps", type=int, default=300)
     parser.add_argument("--sft-rows", choices=("pro", "sft"), default="pro")
     parser.add_argument("--work", default="runs/rewriter_captioner_agent")
+    parser.add_argument("--rewriter", default=None, help="a trained rewriter checkpoint (skips pairs and SFT here)")
+    parser.add_argument("--out", default=str(OUTPUT), help="the JSON to add this seed to")
     args = parser.parse_args()
     torch.set_num_threads(1)
     work = Path(args.work) / f"seed{args.seed}"
@@ -113,26 +118,33 @@ if __name__ == "__main__":
     if not store.exists():
         build_shapes_store(store, num_images=3000, seed=0, image_size=32, workers=1)
     retriever = train_retriever(store, work / "runs", args.seed)
-    pairs = work / "pairs_pool_oracle"
-    if not (pairs / SUMMARY_FILE).is_file():
-        check(make_data(["--store", str(store), "--split", "pool", "--checkpoint", str(retriever),
-                         "--output_dir", str(pairs), "--pairs.max_queries", str(args.max_queries)]))
-    rows = pairs / (PRO_FILE if args.sft_rows == "pro" else SFT_FILE)
-    rewriter = train_rewriter(rows, work / f"rewriter_sft_{args.sft_rows}", args.seed, args.sft_steps)
+    # the store keeps each rewriter's rewrites under its name, and predict resumes: one name per given rewriter
+    name = f"rewriter_given_seed{args.seed}" if args.rewriter else REWRITER
+    if args.rewriter:
+        rewriter, about_rewriter = Path(args.rewriter), {"rewriter": f"given: {args.rewriter}"}
+    else:
+        pairs = work / "pairs_pool_oracle"
+        if not (pairs / SUMMARY_FILE).is_file():
+            check(make_data(["--store", str(store), "--split", "pool", "--checkpoint", str(retriever),
+                             "--output_dir", str(pairs), "--pairs.max_queries", str(args.max_queries)]))
+        rows = pairs / (PRO_FILE if args.sft_rows == "pro" else SFT_FILE)
+        rewriter = train_rewriter(rows, work / f"rewriter_sft_{args.sft_rows}", args.seed, args.sft_steps)
+        about_rewriter = {"d_sft_rows": len(read_query_pairs(pairs / SFT_FILE)),
+                          "sft_rows": f"{args.sft_rows}: {len(read_query_pairs(rows))} rows",
+                          "make_data": f"pool split, oracle agent, first {args.max_queries} queries",
+                          "rewriter": f"preset:llama_tiny, SFTLitModule lr 2e-3, batch 32, {args.sft_steps} steps"}
     for split in ("pool", "test"):
-        rewrite(store, split, rewriter, work / "rewrite_runs")
+        rewrite(store, split, rewriter, work / "rewrite_runs", name)
     runs = {"p0.6": 0.6, "no_rewriting": None}
-    results = {name: evaluate(store, train_clip(store, work / f"clip_{name}", args.seed, args.clip_steps, p),
-                              work / f"eval_{name}") for name, p in runs.items()}
-    results["frozen_retriever"] = evaluate(store, retriever, work / "eval_frozen_retriever")
-    entry = {"seed": args.seed, "d_sft_rows": len(read_query_pairs(pairs / SFT_FILE)),
-             "sft_rows": f"{args.sft_rows}: {len(read_query_pairs(rows))} rows",
-             "make_data": f"pool split, oracle agent, first {args.max_queries} queries",
-             "rewriter": f"preset:llama_tiny, SFTLitModule lr 2e-3, batch 32, {args.sft_steps} steps",
+    results = {run: evaluate(store, train_clip(store, work / f"clip_{run}", args.seed, args.clip_steps, p, name),
+                             work / f"eval_{run}", name) for run, p in runs.items()}
+    results["frozen_retriever"] = evaluate(store, retriever, work / "eval_frozen_retriever", name)
+    entry = {"seed": args.seed, **about_rewriter,
              "clip": f"vlm:model/clip_tiny.yaml + experiments/vlm/clip_query_rewriting.yaml, {args.clip_steps} steps, "
                      "batch 64, from scratch", **results}
-    OUTPUT.parent.mkdir(parents=True, exist_ok=True)
-    previous = json.loads(OUTPUT.read_text()) if OUTPUT.is_file() else {}
+    output = Path(args.out)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    previous = json.loads(output.read_text()) if output.is_file() else {}
     previous[f"seed{args.seed}"] = entry
-    OUTPUT.write_text(json.dumps(previous, indent=2, sort_keys=True) + "\n")
+    output.write_text(json.dumps(previous, indent=2, sort_keys=True) + "\n")
     print(json.dumps(entry, indent=1))
