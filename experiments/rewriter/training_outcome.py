@@ -35,6 +35,7 @@ from vlforge.common.shapes.build import build_shapes_store
 from vlforge.common.store import CaptionStore
 from vlforge.rewriter.agents import QueryCase, SceneGraphOracleAgent
 from vlforge.rewriter.embedding_cache import cached_image_index
+from vlforge.rewriter.lit_ppo import SKIPPED_KEY
 from vlforge.rewriter.make_data import main as make_data
 from vlforge.rewriter.pair_files import PRO_FILE, SFT_FILE, SUMMARY_FILE
 from vlforge.rewriter.retriever import Retriever
@@ -51,9 +52,9 @@ OUTPUT = REPO / "docs" / "results" / "rewriter_training.json"
 # is in the 150-image val / test galleries).
 TRAIN_PAIRS = ["--split", "pool", "--pairs.high_quality_rank", "10", "--pairs.max_queries", "2000"]
 VAL_PAIRS = ["--split", "val"]
-# The stated-only oracle's rewrites say no more than the query, so few reach rank 10 of the pool gallery (65 of
-# 1301 D_PRO rows on seed 0) and none has more than two distinct candidates: its D_SFT keeps rank <= 100 (the top
-# 5 %, rank ~7 of a 150-image gallery; 338 rows) and PRO ranks pairs. Chosen from the pair counts, before training.
+# The stated-only oracle's rewrites say no more than the query, so few reach rank 10 of the pool gallery and none
+# has more than two distinct candidates: its D_SFT keeps rank <= 100 (the top 5 %, rank ~7 of a 150-image gallery)
+# and PRO ranks pairs. Chosen from the pair counts of a first build, before training.
 STATED_PAIRS = ["--oracle_stated_only", "true", "--pairs.high_quality_rank", "100"]
 STATED_VAL = ["--oracle_stated_only", "true", "--pairs.high_quality_rank", "7"]
 STATED_PRO = ["--data.init_args.num_candidates", "2"]
@@ -210,9 +211,14 @@ if __name__ == "__main__":
               "val": evaluate(store, checkpoint, policies, "val", args.stated_only)}
     if "sft_pro_ppo" in policies:
         ppo_run = policies["sft_pro_ppo"].parents[1]
-        ppo_config = yaml.safe_load((ppo_run / "config.yaml").read_text())["model"]["init_args"]
-        result["ppo"] = {"steps": yaml.safe_load((ppo_run / "config.yaml").read_text())["trainer"]["max_steps"],
-                         "lr": ppo_config["lr"], "degenerate_reward": ppo_config.get("degenerate_reward")}
+        run_config = yaml.safe_load((ppo_run / "config.yaml").read_text())
+        ppo_config = run_config["model"]["init_args"]
+        result["ppo"] = {"steps": run_config["trainer"]["max_steps"], "lr": ppo_config["lr"],
+                         "degenerate_reward": ppo_config.get("degenerate_reward"),
+                         # rollouts screened out by reason over the whole run: skipped, or trained on with
+                         # degenerate_reward when it is set (train/skipped counts only the skipped ones)
+                         "screened_rollouts": torch.load(policies["sft_pro_ppo"], map_location="cpu",
+                                                         weights_only=True)[SKIPPED_KEY]}
         result["ppo_target_kl"] = ppo_config["kl_target"]
         result["ppo_curves"] = ppo_curves(ppo_run)
     output.parent.mkdir(parents=True, exist_ok=True)
