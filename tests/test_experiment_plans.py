@@ -45,6 +45,16 @@ def test_the_own_sample_generation_config_draws_two_samples() -> None:
     assert captioner.samples == 2 and captioner.decoding["do_sample"] and captioner.decoding["temperature"] == 1.0
 
 
+def test_the_llava_runners_captioner_generation_config_is_greedy_dense_and_unsheared() -> None:
+    """experiments/vlm/captioner/dense_pool.yaml (the captioner_dense condition's generate config)."""
+    from vlforge.captioner.generation.spec import load_generation_config
+
+    config = load_generation_config(REPO / "experiments/vlm/captioner/dense_pool.yaml")
+    (captioner,) = config.captioners
+    assert config.split == "pool" and not config.shear and captioner.name == "captioner_dense"
+    assert captioner.format == "dense" and not captioner.decoding["do_sample"]
+
+
 @pytest.mark.parametrize("plan", PLANS, ids=lambda p: p.relative_to(REPO).as_posix())
 def test_every_plan_passes_its_dry_run(plan: Path, tmp_path: Path, runner, capsys) -> None:
     assert runner.main(["run", str(plan), "--seeds", "0", "--dry-run", "--runs-root", str(tmp_path)]) == 0

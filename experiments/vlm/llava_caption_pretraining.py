@@ -19,6 +19,13 @@ that delta into ``--work`` and stacks it on every stage. A tower pre-trained per
 pretrain-tower`` is llava_small's 64 px tower: build the store with ``--image-size 64``. ``--pretrain-steps N`` runs
 the pre-train stage N steps instead of the shipped 300 (the run's folder name says so). ``--patch-tower STEPS``
 pre-trains that tower here (on the store's pool split, probed on val, seed 0; kept in ``--work``) and uses it.
+
+The ``captioner_dense`` condition pre-trains on a trained captioner's dense captions of the pool split: ``--captioner
+PRESET CHECKPOINT`` names the captioner (a ``vlforge-captioner`` preset and SFT checkpoint, e.g. the earlier captioner
+store plan's seed-0 ``dense_patch`` run); the runner writes its greedy captions into the store as source
+``captioner_dense`` (``vlforge-captioner generate`` with experiments/vlm/captioner/dense_pool.yaml, resumable; and
+of the first 64 val images, the stages' validation loss) and
+their CHAIR, coverage and length against the scene graphs (``vlforge-captioner analyze``) into ``--work``.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ DELTAS = HERE / "llava"
 CONSOLE = [sys.executable, "-m", "vlforge.vlm.cli"]
 BIN = Path(sys.executable).parent  # the other consoles, from this interpreter's environment (PATH may lack it)
 NO_PRE_ALIGN = "no_pre_align.yaml"
+VAL_CAPTIONED = 64  # the caption stages' validation images (val_limit 32 in the shipped tiny configs)
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 
 
@@ -81,6 +89,23 @@ def patch_tower(work: Path, store: Path, steps: int) -> Path:
         run([str(BIN / "vlforge-captioner"), "pretrain-tower", "--store", str(store), "--train-split", "pool",
              "--eval-split", "val", "--steps", str(steps), "--seed", "0", "--out", str(out)], work / "patch_tower.log")
     return out / "tower"
+
+
+def captioner_captions(work: Path, store: Path, preset: str, checkpoint: str) -> dict[str, Any]:
+    """The ``captioner_dense`` source of the pool split from the captioner ``preset`` + ``checkpoint``, and its
+    caption statistics (``vlforge-captioner analyze``'s entry for the source)."""
+    for split in (["--split", "pool"], ["--split", "val", "--limit", str(VAL_CAPTIONED)]):
+        run([str(BIN / "vlforge-captioner"), "generate", "--store", str(store), "--config",
+             str(HERE / "captioner" / "dense_pool.yaml"), "--source", preset, "--checkpoint", checkpoint, *split],
+            work / "captioner_dense_generate.log")
+    stats = work / "captioner_dense_analysis" / "analysis.json"
+    if not stats.exists():
+        run([str(BIN / "vlforge-captioner"), "analyze", "--store", str(store), "--split", "pool", "--source",
+             "captioner_dense", "--source", "gt", "--out", str(stats.parent)], work / "captioner_dense_analyze.log")
+    analysis = json.loads(stats.read_text())
+    return {"preset": preset, "checkpoint": checkpoint,
+            **{key: {name: analysis[key][name] for name in ("captioner_dense", "gt:dense")}
+               for key in ("chair", "lengths")}}
 
 
 def vision_delta(work: Path, tower: Path | None) -> list[str]:
@@ -152,18 +177,23 @@ def main() -> None:
     towers.add_argument("--vision-tower", type=Path, default=None, help="a pretrained CLIP vision folder")
     towers.add_argument("--patch-tower", type=int, default=None, metavar="STEPS",
                         help="pre-train llava_small's tower per patch for STEPS steps here (needs --image-size 64)")
+    parser.add_argument("--captioner", nargs=2, metavar=("PRESET", "CHECKPOINT"), default=None,
+                        help="the trained captioner of the captioner_dense condition")
     parser.add_argument("--work", type=Path, default=Path("runs/llava_caption_pretraining"))
     parser.add_argument("--out", type=Path, default=Path("docs/results/llava_caption_pretraining.json"))
     args = parser.parse_args()
+    if ("captioner_dense" in args.conditions) != (args.captioner is not None):
+        parser.error("--captioner PRESET CHECKPOINT goes with the captioner_dense condition (and only with it)")
     args.work.mkdir(parents=True, exist_ok=True)
     store, instruct = prepare_data(args.work, args.num_images, args.image_size)
     if args.patch_tower is not None:
         args.vision_tower = patch_tower(args.work, store, args.patch_tower)
     tower = vision_delta(args.work, args.vision_tower)
+    captioner = captioner_captions(args.work, store, *args.captioner) if args.captioner else None
     runs = [one_run(c, s, store, instruct, args.work, not args.no_pre_align, args.eval_limit, args.instruct_steps,
                     tower, args.pretrain_steps) for s in args.seeds for c in args.conditions]
     report = {"command": "python " + " ".join([str(Path(sys.argv[0])), *sys.argv[1:]]),
-              "summary": summarise(runs), "runs": runs}
+              "summary": summarise(runs), "runs": runs, **({"captioner": captioner} if captioner else {})}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1))
     for name, row in report["summary"].items():
