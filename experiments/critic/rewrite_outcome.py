@@ -5,31 +5,28 @@
         --data.init_args.limit 200 --model.init_args.source corrupted ... (the critic's checkpoint and preset)
     vlforge-critic analyze --store runs/store --split test --limit 200 --source corrupted --output ...
 
-This script writes the cheap weak source ``corrupted`` (no trained weak captioner here): each image's gt dense
-caption with every shape word swapped, with probability ``--rate`` (0.6), for another shape (CHAIR_i about 40 %
-on the test split; a swap may land on another shape of the scene).
+This script writes the cheap weak source ``corrupted`` (``--source``): each image's gt dense caption with every shape
+word swapped, with probability ``--rate`` (0.6), for another shape (CHAIR_i about 40 % on the test split; a swap may
+land on another shape of the scene); ``--words colours_shapes`` swaps colour words too (the rewrite model's training
+corruption, ``vlforge.critic.shapes_rewrite_data``).
 """
 
 from __future__ import annotations
 
 import argparse
 import random
-import re
 
 from vlforge.common.records import Caption
-from vlforge.common.shapes.vocabulary import SHAPES
+from vlforge.common.shapes.vocabulary import COLOURS, SHAPES
 from vlforge.common.store import CaptionStore
+from vlforge.critic.shapes_rewrite_data import corrupt_words
 
 SOURCE = "corrupted"
-_SHAPE = re.compile(rf"\b({'|'.join(SHAPES)})\b")
+WORDS = {"shapes": (SHAPES,), "colours_shapes": (COLOURS, SHAPES)}
 
 
-def corrupt_text(text: str, rng: random.Random, rate: float) -> str:
-    return _SHAPE.sub(lambda m: rng.choice([s for s in SHAPES if s != m.group(1)]) if rng.random() < rate
-                      else m.group(1), text)
-
-
-def corrupt(store: str, split: str, limit: int, seed: int, rate: float) -> int:
+def corrupt(store: str, split: str, limit: int, seed: int, rate: float, words: str = "shapes",
+            source: str = SOURCE) -> int:
     with CaptionStore(store, readonly=False) as s:
         ids = s.ids(split)[:limit]
         captions = {}
@@ -37,8 +34,9 @@ def corrupt(store: str, split: str, limit: int, seed: int, rate: float) -> int:
             record = s.get(image_id)
             rng = random.Random(f"corrupt/{seed}/{image_id}")
             gt = record.captions_by(source="gt", kind="dense")[0].text
-            captions[image_id] = [Caption(corrupt_text(gt, rng, rate), SOURCE, "dense",
-                                          provenance={"from": "gt dense", "shape_swap_rate": rate, "seed": seed})]
+            captions[image_id] = [Caption(corrupt_words(gt, rng, rate, WORDS[words]), source, "dense",
+                                          provenance={"from": "gt dense", "swapped": words, "swap_rate": rate,
+                                                      "seed": seed})]
         return s.append_captions(captions)
 
 
@@ -49,8 +47,12 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rate", type=float, default=0.6)
+    parser.add_argument("--words", choices=sorted(WORDS), default="shapes",
+                        help="which words are swapped (colours_shapes: the rewrite model's training corruption)")
+    parser.add_argument("--source", default=SOURCE)
     args = parser.parse_args()
-    print(f"{corrupt(args.store, args.split, args.limit, args.seed, args.rate)} captions of {SOURCE!r} added")
+    added = corrupt(args.store, args.split, args.limit, args.seed, args.rate, args.words, args.source)
+    print(f"{added} captions of {args.source!r} added")
 
 
 if __name__ == "__main__":

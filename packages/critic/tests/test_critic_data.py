@@ -348,3 +348,39 @@ def test_a_text_only_critic_scores_half():
     assert _majority_by_template_accuracy(held_out, held_out) == pytest.approx(50.0)  # even fitted on the test data
     unbalanced = [e for r in RECORDS[:80] for e in critic_examples(r, random.Random(r.image_id), balance=False)]
     assert _majority_by_template_accuracy(unbalanced, unbalanced) > 65  # the same critic without the balance
+
+
+def test_a_trained_captioners_sentences_are_judged_against_the_scene_graph(tmp_path):
+    """The active-learning rows (make-data --captioner_sources): each sentence of a captioner's caption is an example
+    judged by the scene graph, whatever the caption says; other sources' captions add nothing."""
+    from vlforge.common.records import Caption
+    from vlforge.common.store import CaptionStore
+    from vlforge.critic.decompose import RuleBasedDecomposer
+
+    store = tmp_path / "shapes"
+    build_shapes_store(store, num_images=60, seed=0, image_size=32, workers=1)
+    with CaptionStore(store, readonly=False) as s:
+        ids = s.ids("pool")[:3]
+        records = {i: s.get(i) for i in ids}
+        own = {}
+        for i in ids:
+            obj = records[i].meta["scene_graph"]["objects"][0]
+            wrong = next(c for c in ("red", "green", "blue", "yellow") if c != obj["colour"])
+            own[i] = [Caption(f"There is a {obj['colour']} {obj['shape']}. It is {obj['size']}. There is a {wrong} "
+                              f"{obj['shape']} {region_phrase(obj['region'])}.", "my_captioner", "short")]
+        s.append_captions(own)
+    out = tmp_path / "critic"
+    args = ["--store", str(store), "--split", "pool", "--output_dir", str(out), "--limit", "3", "--balance", "false"]
+    assert main(args) == 0
+    plain = read_llava_critic(out / "critic.json")
+    assert main([*args, "--captioner_sources", "[my_captioner]"]) == 0
+    mined = [r for r in read_llava_critic(out / "critic.json") if r.error_type == "captioner"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["captioner_sources"] == ["my_captioner"] and len(mined) == summary["examples"] - len(plain)
+    with CaptionStore(store) as s:
+        expected = [(sentence, judge(sentence, s.get(i).meta["scene_graph"])[0]) for i in ids
+                    for sentence in RuleBasedDecomposer()(own[i][0].text)]
+    assert sorted((r.sentence, r.consistent) for r in mined) == sorted(expected)
+    assert Counter(consistent for _, consistent in expected) == Counter({True: 6, False: 3})
+    # "It is small." resolved to its object, judged true
+    assert any(r.sentence.startswith("The ") and r.consistent for r in mined)

@@ -2,9 +2,9 @@
 
     vlforge-critic analyze --store data/shapesworld --split test --source gt --output runs/analyze.json
 
-For ``source`` and ``<source>+critic`` over the images of ``split`` (its first ``limit``) that have both: mean
-words and sentences, and the critic's per-sentence verdicts (consistent / inconsistent / unscored) and cut
-sentences; on a ShapesWorld store (records with a scene graph) also CHAIR_i / CHAIR_s
+For ``source`` and ``<source>+critic`` (or ``--rewritten``) over the images of ``split`` (its first ``limit``) that
+have both: mean words and sentences, and the critic's per-sentence verdicts (consistent / inconsistent / unscored)
+and cut sentences; on a ShapesWorld store (records with a scene graph) also CHAIR_i / CHAIR_s
 (``vlforge.common.metrics.chair``, ShapesWorld object table) and object coverage = the share of an image's scene
 shapes that its caption names (mean over images, %).
 """
@@ -45,9 +45,11 @@ def caption_stats(records: list[ImageRecord], texts: list[str]) -> dict[str, Any
     return out
 
 
-def analyze_rewrite(store: str, split: str, source: str, limit: int | None = None) -> dict[str, Any]:
-    """The before / after table of the module docstring."""
-    target = critic_source(source)
+def analyze_rewrite(store: str, split: str, source: str, limit: int | None = None,
+                    rewritten: str | None = None) -> dict[str, Any]:
+    """The before / after table of the module docstring; ``rewritten``: the rewrite's source when predict wrote
+    another than ``<source>+critic`` (its ``target``)."""
+    target = rewritten or critic_source(source)
     with CaptionStore(store, readonly=True) as s:
         ids = s.ids(split)
         records = [r for r in (s.get(i) for i in (ids if limit is None else ids[:limit]))
@@ -61,7 +63,7 @@ def analyze_rewrite(store: str, split: str, source: str, limit: int | None = Non
         caption = record.captions_by(source=target)[0]
         verdicts.update(row["verdict"] for row in caption.scores.get("critic_sentences", []))
         cut += int(caption.provenance.get("sentences_cut", 0))
-    return {"store": store, "split": split, "source": source,
+    return {"store": store, "split": split, "source": source, "rewritten": target,
             "before": caption_stats(records, [_first(r, source) for r in records]),
             "after": caption_stats(records, [_first(r, target) for r in records]),
             "sentences": dict(verdicts), "sentences_cut": cut}
@@ -72,10 +74,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--store", required=True)
     parser.add_argument("--split", default="test")
     parser.add_argument("--source", required=True, help="the source critic-rewrite checked")
+    parser.add_argument("--rewritten", default=None,
+                        help="the rewrite's source, when predict wrote another than <source>+critic (its target)")
     parser.add_argument("--limit", type=int, default=None, help="the first N images of the split")
     parser.add_argument("--output", default=None, help="write the table here as JSON")
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-    report = analyze_rewrite(args.store, args.split, args.source, args.limit)
+    report = analyze_rewrite(args.store, args.split, args.source, args.limit, args.rewritten)
     if args.output:
         write_atomically(args.output, json.dumps(report, indent=2), inputs=[args.store])
     for side in ("before", "after"):

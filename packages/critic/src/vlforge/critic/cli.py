@@ -10,6 +10,8 @@ from vlforge.common.console import Tool, console
 TOOLS: dict[str, Tool] = {
     "make-data": Tool("ShapesWorld critic examples (image, sentence -> critique, verdict) as LLaVA JSON",
                       "vlforge.critic.make_data:main"),
+    "teacher-data": Tool("critic rows from (image, corrected, original caption) pairs written by a teacher MLLM",
+                         "vlforge.critic.teacher_data:main"),
     "decompose-eval": Tool("precision/recall of atomic facts recovered by decomposition (ShapesWorld)",
                            "vlforge.critic.decompose_eval:main"),
     "evaluate": Tool("verdict accuracy of a trained critic on held-out ShapesWorld images, per error type and mode",

@@ -7,11 +7,15 @@ or any file of that shape, read by ``llava_format.read_llava_critic``) or straig
 rows). Each row gives up to two examples: the critique (``critic_prompt`` -> the critique, when ``critiques``) and
 the verdict alone (``verdict_prompt`` -> ``Verdict: ...``, when ``verdict_only``), which the fast scoring mode reads.
 ``describe_first`` / ``observe_first`` (store rows only): the critiques open with the image's description / state
-what the image shows in each check before judging it (``critique.write_critique``).
+what the image shows in each check before judging it (``critique.write_critique``); ``captioner_sources`` (store rows
+only): a trained captioner's sentences judged against the scene graph are rows too.
 A row whose critique has no verdict line gives no verdict example (counted in ``no_verdict``).
 
 Decomposition examples (``DecompositionSFTDataset``, text only): a record's gt dense caption in a decomposition
 prompt (``decompose_generative.decompose_prompt``) -> the record's atomic facts, one per line.
+
+Rewrite examples (``RewriteSFTDataset``, text only): a record's corrupted gt dense caption with its sentences'
+scene-graph critiques in a rewrite prompt -> the clean caption (``shapes_rewrite_data.rewrite_example``).
 """
 
 from __future__ import annotations
@@ -30,7 +34,9 @@ from vlforge.common.store import CaptionStore
 from vlforge.critic.decompose_generative import decompose_prompt
 from vlforge.critic.llava_format import read_llava_critic
 from vlforge.critic.prompts import critic_prompt, verdict_prompt
+from vlforge.critic.rewrite_generative import SCOPES
 from vlforge.critic.shapes_critic_data import critic_examples
+from vlforge.critic.shapes_rewrite_data import rewrite_example, sentence_examples
 from vlforge.critic.verdicts import verdict_line
 
 
@@ -63,7 +69,8 @@ class CriticSFTDataset(Dataset):
     def __init__(self, files: list[str] | None = None, store: str | None = None, split: str | None = None,
                  image_folder: str | None = None, instruction: str = "fig14", critiques: bool = True,
                  verdict_only: bool = True, limit: int | None = None, seed: int = 0,
-                 describe_first: bool = False, observe_first: bool = False) -> None:
+                 describe_first: bool = False, observe_first: bool = False,
+                 captioner_sources: list[str] | None = None) -> None:
         if not files and not (store and split):
             raise VLForgeError("critic data needs files (LLaVA JSON) or a store and a split")
         if not critiques and not verdict_only:
@@ -85,7 +92,8 @@ class CriticSFTDataset(Dataset):
                         continue
                     rng = random.Random(f"critic/{seed}/{record.image_id}")
                     for k, ex in enumerate(critic_examples(record, rng, describe_first=describe_first,
-                                                                   observe_first=observe_first)):
+                                                                   observe_first=observe_first,
+                                                                   captioner_sources=captioner_sources or ())):
                         self.items += _items(f"{record.image_id}-{k}", record.image_id, True, ex.sentence,
                                              ex.critique, ex.consistent, instruction, critiques, verdict_only)
         if not self.items:
@@ -143,6 +151,46 @@ class DecompositionSFTDataset(Dataset):
                                       "response": "\n".join(record.meta["atomic_facts"])})
         if not self.examples:
             raise VLForgeError(f"decomposition data: no record of store {store} split {split!r} has atomic facts")
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, i: int) -> dict[str, str]:
+        return self.examples[i]
+
+
+class RewriteSFTDataset(Dataset):
+    """(corrupted caption + critiques -> clean caption) examples of ``store``'s ``split`` (at most its first
+    ``limit`` records), each record's words swapped with probability ``rate`` (seeded by ``seed`` and the image
+    id) and asked with the rewrite prompt named ``prompt``; ``scope="sentence"``: one example per corrupted
+    sentence judged inconsistent (``shapes_rewrite_data.sentence_examples``). Records without a scene graph are
+    counted in ``skipped``, corruptions with no sentence judged inconsistent in ``unchanged``."""
+
+    def __init__(self, store: str, split: str, prompt: str = "short", critiqued: str = "inconsistent",
+                 rate: float = 0.15, seed: int = 0, limit: int | None = None, scope: str = "caption") -> None:
+        if not 0 < rate <= 1:
+            raise VLForgeError(f"rewrite data: rate must be in (0, 1], got {rate}")
+        if scope not in SCOPES:
+            raise VLForgeError(f"rewrite data: scope must be one of {', '.join(SCOPES)}, got {scope!r}")
+        self.examples: list[dict[str, str]] = []
+        self.skipped = self.unchanged = 0
+        with CaptionStore(store, readonly=True) as source:
+            for number, record in enumerate(source.iter_records(split=split)):
+                if limit is not None and number >= limit:
+                    break
+                if "scene_graph" not in record.meta:
+                    self.skipped += 1
+                    continue
+                rng = random.Random(f"rewrite/{seed}/{record.image_id}")
+                if scope == "sentence":
+                    examples = sentence_examples(record, gt_dense_caption(record), rng, rate, prompt)
+                else:
+                    example = rewrite_example(record, gt_dense_caption(record), rng, rate, prompt, critiqued)
+                    examples = [] if example is None else [example]
+                self.unchanged += not examples
+                self.examples += examples
+        if not self.examples:
+            raise VLForgeError(f"rewrite data: no example from store {store} split {split!r}")
 
     def __len__(self) -> int:
         return len(self.examples)

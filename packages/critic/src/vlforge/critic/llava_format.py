@@ -34,7 +34,8 @@ def to_conversation(row_id: str, image: str, example: CriticExample) -> dict:
                               {"from": "gpt", "value": example.critique}]}
 
 
-def _inside(root: Path, relative: str, row_id: str) -> Path:
+def image_inside(root: Path, relative: str, row_id: str) -> Path:
+    """``root / relative`` resolved; a one-line error naming the row when it is absolute or escapes ``root``."""
     if not relative or os.path.isabs(relative):
         raise VLForgeError(f"row {row_id}: image path {relative!r} must be relative to the image folder")
     path = (root / relative).resolve()
@@ -62,7 +63,7 @@ def read_llava_critic(json_path: str | os.PathLike, image_folder: str | os.PathL
             sentence = sentence_of(human["value"])
             if human["from"] != "human" or gpt["from"] != "gpt" or sentence is None:
                 raise KeyError("conversations")
-            rows.append(CriticRow(row_id, _inside(root, item["image"], row_id), sentence, gpt["value"],
+            rows.append(CriticRow(row_id, image_inside(root, item["image"], row_id), sentence, gpt["value"],
                                   parse_verdict(gpt["value"]), item.get("error_type")))
         except (KeyError, IndexError, TypeError):
             raise VLForgeError(f"{json_path}: row {row_id} is not a critic conversation "

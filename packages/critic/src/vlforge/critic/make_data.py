@@ -1,11 +1,12 @@
 """`vlforge-critic make-data` (ShapesWorld): critic examples of a store split as LLaVA conversation JSON.
 
     vlforge-critic make-data --store data/shapes --split critic --output_dir data/critic_train \
-        [--seed 0] [--describe_first true] [--observe_first true]
+        [--seed 0] [--describe_first true] [--observe_first true] [--captioner_sources '[llava_short]']
 
 Writes ``critic.json`` (rows of ``llava_format``), ``images/`` (each image as stored) and ``summary.json`` (examples per
 error type and verdict, skipped records with their ids), and prints a one-line summary. Records without a scene
-graph are skipped and counted.
+graph are skipped and counted. ``--captioner_sources``: the sentences of a trained captioner's captions in the store,
+judged against the scene graph, are examples too (error type "captioner"; the paper's active-learning step).
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ CONVERSATIONS_FILE, SUMMARY_FILE, IMAGES_FOLDER = "critic.json", "summary.json",
 
 def make_shapes_critic_data(store: str, split: str, output_dir: str, seed: int = 0, balance: bool = True,
                             limit: int | None = None, describe_first: bool = False,
-                            observe_first: bool = False) -> dict[str, Any]:
+                            observe_first: bool = False,
+                            captioner_sources: Sequence[str] = ()) -> dict[str, Any]:
     """Write the split's critic examples; returns the summary."""
     source = CaptionStore(store)
     out = Path(output_dir)
@@ -48,7 +50,8 @@ def make_shapes_critic_data(store: str, split: str, output_dir: str, seed: int =
             continue
         image = f"{IMAGES_FOLDER}/{write_image(str(out / IMAGES_FOLDER), record, image_bytes(source, record))}"
         rng = random.Random(f"critic/{seed}/{record.image_id}")
-        for k, example in enumerate(critic_examples(record, rng, balance, describe_first, observe_first)):
+        for k, example in enumerate(critic_examples(record, rng, balance, describe_first, observe_first,
+                                                                captioner_sources)):
             conversations.append(to_conversation(f"{record.image_id}-{k}", image, example))
             counts[f"{example.error_type}/{'consistent' if example.consistent else 'inconsistent'}"] += 1
         counts["images"] += 1
@@ -58,7 +61,7 @@ def make_shapes_critic_data(store: str, split: str, output_dir: str, seed: int =
     partial.write_text(json.dumps(conversations, ensure_ascii=False))
     partial.replace(out / CONVERSATIONS_FILE)
     summary = {"store": store, "split": split, "seed": seed, "balance": balance, "describe_first": describe_first,
-               "observe_first": observe_first,
+               "observe_first": observe_first, "captioner_sources": list(captioner_sources),
                "examples": len(conversations),
                "counts": dict(sorted(counts.items())), "skipped": skipped}
     (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
@@ -78,13 +81,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="critiques open with the image's description")
     parser.add_argument("--observe_first", type=bool, default=False,
                         help="each check states what the image shows before it judges")
+    parser.add_argument("--captioner_sources", type=list[str], default=[],
+                        help="caption sources of a trained captioner whose sentences become examples too")
     try:
         try:
             args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
         except ArgumentError as err:
             raise VLForgeError(str(err).splitlines()[0]) from None
         summary = make_shapes_critic_data(args.store, args.split, args.output_dir, args.seed, args.balance,
-                                          args.limit, args.describe_first, args.observe_first)
+                                          args.limit, args.describe_first, args.observe_first,
+                                          args.captioner_sources)
     except VLForgeError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2

@@ -17,6 +17,11 @@ type the paper's appendix E shows where the scene allows it:
 Every example's critique and verdict are written by ``critique.write_critique`` from the scene graph, so a false
 sentence is judged inconsistent because the scene graph says so, not because it was made false.
 
+With ``captioner_sources`` (the paper's active-learning step, §4.1), the sentences of the record's captions of those
+sources — a trained captioner's own captions in the store — are added too (``error_type`` "captioner"), each
+decomposed (``RuleBasedDecomposer``) and judged against the scene graph like the others; sentences with no readable
+fact are left out.
+
 Balanced per sentence template (``sentence_template``): of each record's sentences, every template keeps as many
 true as false ones, so a critic that reads only the text cannot beat 50 % (with true/false balanced only overall,
 the templates' label frequencies gave a text-only critic 66 %). Templates never false here (size, background,
@@ -27,6 +32,7 @@ shape." has no false sentence in its template in the same scene).
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,8 +40,10 @@ from vlforge.common.records import ImageRecord
 from vlforge.common.shapes.grammar import NUMBER_WORDS, RELATION_PHRASES, article, capitalise, region_phrase
 from vlforge.common.shapes.vocabulary import BACKGROUND_CLASHES, COLOURS, INVERSE_RELATION, SHAPES, SIZES
 from vlforge.critic.critique import write_critique
+from vlforge.critic.decompose import RuleBasedDecomposer
 
 ERROR_TYPES = ("colour", "shape", "count", "position", "relation", "absent_object")
+CAPTIONER = "captioner"
 MAX_SHAPES = 4  # ShapesWorldConfig.max_objects is at most 4
 REGIONS = ("top left", "top", "top right", "left", "centre", "right", "bottom left", "bottom", "bottom right")
 
@@ -127,20 +135,30 @@ def balance_templates(examples: list[CriticExample], rng: random.Random) -> list
     return [example for index, example in enumerate(examples) if index in kept]
 
 
+def captioner_sentences(record: ImageRecord, sources: Sequence[str]) -> list[str]:
+    """The atomic sentences of the record's captions of ``sources``, in caption order, without repeats."""
+    decompose = RuleBasedDecomposer()
+    sentences = [s for c in record.captions if c.source in sources and c.text.strip() for s in decompose(c.text)]
+    return list(dict.fromkeys(sentences))
+
+
 def critic_examples(record: ImageRecord, rng: random.Random, balance: bool = True,
-                    describe_first: bool = False, observe_first: bool = False) -> list[CriticExample]:
+                    describe_first: bool = False, observe_first: bool = False,
+                    captioner_sources: Sequence[str] = ()) -> list[CriticExample]:
     """The record's critic examples: false sentences of every error type the scene allows, and true sentences
     (all of them, or when ``balance`` as many per sentence template as there are false ones: ``balance_templates``).
     The true ones are the atomic facts, the shape count and each object described in the colour / shape errors'
     template, so that no sentence template is false by itself. ``describe_first``: critiques open with the image's
     description, ``observe_first``: each check states what the image shows before it judges
-    (``critique.write_critique``); the sentences and verdicts are the same."""
+    (``critique.write_critique``); the sentences and verdicts are the same. ``captioner_sources``: see the module
+    docstring."""
     scene = record.meta["scene_graph"]
     true_sentences = (list(record.meta["atomic_facts"]) + [_count_sentence(len(scene["objects"]))]
                       + [described(o) for o in scene["objects"]])
     false = [(t, s) for t in ERROR_TYPES if (s := false_sentence(rng, scene, t)) is not None]
     examples = []
-    for error_type, sentence in [("none", s) for s in true_sentences] + false:
+    mined = [(CAPTIONER, s) for s in captioner_sentences(record, captioner_sources)]
+    for error_type, sentence in [("none", s) for s in true_sentences] + false + mined:
         written = write_critique(sentence, scene, describe_first, observe_first)
         if written is None:
             continue
