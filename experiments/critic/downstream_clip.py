@@ -20,31 +20,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from steps import mean_spread, run_step  # noqa: E402  (experiments/steps.py)
 
 BIN = Path(sys.executable).parent
 SOURCE = "llava_short"
 DROP, REWRITE = f"{SOURCE}+critic", f"{SOURCE}+rewrite"
 CLIP_STEPS = 1000  # the main job's CLIP runs (experiments/shapes/mllm_augmented.yaml)
 
-
-def run(command: list[str], log: Path) -> None:
-    print("$", " ".join(command), flush=True)
-    start = time.time()
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("w") as out:
-        code = subprocess.call(command, stdout=out, stderr=subprocess.STDOUT,
-                               env={**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
-    if code:
-        sys.exit(f"failed ({code}) after {time.time() - start:.0f} s, see {log}")
-    print(f"  done in {time.time() - start:.0f} s", flush=True)
 
 
 def critic_rewrite(store: Path, work: Path, critic: list[str], rewriter: list[str] | None) -> list[str]:
@@ -60,11 +48,11 @@ def critic_rewrite(store: Path, work: Path, critic: list[str], rewriter: list[st
     for target, extra in variants:
         done = work / f"{target}.done"
         if not done.exists():
-            run([str(BIN / "vlforge-critic"), "predict", "--config", "critic:predict_tiny.yaml",
-                 "--data.init_args.store", str(store), "--data.init_args.split", "pool",
-                 "--model.init_args.source", SOURCE, "--model.init_args.kind", "null", *critic_args, *extra,
-                 "--trainer.enable_progress_bar", "false", "--run_root", str(work / "predict")],
-                work / f"predict_{target}.log")
+            run_step([str(BIN / "vlforge-critic"), "predict", "--config", "critic:predict_tiny.yaml",
+                      "--data.init_args.store", str(store), "--data.init_args.split", "pool",
+                      "--model.init_args.source", SOURCE, "--model.init_args.kind", "null", *critic_args, *extra,
+                      "--trainer.enable_progress_bar", "false", "--run_root", str(work / "predict")],
+                     work / f"predict_{target}.log")
             done.touch()
     return [target for target, _ in variants]
 
@@ -72,8 +60,8 @@ def critic_rewrite(store: Path, work: Path, critic: list[str], rewriter: list[st
 def analysis(store: Path, work: Path, target: str) -> dict[str, Any]:
     out = work / f"analysis_{target}.json"
     if not out.exists():
-        run([str(BIN / "vlforge-critic"), "analyze", "--store", str(store), "--split", "pool", "--source", SOURCE,
-             "--rewritten", target, "--output", str(out)], work / f"analyze_{target}.log")
+        run_step([str(BIN / "vlforge-critic"), "analyze", "--store", str(store), "--split", "pool", "--source", SOURCE,
+                  "--rewritten", target, "--output", str(out)], work / f"analyze_{target}.log")
     return json.loads(out.read_text())
 
 
@@ -89,14 +77,14 @@ def clip(store: Path, work: Path, seed: int, captioner_source: str) -> dict[str,
                 "store": str(store), "image_size": 32, "batch_size": 64, "eval_batch_size": 256, "num_workers": 0,
                 "eval_captions": {"source": "gt", "kind": "short"}, "sampling": "per_caption",
                 "train_captions": [{"source": "alt_text"}, {"source": captioner_source}]}}}))
-        run([str(BIN / "vlforge-vlm"), "fit", "--config", "vlm:model/clip_tiny.yaml", "--config", str(config),
-             "--run_root", str(root), "--run_name", "fit", "--trainer.enable_progress_bar", "false"],
-            work / f"{name}_fit.log")
+        run_step([str(BIN / "vlforge-vlm"), "fit", "--config", "vlm:model/clip_tiny.yaml", "--config", str(config),
+                  "--run_root", str(root), "--run_name", "fit", "--trainer.enable_progress_bar", "false"],
+                 work / f"{name}_fit.log")
     metrics = root / "eval" / "metrics.json"
     if not metrics.exists():
-        run([str(BIN / "vlforge-vlm"), "evaluate", "--checkpoint", str(checkpoint), "--stores", f"[{store}]",
-             "--split", "test", "--metrics", "[retrieval]", "--eval_captions", '{"source": "gt", "kind": "short"}',
-             "--output_dir", str(root / "eval")], work / f"{name}_eval.log")
+        run_step([str(BIN / "vlforge-vlm"), "evaluate", "--checkpoint", str(checkpoint), "--stores", f"[{store}]",
+                  "--split", "test", "--metrics", "[retrieval]", "--eval_captions", '{"source": "gt", "kind": "short"}',
+                  "--output_dir", str(root / "eval")], work / f"{name}_eval.log")
     return json.loads(metrics.read_text())["results"]["store"]["retrieval"]
 
 
@@ -110,10 +98,6 @@ def one_seed(seed: int, args: argparse.Namespace) -> dict[str, Any]:
             "captions": {target: analysis(store, work, target) for target in targets},
             "clip": {source: clip(store, work, seed, source) for source in (SOURCE, *targets)}}
 
-
-def mean_spread(values: list[float]) -> dict[str, float]:
-    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-            "n": len(values)}
 
 
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:

@@ -11,21 +11,22 @@ never saw) and ``corrupted`` (shape words swapped at 0.6, heavier than training)
 ``vlforge-critic predict`` twice — drop-inconsistent (``<source>+critic``) and the rewrite model (``<source>+rewrite``;
 ``<source>+rewrite_sentence`` with ``--scope sentence``, critic:rewrite_sentence_tiny.yaml's model) — and compared
 with ``vlforge-critic analyze`` (CHAIR_i / CHAIR_s, object coverage, words), plus the share of rewrites that give
-back the clean gt caption word for word. Each step runs once (a finished one is skipped).
+back the clean gt caption word for word. Each step runs once (a finished one is skipped); ``--tag`` tells the
+rewrites of several trained models apart (``<source>+rewrite_sentence_s1``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from vlforge.common.store import CaptionStore
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from steps import run_step  # noqa: E402  (experiments/steps.py)
 
 BIN = Path(sys.executable).parent
 HERE = Path(__file__).resolve().parent
@@ -34,16 +35,6 @@ TARGETS = {"caption": "rewrite", "sentence": "rewrite_sentence"}
 SOURCES = {"corrupted_cs": ["--words", "colours_shapes", "--rate", "0.1"], "corrupted": ["--words", "shapes",
                                                                                           "--rate", "0.6"]}
 
-
-def run(command: list[str], log: Path) -> None:
-    print("$", " ".join(command), flush=True)
-    start = time.time()
-    with log.open("w") as out:
-        code = subprocess.call(command, stdout=out, stderr=subprocess.STDOUT,
-                               env={**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
-    if code:
-        sys.exit(f"failed ({code}) after {time.time() - start:.0f} s, see {log}")
-    print(f"  done in {time.time() - start:.0f} s", flush=True)
 
 
 def exact_clean(store: str, split: str, target: str) -> dict[str, int]:
@@ -58,28 +49,29 @@ def one_source(source: str, args: argparse.Namespace, work: Path) -> dict[str, A
     store, split = str(args.store), args.split
     marker = work / f"{source}.written"
     if not marker.exists():
-        run([sys.executable, str(HERE / "rewrite_outcome.py"), "--store", store, "--split", split, "--limit",
-             str(args.limit), "--seed", str(args.seed), "--source", source, *SOURCES[source]],
-            work / f"{source}_write.log")
+        run_step([sys.executable, str(HERE / "rewrite_outcome.py"), "--store", store, "--split", split, "--limit",
+                  str(args.limit), "--seed", str(args.seed), "--source", source, *SOURCES[source]],
+                 work / f"{source}_write.log")
         marker.touch()
     out: dict[str, Any] = {}
     rewriter = ["--model.init_args.rewriter_source", args.rewriter[0], "--model.init_args.rewriter_checkpoint",
                 args.rewriter[1], "--model.init_args.rewrite_prompt", PROMPTS[args.scope],
                 "--model.init_args.rewrite_scope", args.scope]
     for name, extra in (("drop_inconsistent", []), ("rewrite_model", rewriter)):
-        target = f"{source}+critic" if name == "drop_inconsistent" else f"{source}+{TARGETS[args.scope]}"
+        target = f"{source}+critic" if name == "drop_inconsistent" else f"{source}+{TARGETS[args.scope]}{args.tag}"
         if not (work / f"{target}.done").exists():
-            run([str(BIN / "vlforge-critic"), "predict", "--config", "critic:predict_tiny.yaml",
-                 "--data.init_args.store", store, "--data.init_args.split", split, "--data.init_args.limit",
-                 str(args.limit), "--model.init_args.source", source, "--model.init_args.critic_source", "scene_graph",
-                 "--model.init_args.target", target, *extra, "--trainer.enable_progress_bar", "false",
-                 "--run_root", str(work / "predict")], work / f"predict_{target}.log")
+            run_step([str(BIN / "vlforge-critic"), "predict", "--config", "critic:predict_tiny.yaml",
+                      "--data.init_args.store", store, "--data.init_args.split", split, "--data.init_args.limit",
+                      str(args.limit), "--model.init_args.source", source,
+                      "--model.init_args.critic_source", "scene_graph",
+                      "--model.init_args.target", target, *extra, "--trainer.enable_progress_bar", "false",
+                      "--run_root", str(work / "predict")], work / f"predict_{target}.log")
             (work / f"{target}.done").touch()
         analysis = work / f"analysis_{target}.json"
         if not analysis.exists():
-            run([str(BIN / "vlforge-critic"), "analyze", "--store", store, "--split", split, "--limit",
-                 str(args.limit), "--source", source, "--rewritten", target, "--output", str(analysis)],
-                work / f"analyze_{target}.log")
+            run_step([str(BIN / "vlforge-critic"), "analyze", "--store", store, "--split", split, "--limit",
+                      str(args.limit), "--source", source, "--rewritten", target, "--output", str(analysis)],
+                     work / f"analyze_{target}.log")
         out[name] = {**json.loads(analysis.read_text()), "clean_caption_recovered": exact_clean(store, split, target)}
     return out
 
@@ -94,6 +86,7 @@ def main() -> None:
     parser.add_argument("--scope", choices=sorted(PROMPTS), default="caption",
                         help="whole-caption rewrites (critic:rewrite_tiny.yaml) or one sentence at a time "
                              "(critic:rewrite_sentence_tiny.yaml)")
+    parser.add_argument("--tag", default="", help="appended to the rewrite's source name (one per trained model)")
     parser.add_argument("--work", type=Path, default=Path("runs/critic_rewrite/eval"))
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()

@@ -32,13 +32,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from steps import mean_spread, run_step  # noqa: E402  (experiments/steps.py)
 
 HERE = Path(__file__).resolve().parent
 DELTAS = HERE / "llava"
@@ -49,25 +48,15 @@ VAL_CAPTIONED = 64  # the caption stages' validation images (val_limit 32 in the
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 
 
-def run(command: list[str], log: Path) -> None:
-    print("$", " ".join(command), flush=True)
-    start = time.time()
-    with log.open("w") as out:
-        code = subprocess.call(command, stdout=out, stderr=subprocess.STDOUT,
-                               env={**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
-    if code:
-        sys.exit(f"failed ({code}) after {time.time() - start:.0f} s, see {log}")
-    print(f"  done in {time.time() - start:.0f} s", flush=True)
-
 
 def prepare_data(work: Path, num_images: int, image_size: int) -> tuple[Path, Path]:
     store, instruct = work / "shapesworld", work / "llava" / "instruct.json"
     if not store.exists():
-        run([str(BIN / "vlforge-store"), "shapes", str(store), "--num-images", str(num_images), "--seed", "0",
-             "--image-size", str(image_size)], work / "store.log")
+        run_step([str(BIN / "vlforge-store"), "shapes", str(store), "--num-images", str(num_images), "--seed", "0",
+                  "--image-size", str(image_size)], work / "store.log")
     if not instruct.exists():
-        run([*CONSOLE, "shapes-llava-json", str(store), "--split", "seed", "--out", str(instruct)],
-            work / "instruct_json.log")
+        run_step([*CONSOLE, "shapes-llava-json", str(store), "--split", "seed", "--out", str(instruct)],
+                 work / "instruct_json.log")
     return store, instruct
 
 
@@ -76,9 +65,9 @@ def fit(stage: str, root: Path, seed: int, extra: list[str]) -> Path:
     run_dir = root / f"llava_{stage}_tiny"
     if not (run_dir / "version_0" / "checkpoints" / "last.ckpt").exists():
         root.mkdir(parents=True, exist_ok=True)
-        run([*CONSOLE, "fit", "--config", f"vlm:mllm/{stage}_tiny.yaml", *extra, "--run_root", str(root),
-             "--seed_everything", str(seed), "--model.init_args.model.init_args.seed", str(seed), *QUIET],
-            root / f"{stage}.log")
+        run_step([*CONSOLE, "fit", "--config", f"vlm:mllm/{stage}_tiny.yaml", *extra, "--run_root", str(root),
+                  "--seed_everything", str(seed), "--model.init_args.model.init_args.seed", str(seed), *QUIET],
+                 root / f"{stage}.log")
     return run_dir
 
 
@@ -86,8 +75,9 @@ def patch_tower(work: Path, store: Path, steps: int) -> Path:
     """llava_small's vision tower pre-trained per patch on the pool split (``vlforge-captioner pretrain-tower``)."""
     out = work / "patch_tower"
     if not (out / "tower").exists():
-        run([str(BIN / "vlforge-captioner"), "pretrain-tower", "--store", str(store), "--train-split", "pool",
-             "--eval-split", "val", "--steps", str(steps), "--seed", "0", "--out", str(out)], work / "patch_tower.log")
+        run_step([str(BIN / "vlforge-captioner"), "pretrain-tower", "--store", str(store), "--train-split", "pool",
+                  "--eval-split", "val", "--steps", str(steps), "--seed", "0", "--out", str(out)],
+                 work / "patch_tower.log")
     return out / "tower"
 
 
@@ -95,13 +85,14 @@ def captioner_captions(work: Path, store: Path, preset: str, checkpoint: str) ->
     """The ``captioner_dense`` source of the pool split from the captioner ``preset`` + ``checkpoint``, and its
     caption statistics (``vlforge-captioner analyze``'s entry for the source)."""
     for split in (["--split", "pool"], ["--split", "val", "--limit", str(VAL_CAPTIONED)]):
-        run([str(BIN / "vlforge-captioner"), "generate", "--store", str(store), "--config",
-             str(HERE / "captioner" / "dense_pool.yaml"), "--source", preset, "--checkpoint", checkpoint, *split],
-            work / "captioner_dense_generate.log")
+        run_step([str(BIN / "vlforge-captioner"), "generate", "--store", str(store), "--config",
+                  str(HERE / "captioner" / "dense_pool.yaml"), "--source", preset, "--checkpoint", checkpoint, *split],
+                 work / "captioner_dense_generate.log")
     stats = work / "captioner_dense_analysis" / "analysis.json"
     if not stats.exists():
-        run([str(BIN / "vlforge-captioner"), "analyze", "--store", str(store), "--split", "pool", "--source",
-             "captioner_dense", "--source", "gt", "--out", str(stats.parent)], work / "captioner_dense_analyze.log")
+        run_step([str(BIN / "vlforge-captioner"), "analyze", "--store", str(store), "--split", "pool", "--source",
+                  "captioner_dense", "--source", "gt", "--out", str(stats.parent)],
+                 work / "captioner_dense_analyze.log")
     analysis = json.loads(stats.read_text())
     return {"preset": preset, "checkpoint": checkpoint,
             **{key: {name: analysis[key][name] for name in ("captioner_dense", "gt:dense")}
@@ -133,9 +124,10 @@ def one_run(condition: str, seed: int, store: Path, instruct: Path, work: Path, 
                                                 "--model.init_args.model.init_args.init_from", str(pretrain)])
     out = root / "eval.json"
     if not out.exists():
-        run([*CONSOLE, "evaluate-mllm", "--checkpoint",
-             str(instruct_run / "version_0" / "checkpoints" / "last.ckpt"), "--store", str(store), "--split", "test",
-             "--limit", str(eval_limit), "--chair_limit", "64", "--out", str(out)], root / "eval.log")
+        run_step([*CONSOLE, "evaluate-mllm", "--checkpoint",
+                  str(instruct_run / "version_0" / "checkpoints" / "last.ckpt"), "--store", str(store),
+                  "--split", "test",
+                  "--limit", str(eval_limit), "--chair_limit", "64", "--out", str(out)], root / "eval.log")
     result = json.loads(out.read_text())
     return {"condition": name, "seed": seed, "vqa": {k: v["accuracy"] for k, v in result["vqa"].items()},
             "vqa_questions": result["vqa"]["all"]["total"],
@@ -143,10 +135,6 @@ def one_run(condition: str, seed: int, store: Path, instruct: Path, work: Path, 
             "pope_yes_ratio": {k: v["yes_ratio"] for k, v in result["pope"].items()},
             "chair_i": result["chair"]["chair_i"]}
 
-
-def mean_spread(values: list[float]) -> dict[str, float]:
-    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-            "n": len(values)}
 
 
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
