@@ -12,8 +12,9 @@ Needs the main job's worlds (``python experiments/mllm_augmented.py experiments/
 the main job's stores are not changed. Critic: ``--critic scene_graph`` (the default: each sentence judged against
 the scene graph, the upper bound of a trained critic) or a trained critic as ``PRESET CHECKPOINT``. Rewrites: the
 drop-inconsistent baseline (source ``llava_short+critic``) and, with ``--rewriter PRESET CHECKPOINT`` (e.g.
-``critic:rewrite_tiny.yaml``'s), the generative rewrite (``llava_short+rewrite``). Every step is a console command
-in its own process (one torch thread); a finished step is not re-run.
+``critic:rewrite_sentence_tiny.yaml``'s, ``--rewrite-scope sentence``), the generative rewrite
+(``llava_short+rewrite``). Every step is a console command in its own process (one torch thread); a finished step
+is not re-run.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from rewrite_model import PROMPTS  # noqa: E402  (this folder: the tiny rewriters' prompts by scope)
 from steps import mean_spread, run_step  # noqa: E402  (experiments/steps.py)
 
 BIN = Path(sys.executable).parent
@@ -35,7 +37,8 @@ CLIP_STEPS = 1000  # the main job's CLIP runs (experiments/shapes/mllm_augmented
 
 
 
-def critic_rewrite(store: Path, work: Path, critic: list[str], rewriter: list[str] | None) -> list[str]:
+def critic_rewrite(store: Path, work: Path, critic: list[str], rewriter: list[str] | None,
+                   scope: str) -> list[str]:
     """Critic-rewrite of the pool split's llava_short captions: the sources written."""
     critic_args = (["--model.init_args.critic_source", "scene_graph"] if critic == ["scene_graph"] else
                    ["--model.init_args.critic_source", critic[0], "--model.init_args.checkpoint", critic[1],
@@ -44,7 +47,8 @@ def critic_rewrite(store: Path, work: Path, critic: list[str], rewriter: list[st
     if rewriter:
         variants.append((REWRITE, ["--model.init_args.rewriter_source", rewriter[0],
                                    "--model.init_args.rewriter_checkpoint", rewriter[1],
-                                   "--model.init_args.rewrite_prompt", "short", "--model.init_args.target", REWRITE]))
+                                   "--model.init_args.rewrite_prompt", PROMPTS[scope],
+                                   "--model.init_args.rewrite_scope", scope, "--model.init_args.target", REWRITE]))
     for target, extra in variants:
         done = work / f"{target}.done"
         if not done.exists():
@@ -93,7 +97,7 @@ def one_seed(seed: int, args: argparse.Namespace) -> dict[str, Any]:
     store = work / "store"
     if not store.exists():
         shutil.copytree(args.main_runs / f"seed{seed}" / "world" / "store", store)
-    targets = critic_rewrite(store, work, args.critic, args.rewriter)
+    targets = critic_rewrite(store, work, args.critic, args.rewriter, args.rewrite_scope)
     return {"seed": seed,
             "captions": {target: analysis(store, work, target) for target in targets},
             "clip": {source: clip(store, work, seed, source) for source in (SOURCE, *targets)}}
@@ -117,6 +121,8 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--critic", nargs="+", default=["scene_graph"], metavar="scene_graph | PRESET CHECKPOINT")
     parser.add_argument("--rewriter", nargs=2, default=None, metavar=("PRESET", "CHECKPOINT"))
+    parser.add_argument("--rewrite-scope", choices=sorted(PROMPTS), default="sentence",
+                        help="the rewriter's scope (critic:rewrite_sentence_tiny.yaml: sentence)")
     parser.add_argument("--main-runs", type=Path, default=Path("runs/mllm_augmented"))
     parser.add_argument("--work", type=Path, default=Path("runs/critic_downstream"))
     parser.add_argument("--out", type=Path, default=Path("docs/results/critic_downstream_clip.json"))
