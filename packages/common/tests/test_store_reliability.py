@@ -369,6 +369,7 @@ TOOL_ABBREVIATIONS = {
     ("captioner", "score"): (["--store", "S", "--source", "X"], ["--resc"]),
     ("captioner", "plot"): (["R"], ["--ou", "X"]),
     ("critic", "make-data"): (["--store", "S", "--split", "t", "--output_dir", "O"], ["--ou", "X"]),
+    ("critic", "teacher-data"): (["--pairs", "P", "--teacher", "T", "--output_dir", "O"], ["--ou", "X"]),
     ("critic", "decompose-eval"): (["--store", "S"], ["--ou", "X"]),
     ("critic", "evaluate"): (["--store", "S"], ["--ou", "X"]),
     ("critic", "analyze"): (["--store", "S", "--source", "gt"], ["--ou", "X"]),
