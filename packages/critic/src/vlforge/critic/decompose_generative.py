@@ -12,14 +12,12 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from functools import cache
-from importlib import resources
-
-import yaml
 
 from vlforge.common.errors import VLForgeError
 from vlforge.common.text import split_sentences
+from vlforge.critic.prompts import shipped_prompts
 
-PROMPTS_FILE = "prompts/decompose.yaml"
+PROMPTS_FILE = "decompose.yaml"
 CAPTION_FIELD = "{caption}"
 _MARKER = r"(?:\(?\d{1,3}[.)]|[-*•])\s+"
 _LINE_MARKER = re.compile(rf"^\s*{_MARKER}")
@@ -29,12 +27,7 @@ _INLINE_MARKER = re.compile(rf"(?<=[.!?])\s+{_MARKER}")
 @cache
 def decompose_prompts() -> dict[str, str]:
     """The shipped decomposition prompts by name (each holds ``{caption}`` once)."""
-    path = resources.files("vlforge.critic") / "configs" / PROMPTS_FILE
-    prompts = yaml.safe_load(path.read_text())
-    bad = [name for name, text in prompts.items() if not isinstance(text, str) or text.count(CAPTION_FIELD) != 1]
-    if bad:
-        raise VLForgeError(f"{path}: prompt {bad[0]!r} must be a text holding {CAPTION_FIELD} once")
-    return prompts
+    return shipped_prompts(PROMPTS_FILE, (CAPTION_FIELD,))
 
 
 def decompose_prompt(caption: str, prompt: str = "fig12") -> str:

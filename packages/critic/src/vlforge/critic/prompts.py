@@ -5,12 +5,18 @@
   the sentence to check; answered by the full critique.
 - ``instruction="short"``: one line for tiny models whose context cannot hold Fig. 14's 500-token prompt
   (ShapesWorld recipe); a critic is scored with the instruction it was trained with.
+- ``shipped_prompts``: a prompt YAML of ``configs/prompts/`` (decomposition, rewrite, teacher prompts), checked.
 - ``verdict_prompt``: the same task asked for the verdict line only, answered by ``Verdict: consistent|inconsistent``
   (RLAIF-V's direct question): the fast scoring mode reads the verdict word's probability right after the answer's
   ``Verdict:`` with one forward pass (``vlforge.critic.scoring``).
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from importlib import resources
+
+import yaml
 
 from vlforge.common.errors import VLForgeError
 
@@ -58,3 +64,15 @@ def sentence_of(prompt: str) -> str | None:
         if line.startswith(SENTENCE_MARKER):
             return line[len(SENTENCE_MARKER):]
     return None
+
+
+def shipped_prompts(file: str, fields: Sequence[str] | Mapping[str, Sequence[str]]) -> dict[str, str]:
+    """The prompts of ``configs/prompts/<file>`` by name; each must be a text holding each of its ``fields`` once
+    (``fields``: the same for every prompt, or the prompts that must exist with their own fields)."""
+    path = resources.files("vlforge.critic") / "configs" / "prompts" / file
+    prompts = yaml.safe_load(path.read_text())
+    wanted = fields if isinstance(fields, Mapping) else dict.fromkeys(prompts, fields)
+    for name, needed in wanted.items():
+        if not isinstance(prompts.get(name), str) or any(prompts[name].count(f) != 1 for f in needed):
+            raise VLForgeError(f"{path}: prompt {name!r} must be a text holding {' and '.join(needed)} once each")
+    return prompts

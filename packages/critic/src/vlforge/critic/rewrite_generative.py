@@ -19,14 +19,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cache
-from importlib import resources
 from typing import Any
 
-import yaml
-
 from vlforge.common.errors import VLForgeError
+from vlforge.critic.prompts import shipped_prompts
 
-PROMPTS_FILE = "prompts/rewrite.yaml"
+PROMPTS_FILE = "rewrite.yaml"
 FIELDS = ("{caption}", "{critiques}")
 CRITIQUED = ("inconsistent", "all")
 SCOPES = ("caption", "sentence")
@@ -37,13 +35,7 @@ VERDICT_WORDS = {True: "consistent", False: "inconsistent", None: "unscored"}
 @cache
 def rewrite_prompts() -> dict[str, str]:
     """The shipped rewrite prompts by name (each holds ``{caption}`` and ``{critiques}`` once)."""
-    path = resources.files("vlforge.critic") / "configs" / PROMPTS_FILE
-    prompts = yaml.safe_load(path.read_text())
-    bad = [name for name, text in prompts.items()
-           if not isinstance(text, str) or any(text.count(f) != 1 for f in FIELDS)]
-    if bad:
-        raise VLForgeError(f"{path}: prompt {bad[0]!r} must be a text holding {' and '.join(FIELDS)} once each")
-    return prompts
+    return shipped_prompts(PROMPTS_FILE, FIELDS)
 
 
 def critique_summary(critique: str | None, verdict: bool | None) -> str:

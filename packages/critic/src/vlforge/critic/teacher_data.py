@@ -27,11 +27,9 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
 from jsonargparse import ArgumentError, ArgumentParser
 from PIL import Image, UnidentifiedImageError
 
@@ -40,11 +38,11 @@ from vlforge.common.progress import track
 from vlforge.common.store.export_llava import IMAGE_TOKEN
 from vlforge.critic.decompose import RuleBasedDecomposer
 from vlforge.critic.llava_format import image_inside
-from vlforge.critic.prompts import critic_prompt
+from vlforge.critic.prompts import critic_prompt, shipped_prompts
 from vlforge.critic.verdicts import parse_verdict
 
 PROG = "vlforge-critic teacher-data"
-PROMPTS_FILE = "prompts/teacher.yaml"
+PROMPTS_FILE = "teacher.yaml"
 FIELDS = {"fig13": ("{corrected}", "{original}"), "fig14": ("{rationale}", "{sentence}")}
 PAIR_KEYS = ("id", "image", "corrected", "original")
 CONVERSATIONS_FILE, RATIONALES_FILE, SUMMARY_FILE = "critic.json", "rationales.jsonl", "summary.json"
@@ -53,12 +51,7 @@ CONVERSATIONS_FILE, RATIONALES_FILE, SUMMARY_FILE = "critic.json", "rationales.j
 @cache
 def teacher_prompts() -> dict[str, str]:
     """The shipped teacher prompts (fig13, fig14), each holding its fields once."""
-    path = resources.files("vlforge.critic") / "configs" / PROMPTS_FILE
-    prompts = yaml.safe_load(path.read_text())
-    for name, fields in FIELDS.items():
-        if not isinstance(prompts.get(name), str) or any(prompts[name].count(f) != 1 for f in fields):
-            raise VLForgeError(f"{path}: prompt {name!r} must be a text holding {' and '.join(fields)} once each")
-    return prompts
+    return shipped_prompts(PROMPTS_FILE, FIELDS)
 
 
 def rationale_prompt(corrected: str, original: str) -> str:
