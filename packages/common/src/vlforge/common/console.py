@@ -73,14 +73,21 @@ def configure_logging(verbosity: int) -> None:
     WARNING (< 0), to stderr with a time stamp; other libraries' loggers at WARNING."""
     level = logging.INFO if verbosity == 0 else logging.DEBUG if verbosity > 0 else logging.WARNING
     root = logging.getLogger()
-    for handler in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
-        root.removeHandler(handler)  # our own from an earlier run in this process; other handlers stay
+    remove_logging()
     handler = logging.StreamHandler()
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(logging.Formatter(LOG_FORMAT, datefmt="%H:%M:%S"))
     root.addHandler(handler)
     for name in _LOGGERS:
         logging.getLogger(name).setLevel(level)
+
+
+def remove_logging() -> None:
+    """Remove the console's own handler (other handlers stay): a run's handler writes to the stderr of that run,
+    which a later caller in the same process (tests, notebooks) may have closed or replaced."""
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
+        root.removeHandler(handler)
 
 
 def help_text(prog: str, tools: Mapping[str, Tool], lightning: bool = True) -> str:
@@ -115,20 +122,23 @@ def console(package: str, tools: Mapping[str, Tool] | None = None, argv: Sequenc
         print(help_text(prog, tools), file=sys.stdout if args else sys.stderr)
         return 0 if args else 2
     command, rest = args[0], args[1:]
-    if command in tools:
-        configure_logging(verbosity)
-        tool, tool_prog = tools[command], f"{prog} {command}"
-        if tool.pass_prog:
-            return run_tool(tool_prog, lambda: tool.load()(rest, prog=tool_prog))
-        return run_tool(tool_prog, lambda: tool.load()(rest))
-    if command not in LIGHTNING_SUBCOMMANDS and not command.startswith("-"):
+    if command not in tools and command not in LIGHTNING_SUBCOMMANDS and not command.startswith("-"):
         print(f"{prog}: error: unknown command {command!r} (one of {', '.join([*LIGHTNING_SUBCOMMANDS, *tools])})",
               file=sys.stderr)
         return 2
-    from vlforge.common.cli import run_cli
+    try:
+        if command in tools:
+            configure_logging(verbosity)
+            tool, tool_prog = tools[command], f"{prog} {command}"
+            if tool.pass_prog:
+                return run_tool(tool_prog, lambda: tool.load()(rest, prog=tool_prog))
+            return run_tool(tool_prog, lambda: tool.load()(rest))
+        from vlforge.common.cli import run_cli
 
-    configure_logging(verbosity)  # after Lightning's import, which sets its own logger's level
-    return run_cli(package, args, **cli_kwargs)
+        configure_logging(verbosity)  # after Lightning's import, which sets its own logger's level
+        return run_cli(package, args, **cli_kwargs)
+    finally:
+        remove_logging()  # the handler belongs to this run
 
 
 def run_tool(prog: str, call: Callable[[], int | None]) -> int:
